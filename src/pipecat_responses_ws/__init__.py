@@ -1,0 +1,1 @@
+"""A Pipecat LLM service for the OpenAI Responses API over one persistent WebSocket."""

@@ -1,0 +1,287 @@
+"""The Responses WebSocket wire format, written down once.
+
+Event names, error codes, the ``stream_id`` rule and builders for every server event the
+emulator emits. The client reads events with the same names, so the two cannot drift apart.
+Everything here is pure: dicts in, dicts out, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+# -- client events ------------------------------------------------------------------------------
+
+RESPONSE_CREATE = "response.create"
+RESPONSE_STEER = "response.steer"
+# Not documented for the Responses API; clients send it anyway (a Realtime API shape).
+RESPONSE_CANCEL = "response.cancel"
+
+# -- server events ------------------------------------------------------------------------------
+
+CREATED = "response.created"
+QUEUED = "response.queued"
+IN_PROGRESS = "response.in_progress"
+COMPLETED = "response.completed"
+FAILED = "response.failed"
+INCOMPLETE = "response.incomplete"
+
+OUTPUT_ITEM_ADDED = "response.output_item.added"
+OUTPUT_ITEM_DONE = "response.output_item.done"
+CONTENT_PART_ADDED = "response.content_part.added"
+CONTENT_PART_DONE = "response.content_part.done"
+OUTPUT_TEXT_DELTA = "response.output_text.delta"
+OUTPUT_TEXT_DONE = "response.output_text.done"
+FUNCTION_CALL_ARGUMENTS_DELTA = "response.function_call_arguments.delta"
+FUNCTION_CALL_ARGUMENTS_DONE = "response.function_call_arguments.done"
+REASONING_SUMMARY_PART_ADDED = "response.reasoning_summary_part.added"
+REASONING_SUMMARY_PART_DONE = "response.reasoning_summary_part.done"
+REASONING_SUMMARY_TEXT_DELTA = "response.reasoning_summary_text.delta"
+REASONING_SUMMARY_TEXT_DONE = "response.reasoning_summary_text.done"
+
+ERROR = "error"
+STEER_ACCEPTED = "response.steer.accepted"
+STEER_FAILED = "response.steer.failed"
+STEER_PENDING = "response.steer.pending"
+
+LIFECYCLE_EVENTS = frozenset({CREATED, QUEUED, IN_PROGRESS, COMPLETED, FAILED, INCOMPLETE})
+TERMINAL_EVENTS = frozenset({COMPLETED, FAILED, INCOMPLETE})
+
+# -- error codes (PROTOCOL.md §6.2) -------------------------------------------------------------
+
+PREVIOUS_RESPONSE_NOT_FOUND = "previous_response_not_found"
+INVALID_STREAM_ID = "invalid_stream_id"
+STREAM_LIMIT_REACHED = "websocket_stream_limit_reached"
+CONNECTION_LIMIT_REACHED = "websocket_connection_limit_reached"
+# Not documented; the names we use for what the emulator must reject somehow.
+INVALID_JSON = "invalid_json"
+UNKNOWN_EVENT = "unknown_event_type"
+UNSUPPORTED_PARAMETER = "unsupported_parameter"
+INVALID_REQUEST = "invalid_request"
+
+# -- limits (PROTOCOL.md §4) --------------------------------------------------------------------
+
+MAX_IN_FLIGHT_RESPONSES = 16
+MAX_NAMED_LANES = 32
+CONNECTION_MAX_AGE_SECS = 3600.0
+
+_STREAM_ID = re.compile(r"[A-Za-z0-9_.-]{1,256}")
+
+
+def is_valid_stream_id(value: object) -> bool:
+    """Whether ``value`` may name a lane: 1–256 characters of ``[A-Za-z0-9_.-]``."""
+    return isinstance(value, str) and _STREAM_ID.fullmatch(value) is not None
+
+
+def error_event(
+    code: str,
+    message: str,
+    *,
+    status: int = 400,
+    param: str | None = None,
+    stream_id: str | None = None,
+    error_type: str = "invalid_request_error",
+    sequence_number: int | None = None,
+) -> dict[str, Any]:
+    """An ``error`` event; ``stream_id`` only when the error belongs to a named lane."""
+    error: dict[str, Any] = {"type": error_type, "code": code, "message": message, "param": param}
+    event: dict[str, Any] = {"type": ERROR, "status": status, "error": error}
+    if sequence_number is not None:
+        event["sequence_number"] = sequence_number
+    if stream_id is not None:
+        event["stream_id"] = stream_id
+    return event
+
+
+def usage(input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+    """A ``usage`` object as carried by terminal events."""
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": cached_tokens, "cache_write_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    """An assistant ``message`` output item holding one ``output_text`` part."""
+    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+    return {
+        "id": item_id,
+        "type": "message",
+        "role": "assistant",
+        "status": status,
+        "content": content if text or status == "completed" else [],
+    }
+
+
+def function_call_item(
+    item_id: str, call_id: str, name: str, arguments: str, status: str = "completed"
+) -> dict[str, Any]:
+    """A ``function_call`` output item."""
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": status,
+    }
+
+
+@dataclass
+class ResponseEventWriter:
+    """Builds the events of one response, in order, with the lane and sequence numbering right.
+
+    ``sequence_number`` counts per response from 0; ``stream_id`` is echoed on every event of a
+    named lane and never on the default lane. Finished output items are remembered so the
+    terminal event carries the full ``output``.
+    """
+
+    response_id: str
+    model: str
+    stream_id: str | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    output: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "in_progress"
+    _sequence: int = 0
+
+    def _event(self, event_type: str, **fields: Any) -> dict[str, Any]:
+        event = {"type": event_type, "sequence_number": self._sequence, **fields}
+        self._sequence += 1
+        if self.stream_id is not None:
+            event["stream_id"] = self.stream_id
+        return event
+
+    def response_object(
+        self,
+        *,
+        usage_: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+        incomplete_reason: str | None = None,
+    ) -> dict[str, Any]:
+        """The full ``Response`` object in its current state."""
+        request = self.request
+        return {
+            "id": self.response_id,
+            "object": "response",
+            "created_at": self.created_at,
+            "model": self.model,
+            "status": self.status,
+            "output": list(self.output),
+            "parallel_tool_calls": bool(request.get("parallel_tool_calls", True)),
+            "tool_choice": request.get("tool_choice", "auto"),
+            "tools": list(request.get("tools") or []),
+            "instructions": request.get("instructions"),
+            "previous_response_id": request.get("previous_response_id"),
+            "store": request.get("store", True),
+            "temperature": request.get("temperature"),
+            "top_p": request.get("top_p"),
+            "max_output_tokens": request.get("max_output_tokens"),
+            "error": error,
+            "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
+            "usage": usage_,
+        }
+
+    # lifecycle
+
+    def created(self) -> dict[str, Any]:
+        return self._event(CREATED, response=self.response_object())
+
+    def queued(self) -> dict[str, Any]:
+        self.status = "queued"
+        event = self._event(QUEUED, response=self.response_object())
+        self.status = "in_progress"
+        return event
+
+    def in_progress(self) -> dict[str, Any]:
+        return self._event(IN_PROGRESS, response=self.response_object())
+
+    def completed(self, usage_: dict[str, Any]) -> dict[str, Any]:
+        self.status = "completed"
+        return self._event(COMPLETED, response=self.response_object(usage_=usage_))
+
+    def failed(self, code: str, message: str, usage_: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.status = "failed"
+        error = {"code": code, "message": message}
+        return self._event(FAILED, response=self.response_object(usage_=usage_, error=error))
+
+    def incomplete(self, reason: str, usage_: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.status = "incomplete"
+        return self._event(
+            INCOMPLETE, response=self.response_object(usage_=usage_, incomplete_reason=reason)
+        )
+
+    # items and parts
+
+    def output_item_added(self, output_index: int, item: dict[str, Any]) -> dict[str, Any]:
+        return self._event(OUTPUT_ITEM_ADDED, output_index=output_index, item=item)
+
+    def output_item_done(self, output_index: int, item: dict[str, Any]) -> dict[str, Any]:
+        self.output.append(item)
+        return self._event(OUTPUT_ITEM_DONE, output_index=output_index, item=item)
+
+    def content_part_added(self, item_id: str, output_index: int) -> dict[str, Any]:
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        return self._event(
+            CONTENT_PART_ADDED, item_id=item_id, output_index=output_index, content_index=0, part=part
+        )
+
+    def content_part_done(self, item_id: str, output_index: int, text: str) -> dict[str, Any]:
+        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        return self._event(
+            CONTENT_PART_DONE, item_id=item_id, output_index=output_index, content_index=0, part=part
+        )
+
+    def output_text_delta(self, item_id: str, output_index: int, delta: str) -> dict[str, Any]:
+        return self._event(
+            OUTPUT_TEXT_DELTA,
+            item_id=item_id,
+            output_index=output_index,
+            content_index=0,
+            delta=delta,
+            logprobs=[],
+        )
+
+    def output_text_done(self, item_id: str, output_index: int, text: str) -> dict[str, Any]:
+        return self._event(
+            OUTPUT_TEXT_DONE,
+            item_id=item_id,
+            output_index=output_index,
+            content_index=0,
+            text=text,
+            logprobs=[],
+        )
+
+    def function_call_arguments_delta(self, item_id: str, output_index: int, delta: str) -> dict[str, Any]:
+        return self._event(
+            FUNCTION_CALL_ARGUMENTS_DELTA, item_id=item_id, output_index=output_index, delta=delta
+        )
+
+    def function_call_arguments_done(
+        self, item_id: str, output_index: int, arguments: str, name: str
+    ) -> dict[str, Any]:
+        return self._event(
+            FUNCTION_CALL_ARGUMENTS_DONE,
+            item_id=item_id,
+            output_index=output_index,
+            arguments=arguments,
+            name=name,
+        )
+
+    def error(self, code: str, message: str, *, status: int = 400) -> dict[str, Any]:
+        """A request-scoped ``error`` inside this response's stream."""
+        event = error_event(code, message, status=status, stream_id=self.stream_id)
+        event["sequence_number"] = self._sequence
+        self._sequence += 1
+        return event
+
+
+def text_chunks(text: str) -> Iterable[str]:
+    """Split text into word-sized deltas the way a model streams it: each word with its space."""
+    return re.findall(r"\S+\s*|\s+", text)

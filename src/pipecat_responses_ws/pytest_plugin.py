@@ -1,0 +1,1 @@
+"""pytest plugin: an ``emulator`` fixture so users test their bots offline."""
