@@ -1,0 +1,55 @@
+"""Errors with what a user needs to act on them: code, response id, lane and phase."""
+
+from __future__ import annotations
+
+
+class ResponsesWSError(Exception):
+    """Something went wrong talking to a Responses WebSocket server."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        response_id: str | None = None,
+        lane: str | None = None,
+        phase: str | None = None,
+    ) -> None:
+        self.code = code
+        self.response_id = response_id
+        self.lane = lane
+        self.phase = phase
+        details = ", ".join(
+            f"{name}={value}"
+            for name, value in (("code", code), ("response", response_id), ("lane", lane), ("phase", phase))
+            if value
+        )
+        super().__init__(f"{message} ({details})" if details else message)
+
+
+class HandshakeRejected(ResponsesWSError):
+    """The server answered the upgrade with an HTTP error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message, code=f"http_{status}", phase="connect")
+        self.status = status
+
+
+class AuthenticationError(HandshakeRejected):
+    """The key was refused at the handshake: nothing will work until it is fixed."""
+
+
+class ConnectionLost(ResponsesWSError):
+    """The socket closed while a request was in flight."""
+
+
+class PhaseTimeout(ResponsesWSError):
+    """A phase (connect, first event, stall between events) took longer than allowed."""
+
+
+class PreviousResponseNotFound(ResponsesWSError):
+    """The server no longer holds the parent response: nothing was generated, a resend is safe."""
+
+
+class ConnectionLimitReached(ResponsesWSError):
+    """The connection reached its maximum age; a new connection is needed."""

@@ -1,0 +1,70 @@
+"""Comparable keys for conversation items.
+
+The context Pipecat hands us and the output the server returned describe the same conversation
+in different shapes: a string ``content`` versus ``output_text`` parts, arguments re-serialised by
+the aggregator, ids and statuses only the server knows. A key keeps what the model sees and
+drops the rest, so "does the server already hold this prefix?" is a comparison of keys.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ItemKey = tuple[Any, ...]
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict):
+                part_text = part.get("text")
+                if part_text is None:
+                    part_text = part.get("image_url") or part.get("file_id") or part.get("file_url") or ""
+                parts.append(str(part_text))
+            else:
+                parts.append(str(part))
+        text = " ".join(parts)
+    else:
+        text = "" if content is None else str(content)
+    # The assistant aggregator may rejoin streamed words with different spacing.
+    return " ".join(text.split())
+
+
+def _arguments_of(arguments: Any) -> str:
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments else {}
+        except json.JSONDecodeError:
+            return arguments
+    return json.dumps(arguments, sort_keys=True, separators=(",", ":"))
+
+
+def item_key(item: dict[str, Any]) -> ItemKey:
+    """What the model sees of one input or output item."""
+    item_type = item.get("type")
+    if item_type == "function_call":
+        return ("function_call", item.get("call_id"), item.get("name"), _arguments_of(item.get("arguments")))
+    if item_type == "function_call_output":
+        output = item.get("output")
+        return ("function_call_output", item.get("call_id"), output if isinstance(output, str) else str(output))
+    if item_type == "reasoning":
+        return ("reasoning", item.get("id"))
+    if item_type in (None, "message"):
+        role = item.get("role")
+        if role == "system":
+            role = "developer"
+        return ("message", role, _text_of(item.get("content")))
+    return (str(item_type), json.dumps(item, sort_keys=True, default=str))
+
+
+def is_function_call_output(key: ItemKey) -> bool:
+    return key[0] == "function_call_output"
+
+
+def call_id_of(key: ItemKey) -> str | None:
+    """The call id of a function call or function call output key."""
+    return key[1] if key[0] in ("function_call", "function_call_output") else None
