@@ -217,6 +217,29 @@ class ResponseEventWriter:
             INCOMPLETE, response=self.response_object(usage_=usage_, incomplete_reason=reason)
         )
 
+    def cancelled(self, usage_: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The terminal of a response stopped on request: ``response.incomplete`` with status ``cancelled``.
+
+        No cancel event exists in the SDK's union, and ``incomplete_details.reason`` only admits
+        ``max_output_tokens``, ``max_messages``, ``content_filter`` and ``steered``, so the reason
+        is left out (``incomplete_details: null``) and ``status`` carries the meaning.
+        """
+        self.status = "cancelled"
+        return self._event(INCOMPLETE, response=self.response_object(usage_=usage_))
+
+    def steer_accepted(self, steer_id: str) -> dict[str, Any]:
+        """``response.steer.accepted``, numbered within this (the target's) stream."""
+        return self._event(STEER_ACCEPTED, steer={"id": steer_id, "previous_response_id": self.response_id})
+
+    def steer_failed(self, code: str, message: str, steer_input: Any, steer_id: str | None = None) -> dict[str, Any]:
+        """``response.steer.failed`` for a steer aimed at this response, numbered within its stream."""
+        event = steer_failed_event(code, message, self.response_id, steer_input, steer_id=steer_id)
+        event["sequence_number"] = self._sequence
+        self._sequence += 1
+        if self.stream_id is not None:
+            event["stream_id"] = self.stream_id
+        return event
+
     # items and parts
 
     def output_item_added(self, output_index: int, item: dict[str, Any]) -> dict[str, Any]:
@@ -285,3 +308,24 @@ class ResponseEventWriter:
 def text_chunks(text: str) -> Iterable[str]:
     """Split text into word-sized deltas the way a model streams it: each word with its space."""
     return re.findall(r"\S+\s*|\s+", text)
+
+
+def steer_failed_event(
+    code: str,
+    message: str,
+    previous_response_id: str,
+    steer_input: Any,
+    *,
+    steer_id: str | None = None,
+    sequence_number: int = 0,
+) -> dict[str, Any]:
+    """``response.steer.failed`` when no target stream exists to number it (and so no lane to echo)."""
+    steer: dict[str, Any] = {"previous_response_id": previous_response_id, "input": steer_input}
+    if steer_id is not None:
+        steer["id"] = steer_id
+    return {
+        "type": STEER_FAILED,
+        "sequence_number": sequence_number,
+        "error": {"type": "invalid_request_error", "code": code, "message": message},
+        "steer": steer,
+    }

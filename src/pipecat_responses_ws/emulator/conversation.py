@@ -1,0 +1,111 @@
+"""Reading a conversation the way the scripted model and the token meter need it.
+
+A conversation is a flat list of input-shaped items: a response's conversation is its parent's
+conversation, then its own input items, then its output items. Tokens are counted as
+whitespace-separated words, a rule that is crude but deterministic and easy to predict in tests.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+Item = dict[str, Any]
+
+
+def normalize_input(value: Any) -> list[Item] | None:
+    """``input`` as a list of items (a string is one user message); ``None`` when the shape is wrong."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [{"type": "message", "role": "user", "content": value}]
+    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        return list(value)
+    return None
+
+
+def content_text(content: Any) -> str:
+    """The text of a message ``content``: a string, or the text-bearing parts of a list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [str(part.get("text", "")) for part in content if isinstance(part, dict) and "text" in part]
+        return " ".join(t for t in texts if t)
+    return ""
+
+
+def output_text(output: Any) -> str:
+    """The text of a ``function_call_output`` output: a string or a list of content parts."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list):
+        return content_text(output)
+    return json.dumps(output)
+
+
+def is_message(item: Item) -> bool:
+    return item.get("type", "message") == "message" and "role" in item
+
+
+def item_text(item: Item) -> str:
+    """Everything in an item the model would read, as one string (used for token counts)."""
+    kind = item.get("type", "message")
+    if is_message(item):
+        return content_text(item.get("content"))
+    if kind == "function_call":
+        return f"{item.get('name', '')} {item.get('arguments', '')}"
+    if kind == "function_call_output":
+        return output_text(item.get("output"))
+    return ""
+
+
+def count_tokens(text: str) -> int:
+    return len(text.split())
+
+
+def conversation_tokens(items: list[Item]) -> int:
+    return sum(count_tokens(item_text(item)) for item in items)
+
+
+def last_user_text(items: list[Item]) -> str | None:
+    """The text of the latest user message, or ``None`` when the conversation has none."""
+    for item in reversed(items):
+        if is_message(item) and item.get("role") == "user":
+            return content_text(item.get("content"))
+    return None
+
+
+def trailing_tool_outputs(items: list[Item]) -> list[str]:
+    """The outputs of the ``function_call_output`` items that end the conversation, in order."""
+    outputs: list[str] = []
+    for item in reversed(items):
+        if item.get("type") != "function_call_output":
+            break
+        outputs.append(output_text(item.get("output")))
+    return list(reversed(outputs))
+
+
+def steer_input_items(value: Any) -> list[Item] | None:
+    """Steering input as user messages, or ``None`` when it breaks the steering rules.
+
+    Accepted: a non-empty string, or a non-empty list of ``user`` messages whose ``type`` (if
+    present) is ``message`` and whose content is a string or a list of ``input_text``,
+    ``input_image`` and ``input_file`` parts.
+    """
+    if isinstance(value, str):
+        return normalize_input(value) if value else None
+    if not isinstance(value, list) or not value:
+        return None
+    items: list[Item] = []
+    for item in value:
+        if not isinstance(item, dict) or item.get("role") != "user" or item.get("type", "message") != "message":
+            return None
+        content = item.get("content")
+        if isinstance(content, list):
+            allowed = {"input_text", "input_image", "input_file"}
+            if not all(isinstance(p, dict) and p.get("type") in allowed for p in content):
+                return None
+        elif not isinstance(content, str):
+            return None
+        items.append({"type": "message", "role": "user", "content": content})
+    return items

@@ -1,0 +1,69 @@
+"""Whether an upgrade request becomes a connection, decided from its path and headers alone.
+
+The upgrade is served at any path ending in ``/responses`` (the SDK appends it to whatever base
+URL it was given), with any query string. Bodies are shaped like the API's HTTP errors; none
+repeats the key that was sent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+ACCEPT = 101
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: int
+    body: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == ACCEPT
+
+
+def split_target(target: str) -> tuple[str, dict[str, str]]:
+    """The path and the query (last value wins) of a request target."""
+    parts = urlsplit(target)
+    return parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+def _error_body(message: str, error_type: str, code: str | None) -> str:
+    return json.dumps({"error": {"message": message, "type": error_type, "param": None, "code": code}})
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def decide(path: str, authorization: str | None, *, api_key: str | None, forced_status: int | None) -> Decision:
+    """Accept, or the HTTP status and body to refuse with; path first, then forced rejections, then auth."""
+    if not path.endswith("/responses"):
+        return Decision(404, _error_body(f"No WebSocket endpoint at {path!r}; use .../responses.", "not_found", None))
+    if forced_status is not None:
+        return _forced(forced_status)
+    token = bearer_token(authorization)
+    if token is None:
+        message = "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' on the upgrade."
+        return Decision(401, _error_body(message, "invalid_request_error", None))
+    if api_key is not None and token != api_key:
+        return Decision(401, _error_body("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
+    return Decision(ACCEPT)
+
+
+def _forced(status: int) -> Decision:
+    if status == 401:
+        return Decision(401, _error_body("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
+    if status == 426:
+        message = "WebSocket mode is not available for this request; use HTTP."
+        return Decision(426, _error_body(message, "invalid_request_error", "upgrade_required"))
+    if status >= 500:
+        message = "The server had an error while processing your request."
+        return Decision(status, _error_body(message, "server_error", None))
+    return Decision(status, _error_body(f"The upgrade was refused ({status}).", "invalid_request_error", None))

@@ -1,0 +1,147 @@
+"""Everything the emulator saw and did, kept for tests to assert on.
+
+All of it lives in the event loop, so nothing here locks. The ``Authorization`` header is kept
+(a test may want to check what was sent) but never shown: ``repr`` masks it, so a failing
+assertion cannot print a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+_SECRET_HEADERS = frozenset({"authorization", "api-key", "openai-api-key", "x-api-key"})
+
+
+@dataclass
+class ReceivedFrame:
+    """One client frame; ``payload`` is ``None`` when it was not a JSON object."""
+
+    connection_id: int
+    time: float
+    payload: dict[str, Any] | None
+    raw: str
+    lane: str | None
+
+
+@dataclass
+class SentEvent:
+    """One server event as sent (frames that were deliberately not JSON are not recorded)."""
+
+    connection_id: int
+    time: float
+    event: dict[str, Any]
+
+
+@dataclass
+class Handshake:
+    """One upgrade request, accepted or not. Header names are lower-cased."""
+
+    connection_id: int
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
+    status: int = 101
+
+    def __repr__(self) -> str:
+        shown = {k: ("<redacted>" if k in _SECRET_HEADERS else v) for k, v in self.headers.items()}
+        return (
+            f"Handshake(connection_id={self.connection_id}, path={self.path!r}, query={self.query!r}, "
+            f"headers={shown!r}, status={self.status})"
+        )
+
+
+@dataclass
+class ResponseRecord:
+    """One response, from the moment its create was accepted.
+
+    ``status`` is ``queued`` while it waits for its lane or an in-flight slot, ``in_progress``
+    while it streams, then the final status (``completed``, ``failed``, ``incomplete`` or
+    ``cancelled``). A response cut by a closing connection keeps ``in_progress`` and has no
+    ``finished_at``. ``cancelled_at`` is when the client asked to cancel it, whatever the cancel
+    policy did with the request.
+    """
+
+    id: str
+    connection_id: int
+    lane: str | None
+    parent: str | None
+    status: str
+    generate: bool
+    request: dict[str, Any]
+    input_items: int
+    output_tokens_generated: int = 0
+    input_tokens: int = 0
+    text: str = ""
+    created_at: float | None = None
+    finished_at: float | None = None
+    cancelled_at: float | None = None
+    end_reason: str | None = None
+
+
+class Records:
+    """The log of one emulator, across all its connections."""
+
+    def __init__(self) -> None:
+        self.frames: list[ReceivedFrame] = []
+        self.responses: list[ResponseRecord] = []
+        self.handshakes: list[Handshake] = []
+        self._sent: list[SentEvent] = []
+        self._changed = asyncio.Event()
+
+    # -- writing (emulator side) ----------------------------------------------------------------
+
+    def add_frame(self, frame: ReceivedFrame) -> None:
+        self.frames.append(frame)
+        self.notify()
+
+    def add_sent(self, connection_id: int, event: dict[str, Any]) -> None:
+        self._sent.append(SentEvent(connection_id, time.monotonic(), event))
+        self.notify()
+
+    def notify(self) -> None:
+        """Wake ``wait_for`` callers; called whenever anything recorded changes."""
+        self._changed.set()
+
+    # -- reading (test side) --------------------------------------------------------------------
+
+    def sent(self, connection_id: int | None = None) -> list[SentEvent]:
+        return [s for s in self._sent if connection_id is None or s.connection_id == connection_id]
+
+    def creates(self, connection_id: int | None = None) -> list[dict[str, Any]]:
+        return [
+            f.payload
+            for f in self.frames
+            if f.payload is not None
+            and f.payload.get("type") == "response.create"
+            and (connection_id is None or f.connection_id == connection_id)
+        ]
+
+    def response(self, response_id: str) -> ResponseRecord:
+        for record in self.responses:
+            if record.id == response_id:
+                return record
+        raise KeyError(f"no response {response_id!r} was recorded")
+
+    # The timeout is part of the call so a failing test says what it waited for.
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Return once ``predicate()`` holds; re-checked whenever a record changes, and every 50 ms."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                name = getattr(predicate, "__qualname__", repr(predicate))
+                raise TimeoutError(
+                    f"condition {name} still false after {timeout:.2f}s "
+                    f"({len(self.frames)} frames received, {len(self._sent)} events sent, "
+                    f"{len(self.responses)} responses)"
+                )
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
+            except TimeoutError:
+                pass

@@ -1,0 +1,137 @@
+"""What tests tell the emulator to do: scripted replies and injected faults.
+
+Both are consumed first in, first out by *generated* responses only; a ``generate: false``
+warm-up takes neither, so scripting a conversation does not depend on whether the client warms up.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+FAULT_KINDS = frozenset(
+    {
+        "delay_created",
+        "stall",
+        "drop",
+        "fail",
+        "incomplete",
+        "stray_error",
+        "malformed",
+        "delay_terminal",
+    }
+)
+
+
+@dataclass
+class ToolCall:
+    """A function call the scripted response makes.
+
+    A ``dict`` of arguments is sent as JSON; a ``str`` is sent verbatim, so a test can send
+    arguments that do not parse.
+    """
+
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    """A misbehaviour injected into a generated response.
+
+    ``after_events`` counts the events of the response already sent when the fault fires
+    (``0`` = before ``response.created``). A response shorter than that fires the fault just
+    before its terminal event, so a fault never silently misses. ``fail`` and ``incomplete``
+    fire no earlier than after ``response.in_progress``: a terminal needs a created response.
+
+    - ``delay_created``: wait ``seconds`` before ``response.created``.
+    - ``stall``: go silent for ``seconds`` (``float("inf")`` = forever), then continue.
+    - ``drop``: close the connection with ``close_code``; ``1006`` aborts the TCP transport
+      without a close frame.
+    - ``fail``: end with ``response.failed``, ``response.error.code = code`` (default
+      ``server_error``; it must be a code the SDK's ``ResponseError`` knows).
+    - ``incomplete``: end with ``response.incomplete``, reason ``code`` (default
+      ``max_output_tokens``).
+    - ``stray_error``: send a connection-level ``error`` (no ``stream_id``) with ``code``
+      (default ``server_error``); the response continues.
+    - ``malformed``: send a text frame that is not JSON; the response continues.
+    - ``delay_terminal``: wait ``seconds`` before the terminal event.
+
+    ``count`` is how many generated responses the fault applies to when added with
+    ``Emulator.add_fault``.
+    """
+
+    kind: str
+    seconds: float = 0.0
+    after_events: int = 0
+    code: str | None = None
+    close_code: int = 1011
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULT_KINDS)}")
+        if self.count < 1:
+            raise ValueError("a fault must apply to at least one response (count >= 1)")
+        if self.after_events < 0 or self.seconds < 0:
+            raise ValueError("after_events and seconds must not be negative")
+
+
+@dataclass
+class Reply:
+    """What one generated response does, in order: the text (if any), then the calls.
+
+    ``ttft`` and ``tokens_per_second`` override the emulator's pacing for this response; a
+    ``fault`` here wins over any fault queued with ``Emulator.add_fault``.
+    """
+
+    text: str | None = None
+    calls: list[ToolCall] = field(default_factory=list)
+    ttft: float | None = None
+    tokens_per_second: float | None = None
+    fault: Fault | None = None
+
+
+class Script:
+    """The two FIFO queues, and the rule that pairs them with a generated response."""
+
+    def __init__(self) -> None:
+        self._replies: deque[Reply] = deque()
+        self._faults: deque[Fault] = deque()
+        # How many more responses the fault at the head of the queue still applies to.
+        self._head_uses_left = 0
+
+    def queue_replies(self, *replies: Reply) -> None:
+        self._replies.extend(replies)
+
+    def add_fault(self, fault: Fault) -> None:
+        self._faults.append(fault)
+        if len(self._faults) == 1:
+            self._head_uses_left = fault.count
+
+    @property
+    def pending_replies(self) -> int:
+        return len(self._replies)
+
+    @property
+    def pending_faults(self) -> int:
+        return len(self._faults)
+
+    def take(self) -> tuple[Reply | None, Fault | None]:
+        """The reply (``None`` = let the default model answer) and fault for the next generated response."""
+        reply = self._replies.popleft() if self._replies else None
+        if reply is not None and reply.fault is not None:
+            # The queued fault is kept for the next response rather than lost to this one.
+            return reply, reply.fault
+        return reply, self._take_fault()
+
+    def _take_fault(self) -> Fault | None:
+        if not self._faults:
+            return None
+        fault = self._faults[0]
+        self._head_uses_left -= 1
+        if self._head_uses_left <= 0:
+            self._faults.popleft()
+            self._head_uses_left = self._faults[0].count if self._faults else 0
+        return fault

@@ -1,0 +1,199 @@
+"""The emulator: a local server speaking the Responses WebSocket protocol, and its test controls."""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+from types import TracebackType
+from typing import Self
+
+from loguru import logger
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from .connection import ConnectionHandler
+from .handshake import decide, split_target
+from .records import Handshake, Records
+from .script import Fault, Reply
+from .settings import Settings, Shared
+
+# Enough for a long conversation sent in full; the API's own limit is not documented.
+MAX_FRAME_BYTES = 32 * 1024 * 1024
+
+
+class Emulator:
+    """A Responses WebSocket server on 127.0.0.1 with a deterministic scripted model.
+
+    Use as ``async with Emulator(...) as emu`` or with :meth:`start` / :meth:`stop`. Point the
+    official SDK at :attr:`base_url` (``websocket_base_url``) and a raw client at :attr:`ws_url`.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        cancel_policy: str = "error",
+        ttft: float = 0.05,
+        tokens_per_second: float = 100.0,
+        jitter: float = 0.0,
+        seed: int = 0,
+        max_connection_age: float = 3600.0,
+        age_limit_close_code: int = 1011,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        model: str = "emulated",
+    ) -> None:
+        settings = Settings(
+            api_key=api_key,
+            cancel_policy=cancel_policy,
+            ttft=ttft,
+            tokens_per_second=tokens_per_second,
+            jitter=jitter,
+            seed=seed,
+            max_connection_age=max_connection_age,
+            age_limit_close_code=age_limit_close_code,
+            model=model,
+        )
+        self._shared = Shared(settings)
+        self._host = host
+        self._requested_port = port
+        self._server: Server | None = None
+        self._port: int | None = None
+        self._handshakes = 0
+        self._rejections: list[int] = []
+        self._ids: dict[ServerConnection, int] = {}
+        self._connections: dict[int, ConnectionHandler] = {}
+        self.connection_count = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        self._server = await serve(
+            self._handle,
+            self._host,
+            self._requested_port,
+            process_request=self._process_request,
+            compression=None,
+            max_size=MAX_FRAME_BYTES,
+            close_timeout=1.0,
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        logger.info("Responses WebSocket emulator listening on {}", self.ws_url)
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close(close_connections=True)
+        await server.wait_closed()
+        logger.info("Responses WebSocket emulator on port {} stopped", self._port)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # -- addresses ------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the emulator is not started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """For the SDK's ``websocket_base_url``: the SDK appends ``/responses``."""
+        return f"ws://{self._host}:{self.port}/v1"
+
+    @property
+    def ws_url(self) -> str:
+        return f"{self.base_url}/responses"
+
+    # -- test controls --------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self._shared.settings
+
+    @property
+    def records(self) -> Records:
+        return self._shared.records
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    def queue_replies(self, *replies: Reply) -> None:
+        """Script the next generated responses, one reply each, first in first out."""
+        self._shared.script.queue_replies(*replies)
+
+    def add_fault(self, fault: Fault) -> None:
+        """Inject ``fault`` into the next ``fault.count`` generated responses (after earlier faults)."""
+        self._shared.script.add_fault(fault)
+
+    def reject_handshakes(self, status: int, count: int = 1) -> None:
+        """Refuse the next ``count`` upgrades with HTTP ``status`` (e.g. 401, 426, 500)."""
+        if not 400 <= status <= 599:
+            raise ValueError("a rejection needs an HTTP error status (4xx or 5xx)")
+        self._rejections.extend([status] * count)
+
+    async def drop_all_connections(self, code: int = 1006) -> None:
+        """Close every open connection from the server side and wait until they are gone.
+
+        ``1006`` (the default) aborts the TCP transport without a close frame, like a network
+        failure; any other code is sent in a close frame (``1011`` for a server error).
+        """
+        handlers = list(self._connections.values())
+        for handler in handlers:
+            handler.close(code, "dropped by the emulator")
+        await asyncio.gather(*(handler.wait_closed() for handler in handlers))
+
+    # -- serving --------------------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        self._handshakes += 1
+        connection_id = self._handshakes
+        path, query = split_target(request.path)
+        authorization = request.headers.get("Authorization")
+        forced = self._rejections.pop(0) if self._rejections and path.endswith("/responses") else None
+        decision = decide(path, authorization, api_key=self.settings.api_key, forced_status=forced)
+        headers = {name.lower(): ", ".join(request.headers.get_all(name)) for name in request.headers}
+        self.records.handshakes.append(Handshake(connection_id, path, query, headers, decision.status))
+        self.records.notify()
+        if decision.accepted:
+            self._ids[connection] = connection_id
+            return None
+        logger.debug("emulator refused upgrade {} to {} with {}", connection_id, path, decision.status)
+        return Response(
+            decision.status,
+            _reason(decision.status),
+            Headers([("Content-Type", "application/json"), ("Content-Length", str(len(decision.body)))]),
+            decision.body.encode(),
+        )
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        connection_id = self._ids.pop(ws)
+        handler = ConnectionHandler(self._shared, ws, connection_id)
+        self._connections[connection_id] = handler
+        self.connection_count += 1
+        self.records.notify()
+        logger.debug("emulator accepted connection {} at {}", connection_id, ws.request.path if ws.request else "?")
+        try:
+            await handler.serve()
+        finally:
+            del self._connections[connection_id]
+            self.records.notify()
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,64 @@
+"""What every connection of one emulator shares: its settings, script, records, store and ids."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .cache import ResponseStore
+from .records import Records
+from .script import Script
+from .session import CANCEL_POLICIES
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: str | None = None
+    cancel_policy: str = "error"
+    ttft: float = 0.05
+    tokens_per_second: float = 100.0
+    jitter: float = 0.0
+    seed: int = 0
+    max_connection_age: float = 3600.0
+    age_limit_close_code: int = 1011
+    model: str = "emulated"
+
+    def __post_init__(self) -> None:
+        if self.cancel_policy not in CANCEL_POLICIES:
+            raise ValueError(f"cancel_policy must be one of {sorted(CANCEL_POLICIES)}, not {self.cancel_policy!r}")
+        if self.tokens_per_second <= 0:
+            raise ValueError("tokens_per_second must be positive")
+        if self.ttft < 0 or not 0 <= self.jitter <= 1:
+            raise ValueError("ttft must not be negative and jitter must be within [0, 1]")
+        if self.max_connection_age <= 0:
+            raise ValueError("max_connection_age must be positive")
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and assertion messages; the key must not.
+        key = None if self.api_key is None else "<redacted>"
+        return (
+            f"Settings(api_key={key}, cancel_policy={self.cancel_policy!r}, ttft={self.ttft}, "
+            f"tokens_per_second={self.tokens_per_second}, jitter={self.jitter}, seed={self.seed}, "
+            f"max_connection_age={self.max_connection_age}, age_limit_close_code={self.age_limit_close_code}, "
+            f"model={self.model!r})"
+        )
+
+
+class Ids:
+    """Counter-based ids (``resp_000001``, ``msg_000001``, …), unique per emulator and reproducible."""
+
+    def __init__(self) -> None:
+        self._counters: Counter[str] = Counter()
+
+    def __call__(self, prefix: str) -> str:
+        self._counters[prefix] += 1
+        return f"{prefix}_{self._counters[prefix]:06d}"
+
+
+@dataclass
+class Shared:
+    settings: Settings
+    script: Script = field(default_factory=Script)
+    records: Records = field(default_factory=Records)
+    store: ResponseStore = field(default_factory=ResponseStore)
+    new_id: Ids = field(default_factory=Ids)
