@@ -302,8 +302,12 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
                 raise
 
     async def _open_turn(self, context: LLMContext, full_input: list[dict[str, Any]], force_full: bool) -> _Turn:
-        conn, request = await self._client.open_request()
-        plan = InputPlan(None, full_input, None, len(full_input)) if force_full else conn.chains.plan(full_input)
+        def plan_for(conn: Connection) -> InputPlan:
+            return InputPlan(None, full_input, None, len(full_input)) if force_full else conn.chains.plan(full_input)
+
+        conn, request, plan = await self._client.open_request(
+            plan_for, lambda plan: plan.parent.lane if plan.parent is not None else None
+        )
         conn.chains.claim_lane(request.lane)
         return _Turn(conn=conn, request=request, plan=plan, context=context)
 

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 
@@ -25,6 +25,7 @@ from ..protocol.lanes import Request
 from .connection import Connection, is_closed_marker
 
 CLOSE_OLD_CONNECTION_AFTER_SECS = 30.0
+PlanT = TypeVar("PlanT")
 
 
 @dataclass
@@ -94,17 +95,25 @@ class ResponsesClient:
             self._connecting = asyncio.create_task(self._replace(reason="no usable connection"))
         return await asyncio.shield(self._connecting)
 
-    async def open_request(self) -> tuple[Connection, Request]:
-        """A connection and a free lane on it; rotates rather than waits when every lane is busy."""
+    async def open_request(
+        self, plan: Callable[[Connection], PlanT], avoid_lane: Callable[[PlanT], str | None]
+    ) -> tuple[Connection, Request, PlanT]:
+        """A connection, a free lane on it and the plan made for it.
+
+        Rotates to a fresh connection rather than waiting when every lane is busy (the plan is
+        then made again: the new connection's cache is empty).
+        """
         conn = await self.connection()
-        request = conn.open_request()
+        planned = plan(conn)
+        request = conn.open_request(avoid_lane(planned))
         if request is None:
             logger.info(f"{self._name}: every lane is busy; rotating to a fresh connection")
             conn = await self._replace(reason="all lanes busy", warm=False)
+            planned = plan(conn)
             request = conn.open_request()
             if request is None:  # a brand-new connection always has a free lane
                 raise ResponsesWSError("no lane available on a fresh connection")
-        return conn, request
+        return conn, request, planned
 
     @contextlib.contextmanager
     def turn(self) -> Any:

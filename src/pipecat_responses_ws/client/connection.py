@@ -164,9 +164,9 @@ class Connection:
 
     # -- sending --------------------------------------------------------------------------
 
-    def open_request(self) -> Request | None:
+    def open_request(self, avoid_lane: str | None = None) -> Request | None:
         """A request on a free lane with an event queue, or None if none can start at once."""
-        request = self.router.open(self.chains.staleness)
+        request = self.router.open(self.chains.staleness, avoid=avoid_lane)
         if request is not None:
             request.sink = EventQueue()
             self.quiet.clear()

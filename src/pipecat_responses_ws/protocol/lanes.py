@@ -69,23 +69,34 @@ class LaneRouter:
 
     # -- sending --------------------------------------------------------------------------
 
-    def open(self, staleness: Callable[[str | None], int] | None = None) -> Request | None:
+    def open(
+        self, staleness: Callable[[str | None], int] | None = None, avoid: str | None = None
+    ) -> Request | None:
         """A request on a free lane, or None when this connection cannot start one at once.
 
-        Among free lanes the one whose cached response is oldest is reused first, so recent
-        responses stay cached as fork points. The pool grows past its size only while every
-        lane is busy, and never past the server's lane or in-flight limits.
+        ``avoid`` is the lane holding the parent we continue from: forking onto another lane
+        keeps that parent cached even if this request is abandoned, so the turn after a
+        barge-in can continue from it too. Among the other free lanes (and a new one while the
+        pool is below its size) the one whose cached response is oldest is used, so recent
+        responses stay cached as fork points. Past the pool size a lane is added only while
+        every lane is busy, and never past the server's lane or in-flight limits.
         """
         if self.in_flight >= self.max_in_flight:
             return None
         if not self.named:
             return self._enqueue(None)
+        rank = staleness or (lambda _lane: 0)
         free = [lane for lane, queue in self._lanes.items() if not queue and lane not in self._retired]
-        if free:
-            lane = min(free, key=staleness) if staleness is not None else free[0]
-            return self._enqueue(lane)
-        if len(self._lanes) < self.max_named_lanes:
-            return self._enqueue(f"{self.prefix}{len(self._lanes)}")
+        can_grow = len(self._lanes) < self.max_named_lanes
+        candidates = [lane for lane in free if lane != avoid]
+        if can_grow and (len(self._lanes) < self.pool_size or not candidates):
+            new_lane = f"{self.prefix}{len(self._lanes)}"
+            if not candidates or min(rank(lane) for lane in candidates) > 0:
+                return self._enqueue(new_lane)
+        if candidates:
+            return self._enqueue(min(candidates, key=rank))
+        if avoid in free:
+            return self._enqueue(avoid)
         return None
 
     def _enqueue(self, lane: str | None) -> Request:

@@ -1,0 +1,180 @@
+"""A real Pipecat pipeline around any LLM service, driven turn by turn, with every frame timed.
+
+``user aggregator → probe → LLM → probe → assistant aggregator``: the probes record what crosses
+them (text, interruptions, tool frames, errors, metrics) with ``time.monotonic()``, so tests and
+the harness can ask "which text reached the speaker, when, and in which turn".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipecat.frames.frames import (
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    FunctionCallInProgressFrame,
+    FunctionCallResultFrame,
+    InterruptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMMessagesAppendFrame,
+    LLMTextFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.workers.runner import WorkerRunner
+
+
+@dataclass(frozen=True)
+class Seen:
+    time: float
+    frame: Frame
+    direction: FrameDirection
+
+
+class Probe(FrameProcessor):
+    """Passes every frame on, keeping a timed copy."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name)
+        self.seen: list[Seen] = []
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        self.seen.append(Seen(time.monotonic(), frame, direction))
+        await self.push_frame(frame, direction)
+
+
+@dataclass
+class TurnRecord:
+    """What one response start..end bracket delivered downstream."""
+
+    started: float
+    text: str = ""
+    first_text_at: float | None = None
+    ended: float | None = None
+    interrupted: bool = False
+
+
+@dataclass
+class Conversation:
+    """Drives a pipeline with ``say``/``interrupt`` and answers questions about what happened."""
+
+    llm: FrameProcessor
+    context: LLMContext = field(default_factory=LLMContext)
+    metrics: bool = True
+    runner_task: asyncio.Task[Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.pair = LLMContextAggregatorPair(self.context)
+        self.upstream = Probe("probe-before-llm")
+        self.downstream = Probe("probe-after-llm")
+        pipeline = Pipeline([self.pair.user(), self.upstream, self.llm, self.downstream, self.pair.assistant()])
+        params = PipelineParams(enable_metrics=self.metrics, enable_usage_metrics=self.metrics)
+        self.worker = PipelineWorker(pipeline, params=params, cancel_on_idle_timeout=False)
+        self._started = asyncio.Event()
+
+        @self.worker.event_handler("on_pipeline_started")
+        async def _started(_worker: Any, _frame: Any) -> None:
+            self._started.set()
+
+    async def __aenter__(self) -> Conversation:
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(self.worker)
+        self.runner_task = asyncio.create_task(runner.run())
+        await asyncio.wait_for(self._started.wait(), timeout=10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.worker.queue_frame(EndFrame())
+        if self.runner_task is not None:
+            try:
+                await asyncio.wait_for(self.runner_task, timeout=15)
+            except TimeoutError:
+                await self.worker.cancel()
+
+    # -- driving ---------------------------------------------------------------------------
+
+    async def say(self, text: str) -> float:
+        """The user finishes a turn; returns the time it was queued."""
+        now = time.monotonic()
+        await self.worker.queue_frame(LLMMessagesAppendFrame([{"role": "user", "content": text}], run_llm=True))
+        return now
+
+    async def interrupt(self) -> float:
+        now = time.monotonic()
+        await self.worker.queue_frame(InterruptionFrame())
+        return now
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+            await asyncio.sleep(0.002)
+
+    async def wait_turns_ended(self, count: int, timeout: float = 10.0) -> None:
+        await self.wait_for(lambda: sum(t.ended is not None for t in self.turns()) >= count, timeout, f"{count} turns")
+
+    async def wait_text(self, fragment: str, timeout: float = 10.0) -> None:
+        await self.wait_for(lambda: fragment in self.text(), timeout, f"text {fragment!r}")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def frames(self, kind: type[Frame] | tuple[type[Frame], ...]) -> list[Seen]:
+        return [s for s in self.downstream.seen if isinstance(s.frame, kind)]
+
+    def text(self) -> str:
+        return "".join(s.frame.text for s in self.frames(LLMTextFrame))  # type: ignore[attr-defined]
+
+    def turns(self) -> list[TurnRecord]:
+        """Response brackets in order; text after an interruption inside a bracket is counted too."""
+        turns: list[TurnRecord] = []
+        for seen in self.downstream.seen:
+            frame = seen.frame
+            if isinstance(frame, LLMFullResponseStartFrame):
+                turns.append(TurnRecord(started=seen.time))
+            elif not turns:
+                continue
+            elif isinstance(frame, LLMTextFrame):
+                turn = turns[-1]
+                turn.text += frame.text
+                turn.first_text_at = turn.first_text_at or seen.time
+            elif isinstance(frame, InterruptionFrame):
+                turns[-1].interrupted = turns[-1].ended is None or turns[-1].interrupted
+            elif isinstance(frame, LLMFullResponseEndFrame):
+                turns[-1].ended = seen.time
+        return turns
+
+    def text_after_interruptions(self) -> list[str]:
+        """Text frames that crossed the probe after an interruption and before the next response start."""
+        stale: list[str] = []
+        after_interruption = False
+        for seen in self.downstream.seen:
+            if isinstance(seen.frame, InterruptionFrame):
+                after_interruption = True
+            elif isinstance(seen.frame, LLMFullResponseStartFrame):
+                after_interruption = False
+            elif after_interruption and isinstance(seen.frame, LLMTextFrame):
+                stale.append(seen.frame.text)
+        return stale
+
+    def errors(self) -> list[ErrorFrame]:
+        return [s.frame for s in self.upstream.seen if isinstance(s.frame, ErrorFrame)]  # type: ignore[misc]
+
+    def tool_starts(self) -> list[Seen]:
+        return self.frames(FunctionCallInProgressFrame)
+
+    def tool_results(self) -> list[Seen]:
+        return self.frames(FunctionCallResultFrame)
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [m for m in self.context.get_messages() if isinstance(m, dict)]
