@@ -1,7 +1,102 @@
-"""Command line: ``pipecat-responses-ws demo | serve | harness``."""
+"""Command line: ``pipecat-responses-ws demo | serve | harness``.
+
+Each subcommand registers itself with :func:`build_parser` through an ``add_*`` function that
+sets ``handler``; :func:`main` parses and dispatches, so adding a command touches nothing else.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable, Sequence
 
-def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("not yet available")
+from loguru import logger
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run the Responses WebSocket emulator until interrupted",
+        description="Serve the Responses WebSocket protocol locally with a deterministic scripted model.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--api-key", default=None, help="require this bearer key (default: accept any)")
+    parser.add_argument(
+        "--cancel-policy",
+        choices=["error", "ignore", "honor"],
+        default="error",
+        help="what response.cancel does (default: %(default)s)",
+    )
+    parser.add_argument("--ttft", type=float, default=0.05, help="seconds to the first delta (default: %(default)s)")
+    parser.add_argument("--tokens-per-second", type=float, default=100.0, help="delta rate (default: %(default)s)")
+    parser.add_argument("--jitter", type=float, default=0.0, help="± fraction of each token interval (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the jitter (default: %(default)s)")
+    parser.add_argument(
+        "--max-connection-age", type=float, default=3600.0, help="seconds before the age limit (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--age-limit-close-code", type=int, default=1011, help="close code after the age limit (default: %(default)s)"
+    )
+    parser.add_argument("--log-level", default="INFO", help="loguru level, e.g. DEBUG for every event (default: INFO)")
+    parser.set_defaults(handler=_serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipecat-responses-ws",
+        description="OpenAI Responses API over one WebSocket, for Pipecat: emulator, demo and harness.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_serve_command(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logger.remove()
+    logger.add(sys.stderr, level=args.log_level.upper())
+    try:
+        asyncio.run(_serve_until_stopped(args))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _serve_until_stopped(args: argparse.Namespace) -> None:
+    from .emulator import Emulator
+
+    emulator = Emulator(
+        api_key=args.api_key,
+        cancel_policy=args.cancel_policy,
+        ttft=args.ttft,
+        tokens_per_second=args.tokens_per_second,
+        jitter=args.jitter,
+        seed=args.seed,
+        max_connection_age=args.max_connection_age,
+        age_limit_close_code=args.age_limit_close_code,
+        host=args.host,
+        port=args.port,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not every platform lets asyncio handle signals; Ctrl-C then arrives as KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with emulator:
+        print(f"ws_url:   {emulator.ws_url}", flush=True)
+        print(f"base_url: {emulator.base_url}", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        await stop.wait()
+    print("stopped", flush=True)
