@@ -79,7 +79,7 @@ async def test_slot_is_replaced_when_the_next_response_finishes_not_when_it_star
 async def test_queued_fork_loses_its_parent_when_the_source_lane_advances(emu, connect) -> None:
     peer = await connect(emu)
     parent = response_id_of(await _turn(peer, input="source", store=False, stream_id="src"))
-    emu.queue_replies(Reply(text="blocker " * 10), Reply(text="advance"))
+    emu.queue_replies(Reply(text="blocker", ttft=0.3), Reply(text="advance"))
     await peer.create(input="block the fork lane", store=False, stream_id="fork")
     await peer.create(input="advance", store=False, stream_id="src", previous_response_id=parent)
     await peer.create(input="queued fork", store=False, stream_id="fork", previous_response_id=parent)

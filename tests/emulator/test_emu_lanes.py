@@ -42,7 +42,7 @@ async def test_named_lanes_interleave_and_echo_their_stream_id(make_emulator, co
     assert all(e["stream_id"] in ("lane-a", "lane-b") for e in events)
     lanes = [e["stream_id"] for e in events if e["type"] == wire.OUTPUT_TEXT_DELTA]
     switches = sum(1 for a, b in itertools.pairwise(lanes) if a != b)
-    assert switches >= 4, lanes
+    assert switches >= 2, lanes
     a_text = text_of([e for e in events if e["stream_id"] == "lane-a"])
     b_text = text_of([e for e in events if e["stream_id"] == "lane-b"])
     assert (a_text, b_text) == ("one two three four five six", "alpha beta gamma delta epsilon zeta")
