@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from openai.types.responses import ResponsesServerEvent
@@ -103,3 +103,7 @@ def terminal_of(events: list[Event]) -> Event:
 
 def response_id_of(events: list[Event]) -> str:
     return next(e["response"]["id"] for e in events if e["type"] == wire.CREATED)
+
+
+Connect = Callable[..., Awaitable[Peer]]
+MakeEmulator = Callable[..., Awaitable[Emulator]]

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from emu_helpers import response_id_of, terminal_of, text_of
+from typing import Any
 
-from pipecat_responses_ws.emulator import Fault, Reply
+from emu_helpers import Connect, Event, MakeEmulator, Peer, response_id_of, terminal_of, text_of
+
+from pipecat_responses_ws.emulator import Emulator, Fault, Reply
 from pipecat_responses_ws.protocol import wire
 
 
-async def _turn(peer, **fields) -> list[dict]:
+async def _turn(peer: Peer, **fields: Any) -> list[Event]:
     await peer.create(**fields)
     return await peer.response(lane=fields.get("stream_id"))
 
 
-async def test_not_found_payload_and_no_response(emu, connect) -> None:
+async def test_not_found_payload_and_no_response(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     await peer.create(input="x", store=False, stream_id="turn-8", previous_response_id="resp_nope")
     error = await peer.recv()
@@ -33,7 +35,7 @@ async def test_not_found_payload_and_no_response(emu, connect) -> None:
     assert emu.records.responses == []
 
 
-async def test_chain_reads_the_whole_conversation(emu, connect) -> None:
+async def test_chain_reads_the_whole_conversation(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     first = await _turn(peer, input="My name is Ada", store=False, instructions="Be brief.")
     second = await _turn(peer, input=[], store=False, previous_response_id=response_id_of(first))
@@ -45,7 +47,7 @@ async def test_chain_reads_the_whole_conversation(emu, connect) -> None:
     assert terminal_of(first)["response"]["usage"]["input_tokens"] == 4 + 2
 
 
-async def test_lane_slot_is_replaced_by_the_lanes_next_response(emu, connect) -> None:
+async def test_lane_slot_is_replaced_by_the_lanes_next_response(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     r1 = response_id_of(await _turn(peer, input="one", store=False, stream_id="a"))
     r2 = response_id_of(await _turn(peer, input="two", store=False, stream_id="a"))
@@ -61,7 +63,7 @@ async def test_lane_slot_is_replaced_by_the_lanes_next_response(emu, connect) ->
         assert (await peer.recv())["error"]["code"] == wire.PREVIOUS_RESPONSE_NOT_FOUND
 
 
-async def test_slot_is_replaced_when_the_next_response_finishes_not_when_it_starts(make_emulator, connect) -> None:
+async def test_slot_is_replaced_when_the_next_response_finishes(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(tokens_per_second=100.0)
     peer = await connect(emu)
     parent = response_id_of(await _turn(peer, input="source", store=False, stream_id="src"))
@@ -76,7 +78,7 @@ async def test_slot_is_replaced_when_the_next_response_finishes_not_when_it_star
     assert (await peer.until(lambda e: e["type"] == wire.ERROR))[-1]["error"]["code"] == "previous_response_not_found"
 
 
-async def test_queued_fork_loses_its_parent_when_the_source_lane_advances(emu, connect) -> None:
+async def test_queued_fork_loses_its_parent_when_the_source_lane_advances(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     parent = response_id_of(await _turn(peer, input="source", store=False, stream_id="src"))
     emu.queue_replies(Reply(text="blocker", ttft=0.3), Reply(text="advance"))
@@ -87,7 +89,7 @@ async def test_queued_fork_loses_its_parent_when_the_source_lane_advances(emu, c
     assert events[-1]["stream_id"] == "fork" and events[-1]["error"]["code"] == "previous_response_not_found"
 
 
-async def test_failed_same_lane_continuation_evicts_its_parent(emu, connect) -> None:
+async def test_failed_same_lane_continuation_evicts_its_parent(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     parent = response_id_of(await _turn(peer, input="start", store=False, stream_id="a"))
     emu.add_fault(Fault("fail", after_events=3))
@@ -97,7 +99,7 @@ async def test_failed_same_lane_continuation_evicts_its_parent(emu, connect) -> 
     assert (await peer.recv())["error"]["code"] == wire.PREVIOUS_RESPONSE_NOT_FOUND
 
 
-async def test_failed_cross_lane_fork_keeps_the_parent(emu, connect) -> None:
+async def test_failed_cross_lane_fork_keeps_the_parent(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     parent = response_id_of(await _turn(peer, input="start", store=False, stream_id="a"))
     emu.add_fault(Fault("fail", after_events=3))
@@ -107,7 +109,7 @@ async def test_failed_cross_lane_fork_keeps_the_parent(emu, connect) -> None:
     assert terminal_of(retry)["response"]["status"] == "completed"
 
 
-async def test_cache_is_dropped_on_close_but_stored_responses_survive(emu, connect) -> None:
+async def test_cache_is_dropped_on_close_but_stored_responses_survive(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     local = response_id_of(await _turn(peer, input="local", store=False))
     stored = response_id_of(await _turn(peer, input="kept", store=True, stream_id="s"))
@@ -120,7 +122,7 @@ async def test_cache_is_dropped_on_close_but_stored_responses_survive(emu, conne
     assert emu.connection_count == 2
 
 
-async def test_generate_false_is_empty_free_and_chainable(emu, connect) -> None:
+async def test_generate_false_is_empty_free_and_chainable(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.queue_replies(Reply(text="scripted"))
     warm = await _turn(peer, input=[], store=False, generate=False, instructions="You are on the phone.")

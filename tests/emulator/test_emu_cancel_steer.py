@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from emu_helpers import response_id_of, terminal_of, text_of
+from emu_helpers import Connect, MakeEmulator, Peer, response_id_of, terminal_of, text_of
 
-from pipecat_responses_ws.emulator import Fault, Reply
+from pipecat_responses_ws.emulator import Emulator, Fault, Reply
 from pipecat_responses_ws.protocol import wire
 
 LONG = " ".join(f"w{n}" for n in range(40))
 
 
-async def _started(peer, **fields) -> str:
+async def _started(peer: Peer, **fields: Any) -> str:
     await peer.create(**fields)
     events = await peer.until(lambda e: e["type"] == wire.OUTPUT_TEXT_DELTA)
     return response_id_of(events)
 
 
-async def test_cancel_error_policy_answers_error_and_keeps_streaming(make_emulator, connect) -> None:
+async def test_cancel_error_policy_answers_error_and_streams_on(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(tokens_per_second=200.0)
     peer = await connect(emu)
     emu.queue_replies(Reply(text=LONG))
@@ -33,7 +34,7 @@ async def test_cancel_error_policy_answers_error_and_keeps_streaming(make_emulat
     assert record.cancelled_at is not None and record.output_tokens_generated == 40
 
 
-async def test_cancel_ignore_policy_does_nothing(make_emulator, connect) -> None:
+async def test_cancel_ignore_policy_does_nothing(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(cancel_policy="ignore", tokens_per_second=200.0)
     peer = await connect(emu)
     emu.queue_replies(Reply(text=LONG))
@@ -45,7 +46,7 @@ async def test_cancel_ignore_policy_does_nothing(make_emulator, connect) -> None
     assert terminal_of(events)["response"]["status"] == "completed" and len(text_of(events).split()) == 39
 
 
-async def test_cancel_honor_stops_within_a_token_interval(make_emulator, connect) -> None:
+async def test_cancel_honor_stops_within_a_token_interval(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(cancel_policy="honor", tokens_per_second=5.0)
     peer = await connect(emu)
     emu.queue_replies(Reply(text=LONG), Reply(text="ok"))
@@ -66,7 +67,7 @@ async def test_cancel_honor_stops_within_a_token_interval(make_emulator, connect
     assert terminal_of(await peer.response(lane="b"))["response"]["status"] == "completed"
 
 
-async def test_cancel_honor_edge_cases(make_emulator, connect) -> None:
+async def test_cancel_honor_edge_cases(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(cancel_policy="honor", tokens_per_second=100.0)
     peer = await connect(emu)
     await peer.send({"type": "response.cancel", "response_id": "resp_unknown"})
@@ -82,7 +83,7 @@ async def test_cancel_honor_edge_cases(make_emulator, connect) -> None:
     assert await peer.quiet(0.1) == []
 
 
-async def test_cancel_honor_cuts_a_stall(make_emulator, connect) -> None:
+async def test_cancel_honor_cuts_a_stall(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(cancel_policy="honor")
     peer = await connect(emu)
     emu.add_fault(Fault("stall", after_events=5, seconds=float("inf")))
@@ -91,7 +92,7 @@ async def test_cancel_honor_cuts_a_stall(make_emulator, connect) -> None:
     assert terminal_of(await peer.response(timeout=2))["response"]["status"] == "cancelled"
 
 
-async def test_steer_accepted_ends_target_steered_and_starts_a_successor(make_emulator, connect) -> None:
+async def test_steer_accepted_ends_target_and_starts_successor(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(tokens_per_second=200.0)
     peer = await connect(emu)
     emu.queue_replies(Reply(text=LONG, calls=[]))
@@ -115,7 +116,7 @@ async def test_steer_accepted_ends_target_steered_and_starts_a_successor(make_em
     assert len(emu.records.creates()) == 1 and emu.records.responses[1].parent == target
 
 
-async def test_steer_failures(emu, connect) -> None:
+async def test_steer_failures(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     await peer.send({"type": "response.steer", "previous_response_id": "resp_missing", "input": "hi"})
     failed = await peer.recv()
@@ -137,7 +138,7 @@ async def test_steer_failures(emu, connect) -> None:
     assert error["type"] == wire.ERROR and error["error"]["param"] == "previous_response_id"
 
 
-async def test_steer_with_message_list_input(make_emulator, connect) -> None:
+async def test_steer_with_message_list_input(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(tokens_per_second=200.0)
     peer = await connect(emu)
     emu.queue_replies(Reply(text=LONG))

@@ -8,10 +8,10 @@ import time
 
 import pytest
 import websockets
-from emu_helpers import terminal_of
+from emu_helpers import Connect, MakeEmulator, terminal_of
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from pipecat_responses_ws.emulator import Reply
+from pipecat_responses_ws.emulator import Emulator, Reply
 from pipecat_responses_ws.protocol import wire
 
 
@@ -23,7 +23,7 @@ async def _status_of(url: str, token: str | None = "k") -> int:
     return refused.value.response.status_code
 
 
-async def test_any_prefix_ending_in_responses_with_query(emu, connect) -> None:
+async def test_any_prefix_ending_in_responses_with_query(emu: Emulator, connect: Connect) -> None:
     base = f"ws://127.0.0.1:{emu.port}"
     peer = await connect(emu, url=f"{base}/custom/v1/responses?foo=bar&x=")
     await peer.create(input="x", generate=False)
@@ -35,7 +35,7 @@ async def test_any_prefix_ending_in_responses_with_query(emu, connect) -> None:
     assert emu.connection_count == 1
 
 
-async def test_auth_rules(make_emulator, connect) -> None:
+async def test_auth_rules(make_emulator: MakeEmulator, connect: Connect) -> None:
     open_emu = await make_emulator()
     assert await _status_of(open_emu.ws_url, token=None) == 401
     await connect(open_emu, token="anything")
@@ -49,7 +49,7 @@ async def test_auth_rules(make_emulator, connect) -> None:
     assert "sk-right" not in repr(keyed.settings)
 
 
-async def test_auth_failure_body_does_not_echo_the_key(make_emulator) -> None:
+async def test_auth_failure_body_does_not_echo_the_key(make_emulator: MakeEmulator) -> None:
     keyed = await make_emulator(api_key="sk-right")
     with pytest.raises(InvalidStatus) as refused:
         async with websockets.connect(keyed.ws_url, additional_headers={"Authorization": "Bearer sk-wrong"}):
@@ -59,7 +59,7 @@ async def test_auth_failure_body_does_not_echo_the_key(make_emulator) -> None:
 
 
 @pytest.mark.parametrize("status", [401, 426, 500])
-async def test_forced_handshake_rejections(emu, connect, status: int) -> None:
+async def test_forced_handshake_rejections(emu: Emulator, connect: Connect, status: int) -> None:
     emu.reject_handshakes(status, count=2)
     assert await _status_of(emu.ws_url) == status
     assert await _status_of(emu.ws_url) == status
@@ -67,7 +67,7 @@ async def test_forced_handshake_rejections(emu, connect, status: int) -> None:
     assert emu.connection_count == 1 and emu.open_connections == 1
 
 
-async def test_malformed_frames_and_unknown_types_keep_the_connection(emu, connect) -> None:
+async def test_malformed_frames_and_unknown_types_keep_the_connection(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     cases = [
         ("{not json", wire.INVALID_JSON),
@@ -87,7 +87,7 @@ async def test_malformed_frames_and_unknown_types_keep_the_connection(emu, conne
     assert [f.payload is None for f in emu.records.frames] == [True, True, False, False, True, False]
 
 
-async def test_background_rejected_stream_tolerated(emu, connect) -> None:
+async def test_background_rejected_stream_tolerated(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     await peer.create(input="x", background=True, stream_id="a")
     error = await peer.recv()
@@ -98,14 +98,14 @@ async def test_background_rejected_stream_tolerated(emu, connect) -> None:
     assert len(emu.records.responses) == 1
 
 
-async def test_bad_input_shape_is_rejected(emu, connect) -> None:
+async def test_bad_input_shape_is_rejected(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     await peer.create(input=42)
     error = await peer.recv()
     assert error["error"]["code"] == wire.INVALID_REQUEST and error["error"]["param"] == "input"
 
 
-async def test_age_limit_sends_error_then_closes(make_emulator, connect) -> None:
+async def test_age_limit_sends_error_then_closes(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(max_connection_age=0.5, age_limit_close_code=1001)
     opened = time.monotonic()
     peer = await connect(emu)
@@ -134,7 +134,7 @@ async def test_age_limit_sends_error_then_closes(make_emulator, connect) -> None
     assert 0.5 <= time.monotonic() - opened < 1.5
 
 
-async def test_age_limit_on_an_idle_connection_default_close_code(make_emulator, connect) -> None:
+async def test_age_limit_on_an_idle_connection(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(max_connection_age=0.3)
     peer = await connect(emu)
     error = await peer.recv(timeout=2)
@@ -145,7 +145,7 @@ async def test_age_limit_on_an_idle_connection_default_close_code(make_emulator,
 
 
 @pytest.mark.parametrize("code", [1006, 1011])
-async def test_drop_all_connections(emu, connect, code: int) -> None:
+async def test_drop_all_connections(emu: Emulator, connect: Connect, code: int) -> None:
     peers = [await connect(emu), await connect(emu)]
     emu.queue_replies(Reply(text=" ".join(["long"] * 400)))
     await peers[0].create(input="x")

@@ -7,17 +7,17 @@ import random
 import time
 
 import pytest
-from emu_helpers import terminal_of, text_of
+from emu_helpers import Connect, MakeEmulator, terminal_of, text_of
 from websockets.exceptions import ConnectionClosed
 
-from pipecat_responses_ws.emulator import Fault, Reply
+from pipecat_responses_ws.emulator import Emulator, Fault, Reply
 from pipecat_responses_ws.emulator.model import PlannedText
 from pipecat_responses_ws.emulator.settings import Ids
 from pipecat_responses_ws.emulator.stream import Pacing, ResponseStream
 from pipecat_responses_ws.protocol import wire
 
 
-async def test_delay_created(emu, connect) -> None:
+async def test_delay_created(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.add_fault(Fault("delay_created", seconds=0.3))
     started = time.monotonic()
@@ -27,7 +27,7 @@ async def test_delay_created(emu, connect) -> None:
     await peer.response()
 
 
-async def test_stall_then_continue(emu, connect) -> None:
+async def test_stall_then_continue(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.add_fault(Fault("stall", after_events=5, seconds=0.5))
     await peer.create(input="x")
@@ -39,7 +39,7 @@ async def test_stall_then_continue(emu, connect) -> None:
     assert text_of(events + rest).startswith("You said: x.")
 
 
-async def test_stall_forever(emu, connect) -> None:
+async def test_stall_forever(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.add_fault(Fault("stall", after_events=2, seconds=float("inf")))
     await peer.create(input="x")
@@ -47,7 +47,7 @@ async def test_stall_forever(emu, connect) -> None:
 
 
 @pytest.mark.parametrize("close_code", [1011, 1006])
-async def test_drop_closes_the_connection_mid_response(emu, connect, close_code: int) -> None:
+async def test_drop_closes_the_connection_mid_response(emu: Emulator, connect: Connect, close_code: int) -> None:
     peer = await connect(emu)
     emu.add_fault(Fault("drop", after_events=4, close_code=close_code))
     await peer.create(input="x", stream_id="a")
@@ -61,7 +61,7 @@ async def test_drop_closes_the_connection_mid_response(emu, connect, close_code:
     assert emu.records.responses[0].status == "in_progress" and emu.records.responses[0].finished_at is None
 
 
-async def test_fail(emu, connect) -> None:
+async def test_fail(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.add_fault(Fault("fail", after_events=6, code="rate_limit_exceeded"))
     await peer.create(input="x", stream_id="a")
@@ -74,7 +74,7 @@ async def test_fail(emu, connect) -> None:
     assert emu.records.responses[0].status == "failed"
 
 
-async def test_fail_defaults_and_clamps(emu, connect) -> None:
+async def test_fail_defaults_and_clamps(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.add_fault(Fault("fail"))
     await peer.create(input="x")
@@ -83,7 +83,7 @@ async def test_fail_defaults_and_clamps(emu, connect) -> None:
     assert events[-1]["response"]["error"]["code"] == "server_error"
 
 
-async def test_incomplete(emu, connect) -> None:
+async def test_incomplete(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.add_fault(Fault("incomplete", after_events=5, code="content_filter"))
     await peer.create(input="x")
@@ -92,7 +92,7 @@ async def test_incomplete(emu, connect) -> None:
     assert terminal["response"]["incomplete_details"] == {"reason": "content_filter"}
 
 
-async def test_stray_error_is_connection_level_and_response_continues(emu, connect) -> None:
+async def test_stray_error_is_connection_level_and_response_continues(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.add_fault(Fault("stray_error", after_events=3, code="server_error"))
     await peer.create(input="x", stream_id="a")
@@ -103,7 +103,7 @@ async def test_stray_error_is_connection_level_and_response_continues(emu, conne
     assert terminal_of(events)["response"]["status"] == "completed"
 
 
-async def test_malformed_frame_then_the_response_continues(emu, connect) -> None:
+async def test_malformed_frame_then_the_response_continues(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.add_fault(Fault("malformed", after_events=4))
     await peer.create(input="x")
@@ -116,7 +116,7 @@ async def test_malformed_frame_then_the_response_continues(emu, connect) -> None
         json.loads(bad[0])
 
 
-async def test_delay_terminal(emu, connect) -> None:
+async def test_delay_terminal(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.add_fault(Fault("delay_terminal", seconds=0.3))
     await peer.create(input="x")
@@ -127,7 +127,7 @@ async def test_delay_terminal(emu, connect) -> None:
     assert events
 
 
-async def test_fault_count_and_fifo_and_reply_fault_wins(emu, connect) -> None:
+async def test_fault_count_and_fifo_and_reply_fault_wins(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.add_fault(Fault("fail", count=2))
     emu.add_fault(Fault("incomplete"))
@@ -142,7 +142,7 @@ async def test_fault_count_and_fifo_and_reply_fault_wins(emu, connect) -> None:
     assert sum(e.event["type"] == wire.ERROR for e in emu.records.sent()) == 1
 
 
-async def test_reply_pacing_overrides(emu, connect) -> None:
+async def test_reply_pacing_overrides(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.queue_replies(Reply(text="a b c d e", ttft=0.2, tokens_per_second=20.0))
     started = time.monotonic()
@@ -169,7 +169,7 @@ def test_jitter_is_seeded_and_bounded() -> None:
     assert first[0] == 0.1 and len(set(first[1:])) == 7 and all(0.01 <= d <= 0.03 for d in first[1:])
 
 
-async def test_jitter_paces_a_real_stream(make_emulator, connect) -> None:
+async def test_jitter_paces_a_real_stream(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(jitter=0.5, seed=3, tokens_per_second=50.0)
     peer = await connect(emu)
     emu.queue_replies(Reply(text="a b c d e f g h"))

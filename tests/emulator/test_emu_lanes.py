@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 
-from emu_helpers import Peer, response_id_of, terminal_of, text_of
+from emu_helpers import Connect, MakeEmulator, Peer, response_id_of, terminal_of, text_of
 
-from pipecat_responses_ws.emulator import Reply
+from pipecat_responses_ws.emulator import Emulator, Reply
 from pipecat_responses_ws.protocol import wire
 
 
-async def test_default_lane_events_never_carry_stream_id(emu, connect) -> None:
+async def test_default_lane_events_never_carry_stream_id(emu: Emulator, connect: Connect) -> None:
     peer: Peer = await connect(emu)
     await peer.create(input="hello", store=False)
     events = await peer.response()
@@ -30,7 +30,7 @@ async def test_default_lane_events_never_carry_stream_id(emu, connect) -> None:
     assert terminal_of(events)["response"]["status"] == "completed"
 
 
-async def test_named_lanes_interleave_and_echo_their_stream_id(make_emulator, connect) -> None:
+async def test_named_lanes_interleave_and_echo_their_stream_id(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(tokens_per_second=200.0)
     peer = await connect(emu)
     emu.queue_replies(Reply(text="one two three four five six"), Reply(text="alpha beta gamma delta epsilon zeta"))
@@ -48,7 +48,7 @@ async def test_named_lanes_interleave_and_echo_their_stream_id(make_emulator, co
     assert (a_text, b_text) == ("one two three four five six", "alpha beta gamma delta epsilon zeta")
 
 
-async def test_busy_lane_queues_fifo_without_error(emu, connect) -> None:
+async def test_busy_lane_queues_fifo_without_error(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.queue_replies(Reply(text="first answer here"), Reply(text="second"), Reply(text="third"))
     for n in range(3):
@@ -65,7 +65,7 @@ async def test_busy_lane_queues_fifo_without_error(emu, connect) -> None:
     assert records[0].finished_at <= records[1].created_at <= records[1].finished_at <= records[2].created_at
 
 
-async def test_default_lane_queues_behind_the_running_response(make_emulator, connect) -> None:
+async def test_default_lane_queues_behind_the_running_response(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(tokens_per_second=200.0)
     peer = await connect(emu)
     emu.queue_replies(Reply(text=" ".join(["word"] * 20)), Reply(text="next"))
@@ -78,7 +78,7 @@ async def test_default_lane_queues_behind_the_running_response(make_emulator, co
     assert response_id_of(follow) != terminal_of(events)["response"]["id"] and text_of(follow) == "next"
 
 
-async def test_at_most_16_in_flight_the_rest_queue(make_emulator, connect) -> None:
+async def test_at_most_16_in_flight_the_rest_queue(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(tokens_per_second=100.0)
     peer = await connect(emu)
     emu.queue_replies(*[Reply(text="a b c d e", ttft=0.05) for _ in range(20)])
@@ -102,7 +102,7 @@ async def test_at_most_16_in_flight_the_rest_queue(make_emulator, connect) -> No
     assert peak == 16
 
 
-async def test_33rd_distinct_lane_is_rejected_and_echoed(emu, connect) -> None:
+async def test_33rd_distinct_lane_is_rejected_and_echoed(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     for n in range(32):
         await peer.create(input="x", stream_id=f"l{n}", generate=False)
@@ -121,7 +121,7 @@ async def test_33rd_distinct_lane_is_rejected_and_echoed(emu, connect) -> None:
     assert len(emu.records.responses) == 34
 
 
-async def test_invalid_stream_id_is_rejected_without_echo(emu, connect) -> None:
+async def test_invalid_stream_id_is_rejected_without_echo(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     for bad in ["", "has space", "x" * 257, 7]:
         await peer.create(input="x", stream_id=bad)

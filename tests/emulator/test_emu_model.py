@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -30,11 +31,11 @@ TIME = {
 }
 
 
-def _user(text: str) -> dict:
+def _user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
 
-def _calls(text: str, **request) -> list[tuple[str, dict]]:
+def _calls(text: str, **request: Any) -> list[tuple[str, dict[str, Any]]]:
     plan = respond([_user(text)], {"tools": [FORECAST, TIME], **request})
     return [(p.name, json.loads(p.arguments)) for p in plan if isinstance(p, PlannedCall)]
 

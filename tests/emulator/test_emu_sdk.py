@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
-from emu_helpers import validate_events
+from emu_helpers import MakeEmulator, validate_events
 from openai import AsyncOpenAI
+from openai.resources.responses.responses import AsyncResponsesConnection
 
 from pipecat_responses_ws.emulator import Emulator, Reply, ToolCall
 
@@ -17,7 +20,7 @@ WEATHER_TOOL = {
 }
 
 
-async def _collect(conn) -> list:
+async def _collect(conn: AsyncResponsesConnection) -> list[Any]:
     events = []
     async for event in conn:
         events.append(event)
@@ -76,3 +79,23 @@ async def test_sdk_scripted_reply_and_raw_recv_validate(emu: Emulator) -> None:
     output = raw[-1]["response"]["output"]
     assert [item["type"] for item in output] == ["message", "function_call", "function_call"]
     assert [item.get("arguments") for item in output[1:]] == ['{"q": "x"}', "{bad"]
+
+
+async def test_sdk_reconnects_after_the_age_limit_and_cache_is_gone(make_emulator: MakeEmulator) -> None:
+    emu = await make_emulator(max_connection_age=0.4)
+    closes: list[int] = []
+    client = AsyncOpenAI(api_key="sk-test", websocket_base_url=emu.base_url)
+    manager = client.responses.connect(on_reconnecting=lambda e: closes.append(e.close_code), initial_delay=0.05)
+    async with manager as conn:
+        await conn.response.create(model="m", input="before", store=False)
+        first = await _collect(conn)
+        events = aiter(conn)
+        limit = await anext(events)
+        assert limit.type == "error" and limit.error.code == "websocket_connection_limit_reached"
+        # The SDK reconnects only while it is being read, so keep reading while the new socket opens.
+        reader = asyncio.create_task(anext(events))
+        await emu.records.wait_for(lambda: emu.connection_count == 2)
+        await conn.response.create(model="m", input="after", store=False, previous_response_id=first[-1].response.id)
+        missed = await asyncio.wait_for(reader, 5)
+        assert missed.type == "error" and missed.error.code == "previous_response_not_found"
+    assert closes == [1011]

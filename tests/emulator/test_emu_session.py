@@ -3,30 +3,31 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from emu_helpers import validate_events
 
 from pipecat_responses_ws.emulator.cache import ResponseStore
 from pipecat_responses_ws.emulator.model import PlannedCall, PlannedText
-from pipecat_responses_ws.emulator.session import Accepted, ConnectionState, Job, Send, Start
+from pipecat_responses_ws.emulator.session import Accepted, Action, ConnectionState, Job, Send, Start
 from pipecat_responses_ws.emulator.settings import Ids
 from pipecat_responses_ws.emulator.stream import Pacing, ResponseStream
 from pipecat_responses_ws.protocol import wire
 
 
-def _state(**kw) -> ConnectionState:
+def _state(**kw: Any) -> ConnectionState:
     return ConnectionState(store=ResponseStore(), new_id=Ids(), **kw)
 
 
-def _create(state: ConnectionState, **fields) -> list:
+def _create(state: ConnectionState, **fields: Any) -> list[Action]:
     return state.handle({"type": "response.create", "input": "x", **fields})
 
 
-def _started(actions: list) -> list[Job]:
+def _started(actions: list[Action]) -> list[Job]:
     return [a.job for a in actions if isinstance(a, Start)]
 
 
-def _finish(state: ConnectionState, job: Job, status: str = "completed") -> list:
+def _finish(state: ConnectionState, job: Job, status: str = "completed") -> list[Action]:
     job.status = status
     job.end_reason = status
     return state.finished(job)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from emu_helpers import terminal_of
+from emu_helpers import Connect, MakeEmulator, terminal_of
 
-from pipecat_responses_ws.emulator import Reply, ToolCall
+from pipecat_responses_ws.emulator import Emulator, Reply, ToolCall
 from pipecat_responses_ws.emulator.stream import argument_chunks
 from pipecat_responses_ws.protocol import wire
 
 
-async def test_usage_counts_input_words_and_output_deltas(emu, connect) -> None:
+async def test_usage_counts_input_words_and_output_deltas(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.queue_replies(Reply(text="one two three", calls=[ToolCall("f", {"city": "Oslo", "days": 3})]))
     await peer.create(input="four words of input", instructions="two more")
@@ -23,7 +23,7 @@ async def test_usage_counts_input_words_and_output_deltas(emu, connect) -> None:
     assert (record.output_tokens_generated, record.input_tokens, record.text) == (len(deltas), 6, "one two three")
 
 
-async def test_abandoned_response_is_still_generated_and_counted(make_emulator, connect) -> None:
+async def test_abandoned_response_is_still_generated_and_counted(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(tokens_per_second=200.0)
     peer = await connect(emu)
     emu.queue_replies(Reply(text=" ".join(["old"] * 30)), Reply(text="new turn"))
@@ -36,7 +36,7 @@ async def test_abandoned_response_is_still_generated_and_counted(make_emulator, 
     assert emu.records.responses[0].output_tokens_generated == 30
 
 
-async def test_cancelled_response_bills_what_it_generated(make_emulator, connect) -> None:
+async def test_cancelled_response_bills_what_it_generated(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(cancel_policy="honor", tokens_per_second=100.0)
     peer = await connect(emu)
     emu.queue_replies(Reply(text=" ".join(["w"] * 50)))
@@ -50,7 +50,7 @@ async def test_cancelled_response_bills_what_it_generated(make_emulator, connect
     assert emu.records.responses[0].output_tokens_generated == generated < 50
 
 
-async def test_max_output_tokens_truncates_with_incomplete(emu, connect) -> None:
+async def test_max_output_tokens_truncates_with_incomplete(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.queue_replies(Reply(text="a b c d e f g h", calls=[ToolCall("f", {})]))
     await peer.create(input="x", max_output_tokens=5)
