@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="OpenAI Responses API over one WebSocket, for Pipecat: emulator, demo and harness.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from .demo import add_demo_command  # imports Pipecat: only when the parser is built
+
+    add_demo_command(commands)
     add_serve_command(commands)
     return parser
 

@@ -72,12 +72,16 @@ class Conversation:
     context: LLMContext = field(default_factory=LLMContext)
     metrics: bool = True
     runner_task: asyncio.Task[Any] | None = None
+    # Processors placed after the LLM's output probe (a transcript printer, a TTS stand-in).
+    listeners: list[FrameProcessor] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.pair = LLMContextAggregatorPair(self.context)
         self.upstream = Probe("probe-before-llm")
         self.downstream = Probe("probe-after-llm")
-        pipeline = Pipeline([self.pair.user(), self.upstream, self.llm, self.downstream, self.pair.assistant()])
+        pipeline = Pipeline(
+            [self.pair.user(), self.upstream, self.llm, self.downstream, *self.listeners, self.pair.assistant()]
+        )
         params = PipelineParams(enable_metrics=self.metrics, enable_usage_metrics=self.metrics)
         self.worker = PipelineWorker(pipeline, params=params, cancel_on_idle_timeout=False)
         self._started = asyncio.Event()
@@ -149,7 +153,9 @@ class Conversation:
                 turn.text += frame.text
                 turn.first_text_at = turn.first_text_at or seen.time
             elif isinstance(frame, InterruptionFrame):
-                turns[-1].interrupted = turns[-1].ended is None or turns[-1].interrupted
+                # The LLM closes its bracket just ahead of the interruption, so "interrupted"
+                # means: the user barged in before the next answer started.
+                turns[-1].interrupted = True
             elif isinstance(frame, LLMFullResponseEndFrame):
                 turns[-1].ended = seen.time
         return turns

@@ -1,0 +1,233 @@
+"""``pipecat-responses-ws demo``: a real Pipecat pipeline on the embedded emulator, no key needed.
+
+user aggregator → ResponsesWSLLMService → transcript printer → assistant aggregator. The scripted
+conversation streams text, runs a parallel and a chained tool call, and is barged in on
+mid-answer; then a summary of what was measured. ``--interactive`` lets a person type (typing
+while the bot streams is a barge-in); ``--openai`` talks to OpenAI with ``OPENAI_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import statistics
+import sys
+from collections.abc import AsyncIterator
+from typing import Any, TextIO
+
+from loguru import logger
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.frames.frames import (
+    Frame,
+    FunctionCallInProgressFrame,
+    InterruptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+)
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.llm_service import FunctionCallParams
+
+from .emulator import Emulator, Reply, ToolCall
+from .harness.pipeline import Conversation
+from .service import ResponsesWSLLMService
+
+INSTRUCTIONS = "You are a friendly voice assistant. Answer in one or two short sentences."
+STORY = (
+    "Once upon a time, in a harbour town where the fog rolled in every evening, there lived a "
+    "lighthouse keeper who collected stories from every ship that passed, and one night a small "
+    "boat arrived carrying a letter addressed to nobody at all, sealed with green wax and smelling of pine."
+)
+FAKE_DATA = {
+    "get_weather": lambda a: {"city": a.get("city"), "forecast": "sunny, 21 degrees"},
+    "get_time": lambda a: {"city": a.get("city"), "time": "18:40"},
+    "find_restaurant": lambda a: {"name": "Fiskebaren", "near": a.get("city")},
+    "book_table": lambda a: {"restaurant": a.get("name"), "confirmed": True, "time": "19:30"},
+}
+
+
+class TranscriptPrinter(FrameProcessor):
+    """Prints the bot's words as they stream, tool calls as they start, and barge-ins."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__(name="transcript")
+        self._out = out
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMFullResponseStartFrame):
+            self._write("\n  bot: ")
+        elif isinstance(frame, LLMTextFrame):
+            self._write(frame.text)
+        elif isinstance(frame, FunctionCallInProgressFrame) and direction is FrameDirection.DOWNSTREAM:
+            self._write(f"[tool {frame.function_name}({_args(frame.arguments)})] ")
+        elif isinstance(frame, InterruptionFrame):
+            self._write("  [user barges in]")
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            self._out.flush()
+        await self.push_frame(frame, direction)
+
+    def _write(self, text: str) -> None:
+        self._out.write(text)
+        self._out.flush()
+
+
+def _args(arguments: Any) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in dict(arguments).items())
+
+
+def _tools() -> ToolsSchema:
+    def schema(name: str, prop: str) -> FunctionSchema:
+        return FunctionSchema(name=name, description=name.replace("_", " "), properties={prop: {"type": "string"}},
+                              required=[prop])
+
+    return ToolsSchema(standard_tools=[schema("get_weather", "city"), schema("get_time", "city"),
+                                       schema("find_restaurant", "city"), schema("book_table", "name")])
+
+
+def _register_tools(llm: ResponsesWSLLMService) -> None:
+    async def handler(params: FunctionCallParams) -> None:
+        await asyncio.sleep(0.05)  # a quick lookup
+        await params.result_callback(FAKE_DATA[params.function_name](dict(params.arguments)))
+
+    for name in FAKE_DATA:
+        llm.register_function(name, handler)
+
+
+def _script() -> list[Reply]:
+    return [
+        Reply(text="Hi! I can check the weather and the time, find restaurants and book tables. What do you need?"),
+        Reply(calls=[ToolCall("get_weather", {"city": "Oslo"}), ToolCall("get_time", {"city": "Tokyo"})]),
+        Reply(text="Oslo is sunny at 21 degrees, and in Tokyo it is 18:40."),
+        Reply(calls=[ToolCall("find_restaurant", {"city": "Bergen"})]),
+        Reply(calls=[ToolCall("book_table", {"name": "Fiskebaren"})]),
+        Reply(text="Done: a table at Fiskebaren in Bergen, 19:30, is confirmed."),
+        Reply(text=STORY, tokens_per_second=12),
+        Reply(text="Of course, no story. Two plus two is four."),
+    ]
+
+
+SCRIPTED_TURNS = [
+    ("Hi! What can you do?", None),
+    ("What's the weather in Oslo and the time in Tokyo?", None),
+    ("Book me a table at a fish place in Bergen.", None),
+    ("Tell me a long story.", "lighthouse"),  # barge in once this word was heard
+    ("Actually, stop. What's two plus two?", None),
+]
+
+
+@contextlib.asynccontextmanager
+async def _endpoint(use_openai: bool) -> AsyncIterator[tuple[str, str, Emulator | None]]:
+    if use_openai:
+        key = os.environ.get("OPENAI_API_KEY")
+        if not key:
+            raise SystemExit("--openai needs OPENAI_API_KEY in the environment")
+        yield "wss://api.openai.com/v1/responses", key, None
+        return
+    async with Emulator(ttft=0.12, tokens_per_second=30.0) as emulator:
+        yield emulator.ws_url, "demo-key", emulator
+
+
+async def run_demo(*, interactive: bool, use_openai: bool, model: str, out: TextIO = sys.stdout) -> int:
+    async with _endpoint(use_openai) as (url, key, emulator):
+        where = "OpenAI" if emulator is None else f"the embedded emulator at {url}"
+        out.write(f"Pipeline: user aggregator -> ResponsesWSLLMService -> transcript -> assistant aggregator\n"
+                  f"LLM endpoint: {where}\n")
+        settings = ResponsesWSLLMService.Settings(model=model, system_instruction=INSTRUCTIONS)
+        llm = ResponsesWSLLMService(api_key=key, ws_url=url, settings=settings)
+        _register_tools(llm)
+        conv = Conversation(llm, context=LLMContext(tools=_tools()), listeners=[TranscriptPrinter(out)])
+        async with conv:
+            if interactive:
+                await _interactive(conv, out)
+            else:
+                if emulator is not None:
+                    emulator.queue_replies(*_script())
+                await _scripted(conv, out)
+            _summary(conv, llm, out)
+    return 0
+
+
+async def _scripted(conv: Conversation, out: TextIO) -> None:
+    for text, barge_at in SCRIPTED_TURNS:
+        out.write(f"\n\n user: {text}")
+        before = len(conv.turns())
+        await conv.say(text)
+        if barge_at is not None:
+            await conv.wait_text(barge_at, timeout=30)
+            await conv.interrupt()
+            await asyncio.sleep(0.05)  # the barge-in shows in the transcript before the next words
+            continue
+        await conv.wait_for(lambda: _settled(conv, before), timeout=30, what="the answer")  # noqa: B023
+        await asyncio.sleep(0.05)  # let the printer, after the probe, catch up
+
+
+def _settled(conv: Conversation, before: int) -> bool:
+    """The turn and any tool follow-ups it set off have finished answering."""
+    turns = conv.turns()[before:]
+    return bool(turns) and all(t.ended for t in turns) and bool(turns[-1].text)
+
+
+async def _interactive(conv: Conversation, out: TextIO) -> None:
+    out.write("\nType a message and press Enter (empty line or Ctrl-D to quit). "
+              "Typing while the bot talks interrupts it.\n")
+    loop = asyncio.get_running_loop()
+    while True:
+        out.write("\n user: ")
+        out.flush()
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line.strip():
+            return
+        turns = conv.turns()
+        if turns and turns[-1].ended is None:
+            await conv.interrupt()
+        await conv.say(line.strip())
+        await asyncio.sleep(0.05)
+
+
+def _summary(conv: Conversation, llm: ResponsesWSLLMService, out: TextIO) -> None:
+    turns = [t for t in conv.turns() if t.first_text_at is not None]
+    first_text = [(t.first_text_at - t.started) * 1000 for t in turns]  # type: ignore[operator]
+    stats = llm.stats
+    conn = llm.client.current
+    out.write("\n\n--- summary ---\n")
+    if first_text:
+        median = statistics.median(first_text)
+        out.write(f"first text after the request: median {median:.0f} ms over {len(turns)} answers\n")
+    barge = _barge_in_recovery(conv)
+    if barge is not None:
+        out.write(f"barge-in recovery: the answer after the barge-in streamed {barge:.0f} ms after its request\n")
+    out.write(f"requests sent incrementally: {stats.incremental_turns}/{stats.turns}"
+              f" ({stats.input_items_sent} input items in all)\n")
+    if conn is not None:
+        out.write(f"cancels sent: {conn.stats.cancels_sent}; tokens generated for abandoned answers:"
+                  f" {conn.stats.abandoned_output_tokens}\n")
+    out.write(f"tool calls: {len(conv.tool_starts())}; errors: {len(conv.errors())}\n")
+
+
+def _barge_in_recovery(conv: Conversation) -> float | None:
+    turns = conv.turns()
+    for previous, turn in itertools.pairwise(turns):
+        if previous.interrupted and turn.first_text_at is not None:
+            return (turn.first_text_at - turn.started) * 1000
+    return None
+
+
+def add_demo_command(commands: Any) -> None:
+    parser = commands.add_parser("demo", help="run a scripted voice-bot conversation on the embedded emulator")
+    parser.add_argument("--interactive", action="store_true", help="type your own turns; typing interrupts the bot")
+    parser.add_argument("--openai", action="store_true", help="talk to OpenAI instead (needs OPENAI_API_KEY)")
+    parser.add_argument("--model", default="gpt-4.1-mini", help="model name (default: %(default)s)")
+    parser.add_argument("--log-level", default="WARNING", help="loguru level (default: %(default)s)")
+    parser.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    logger.remove()
+    logger.add(sys.stderr, level=args.log_level.upper())
+    return asyncio.run(run_demo(interactive=args.interactive, use_openai=args.openai, model=args.model))
