@@ -1,0 +1,21 @@
+"""Interruption testing harness: seeded conversations, invariants and latency figures per service."""
+
+from .invariants import INVARIANTS, Observed, check
+from .pipeline import Conversation, TurnRecord
+from .runner import RunResult, resolve_factory, run_scenario
+from .scenario import Scenario, Turn, generate, scenarios
+
+__all__ = [
+    "INVARIANTS",
+    "Conversation",
+    "Observed",
+    "RunResult",
+    "Scenario",
+    "Turn",
+    "TurnRecord",
+    "check",
+    "generate",
+    "resolve_factory",
+    "run_scenario",
+    "scenarios",
+]

@@ -1,0 +1,70 @@
+"""``python -m pipecat_responses_ws.harness``: seeded barge-in runs against one or more services."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from loguru import logger
+
+from .report import summarise, table, write_json, write_plot
+from .runner import RunResult, resolve_factory, run_scenario
+from .scenario import scenarios
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pipecat-responses-ws harness", description=__doc__)
+    p.add_argument("--service", action="append", help="ours | pipecat | module:factory (repeatable)")
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--cancel-policy", action="append", choices=["error", "ignore", "honor"],
+                   help="how the emulator treats response.cancel (repeatable; default ignore)")
+    p.add_argument("--faults", choices=["none", "some"], default="none")
+    p.add_argument("--json", metavar="PATH")
+    p.add_argument("--plot", metavar="PATH")
+    p.add_argument("--verbose", action="store_true", help="keep the services' and emulator's logs")
+    return p
+
+
+async def _run_all(args: argparse.Namespace) -> list[RunResult]:
+    plan = scenarios(args.seed, args.runs, faults=args.faults == "some")
+    services = args.service or ["ours"]
+    policies = args.cancel_policy or ["ignore"]
+    total, done, results = len(plan) * len(services) * len(policies), 0, []
+    for name in services:
+        factory = resolve_factory(name)
+        for policy in policies:
+            for scenario in plan:
+                result = await run_scenario(factory, scenario, cancel_policy=policy, service_name=name)
+                results.append(result)
+                done += 1
+                if result.total_violations:
+                    bad = {k: v for k, v in result.violations.items() if v}
+                    print(f"  {name}/{policy} {scenario.describe()}: {bad} {result.note}", file=sys.stderr)
+                if done % 10 == 0 or done == total:
+                    print(f"[{done}/{total}] runs", file=sys.stderr, flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status 1 when any invariant was violated, so CI can gate on it."""
+    args = _parser().parse_args(argv)
+    if not args.verbose:
+        # Hundreds of runs of debug logs would bury the progress lines and the table.
+        logger.remove()
+        logger.add(sys.stderr, level="CRITICAL")
+    results = asyncio.run(_run_all(args))
+    summary = summarise(results)
+    print(table(summary))
+    if args.json:
+        write_json(args.json, summary, results)
+    if args.plot:
+        why_not = write_plot(args.plot, results)
+        if why_not:
+            print(why_not, file=sys.stderr)
+    return 1 if any(r.total_violations for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

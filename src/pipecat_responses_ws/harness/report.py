@@ -1,0 +1,105 @@
+"""Sums many runs per service into a terminal table, a JSON file and (optionally) a plot."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .invariants import INVARIANTS
+from .runner import RunResult
+
+
+def _spread_ms(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"median": None, "p95": None, "max": None}
+    ms = sorted(v * 1000 for v in values)
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    return {"median": statistics.median(ms), "p95": p95, "max": ms[-1]}
+
+
+def summarise(results: Iterable[RunResult]) -> dict[str, dict[str, Any]]:
+    """Per ``service/cancel_policy``: runs, violations by invariant and the figures."""
+    groups: dict[str, list[RunResult]] = {}
+    for r in results:
+        groups.setdefault(f"{r.service}/{r.cancel_policy}", []).append(r)
+    out: dict[str, dict[str, Any]] = {}
+    for key, runs in groups.items():
+        eligible = sum(r.eligible for r in runs)
+        turns = sum(r.user_turns for r in runs)
+        out[key] = {
+            "runs": len(runs),
+            "violations": {name: sum(r.violations.get(name, 0) for r in runs) for name in INVARIANTS},
+            "penalty_ms": _spread_ms([p for r in runs for p in r.penalties]),
+            "tool_dispatch_ms": _spread_ms([d for r in runs for d in r.tool_dispatch]),
+            "incremental_pct": 100.0 * sum(r.incremental for r in runs) / eligible if eligible else None,
+            "bytes_per_turn": sum(r.bytes_uploaded for r in runs) / turns if turns else None,
+            "reconnects": sum(r.reconnects for r in runs),
+            "abandoned_tokens": sum(r.abandoned_tokens for r in runs),
+            "failing_runs": [r.scenario.describe() for r in runs if r.total_violations][:20],
+        }
+    return out
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table(summary: dict[str, dict[str, Any]]) -> str:
+    """One column per service, one row per figure, so side-by-side comparison reads across."""
+    keys = list(summary)
+    rows: list[tuple[str, list[str]]] = [("runs", [str(summary[k]["runs"]) for k in keys])]
+    for name in INVARIANTS:
+        rows.append((f"violations: {name}", [str(summary[k]["violations"][name]) for k in keys]))
+    for figure, label in (("penalty_ms", "barge-in penalty ms"), ("tool_dispatch_ms", "tool dispatch ms")):
+        for stat in ("median", "p95", "max"):
+            rows.append((f"{label} {stat}", [_fmt(summary[k][figure][stat]) for k in keys]))
+    rows += [
+        ("incremental turns %", [_fmt(summary[k]["incremental_pct"]) for k in keys]),
+        ("bytes uploaded / turn", [_fmt(summary[k]["bytes_per_turn"], 0) for k in keys]),
+        ("reconnects", [str(summary[k]["reconnects"]) for k in keys]),
+        ("abandoned tokens", [str(summary[k]["abandoned_tokens"]) for k in keys]),
+    ]
+    first = max(len(label) for label, _ in rows)
+    widths = [max(len(k), *(len(cells[i]) for _, cells in rows)) for i, k in enumerate(keys)]
+    lines = [" " * first + "  " + "  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True))]
+    lines += [label.ljust(first) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
+              for label, cells in rows]
+    return "\n".join(lines)
+
+
+def write_json(path: str | Path, summary: dict[str, Any], results: list[RunResult]) -> None:
+    runs = [
+        {"service": r.service, "cancel_policy": r.cancel_policy, "scenario": r.scenario.to_dict(),
+         "violations": r.violations, "penalties_ms": [p * 1000 for p in r.penalties],
+         "tool_dispatch_ms": [d * 1000 for d in r.tool_dispatch], "note": r.note}
+        for r in results
+    ]
+    Path(path).write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))
+
+
+def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
+    """Box plots of penalty and tool dispatch per service; returns why not, if matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display on a server or in CI
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install 'pipecat-responses-ws[plot]'); no plot written"
+    keys = sorted({f"{r.service}/{r.cancel_policy}" for r in results})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, attr, title in ((axes[0], "penalties", "barge-in penalty (ms)"),
+                            (axes[1], "tool_dispatch", "tool dispatch latency (ms)")):
+        data = [[v * 1000 for r in results if f"{r.service}/{r.cancel_policy}" == k for v in getattr(r, attr)] or [0]
+                for k in keys]
+        ax.boxplot(data, showfliers=True)
+        ax.set_xticks(range(1, len(keys) + 1), keys, rotation=20)
+        ax.set_yscale("symlog", linthresh=10)
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return None

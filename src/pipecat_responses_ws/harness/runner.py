@@ -1,0 +1,275 @@
+"""Runs one scenario against one LLM service on a fresh emulator and collects its figures.
+
+Every wait is bounded: a service that never answers costs the run a few seconds and shows up as
+an ``unanswered_turns`` violation, never as a hung harness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.frames.frames import (
+    ErrorFrame,
+    InterruptionFrame,
+    LLMContextFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+)
+from pipecat.processors.aggregators.llm_context import LLMContext
+
+from ..emulator import Emulator
+from .invariants import END, INTERRUPTION, START, TEXT, Event, Observed, ToolRun, check
+from .pipeline import Conversation
+from .scenario import TAG, TOOLS, Scenario, Turn, replies_for
+
+ServiceFactory = Callable[[str], Any]
+TTFT = 0.05
+TOKENS_PER_SECOND = 100.0
+WAIT = 6.0  # seconds any one expected thing may take before the turn counts as unanswered
+TOOL_SLEEP = 5.0  # a tool that is still running when the user barges in
+
+
+def _settings(cls: Any) -> Any:
+    return cls.Settings(model="emulated", system_instruction="Answer briefly.")
+
+
+def resolve_factory(name: str) -> ServiceFactory:
+    """``ours``, ``pipecat`` or ``module:attr`` (a callable taking the emulator's ws_url)."""
+    if name == "ours":
+        from ..service import ResponsesWSLLMService
+
+        return lambda url: ResponsesWSLLMService(api_key="k", ws_url=url, settings=_settings(ResponsesWSLLMService))
+    if name == "pipecat":
+        from pipecat.services.openai.responses.llm import OpenAIResponsesLLMService
+
+        return lambda url: OpenAIResponsesLLMService(
+            api_key="k", ws_url=url, settings=_settings(OpenAIResponsesLLMService)
+        )
+    module, _, attr = name.partition(":")
+    if not attr:
+        raise ValueError(f"service must be 'ours', 'pipecat' or 'module:attr', not {name!r}")
+    return getattr(importlib.import_module(module), attr)
+
+
+def tools_schema() -> ToolsSchema:
+    return ToolsSchema(
+        standard_tools=[
+            FunctionSchema(name=n, description=f"{n} for a city", properties={"city": {"type": "string"}},
+                           required=["city"])
+            for n in TOOLS
+        ]
+    )
+
+
+@dataclass
+class RunResult:
+    service: str
+    cancel_policy: str
+    scenario: Scenario
+    violations: dict[str, int]
+    penalties: list[float] = field(default_factory=list)  # seconds, barge-in → fresh text − model time
+    tool_dispatch: list[float] = field(default_factory=list)  # seconds, arguments done → handler start
+    incremental: int = 0
+    eligible: int = 0  # generated creates after the first, which could have been incremental
+    bytes_uploaded: int = 0
+    user_turns: int = 0
+    reconnects: int = 0
+    abandoned_tokens: int = 0
+    note: str = ""
+
+    @property
+    def total_violations(self) -> int:
+        return sum(self.violations.values())
+
+
+class _Run:
+    """State of one run: the emulator, the conversation and what the tool handlers saw."""
+
+    def __init__(self, emu: Emulator, conv: Conversation, wait: float = WAIT) -> None:
+        self.emu, self.conv, self.patience = emu, conv, wait
+        self.tool_runs: list[ToolRun] = []
+        self.slow_tools: set[int] = set()
+        self.tool_started: dict[int, asyncio.Event] = {}
+        self.abandoned_at: dict[str, float] = {}  # tag → time the interruption was queued
+        self.unanswered: list[int] = []
+        self.fault_windows: list[tuple[float, float]] = []
+        self.penalties: list[float] = []
+
+    async def handler(self, params: Any) -> None:
+        self.tool_runs.append(ToolRun(params.tool_call_id, params.function_name, time.monotonic()))
+        n = int(str(params.arguments.get("city", "City0x")).removeprefix("City").split("x")[0] or 0)
+        self.tool_started.setdefault(n, asyncio.Event()).set()
+        if n in self.slow_tools:
+            await asyncio.sleep(TOOL_SLEEP)
+        await params.result_callback({"result": f"t{n}r"})
+
+    def bracket_with(self, tag: str, since: int = 0) -> Any:
+        return next((t for t in self.conv.turns()[since:] if tag in TAG.findall(t.text)), None)
+
+    async def wait(self, predicate: Callable[[], bool], n: int, what: str) -> bool:
+        try:
+            await self.conv.wait_for(predicate, self.patience, what)
+            return True
+        except TimeoutError:
+            self.unanswered.append(n)
+            return False
+
+    async def answered(self, tag: str, n: int) -> Any:
+        ok = await self.wait(lambda: (b := self.bracket_with(tag)) is not None and b.ended is not None, n, tag)
+        return self.bracket_with(tag) if ok else None
+
+    async def turn(self, turn: Turn) -> None:
+        self.emu.queue_replies(*replies_for(turn))
+        if turn.kind in ("text", "tool", "parallel", "chain"):
+            await self.conv.say(turn.user_text())
+            await self.answered(turn.tag("a" if turn.kind == "text" else "r"), turn.n)
+        elif turn.kind == "fault":
+            await self.fault_turn(turn)
+        else:
+            await self.barge_in(turn)
+
+    async def fault_turn(self, turn: Turn) -> None:
+        start, brackets, errors = await self.conv.say(turn.user_text()), len(self.conv.turns()), len(self.conv.errors())
+
+        def settled() -> bool:  # an answer (retried or not) or a reported failure
+            return any(t.ended for t in self.conv.turns()[brackets:]) or len(self.conv.errors()) > errors
+
+        await self.wait(settled, turn.n, "an answer or an error")
+        await asyncio.sleep(0.3)  # a retry may still be on its way; it belongs to this window
+        self.fault_windows.append((start, time.monotonic() + 0.2))
+
+    async def barge_in(self, turn: Turn) -> None:
+        conv, records, n = self.conv, self.emu.records, turn.n
+        if turn.phase == "during_tool":
+            self.slow_tools.add(n)
+        contexts = sum(isinstance(s.frame, LLMContextFrame) for s in conv.upstream.seen)
+        creates, sent = len(records.creates()), len(records.sent())
+        await conv.say(turn.user_text("a"))
+        phase_reached: dict[str | None, Callable[[], bool]] = {
+            "before_request": lambda: sum(isinstance(s.frame, LLMContextFrame) for s in conv.upstream.seen)
+            > contexts,
+            "before_created": lambda: len(records.creates()) > creates,
+            "mid_text": lambda: f"t{n}as0w3" in conv.text(),
+            "mid_arguments": lambda: any(
+                s.event["type"] == "response.function_call_arguments.delta" for s in records.sent()[sent:]
+            ),
+            "during_tool": lambda: n in self.tool_started and self.tool_started[n].is_set(),
+            "at_terminal": lambda: (b := self.bracket_with(f"{n}a")) is not None and b.ended is not None,
+        }
+        await self.wait(phase_reached[turn.phase], n, f"phase {turn.phase}")
+        self.abandoned_at[turn.tag("a")] = await conv.interrupt()
+        asked = await conv.say(turn.user_text("b"))
+        fresh = await self.answered(turn.tag("b"), n)
+        if fresh is not None and fresh.first_text_at is not None:
+            self.penalties.append(fresh.first_text_at - asked - self.model_time(asked, turn.tag("b")))
+
+    def model_time(self, asked: float, tag: str) -> float:
+        """The emulator's own share of the delay: create received → first text delta of that answer.
+
+        Subtracting it (ttft plus pacing) leaves what the client and the pipeline added. The answer
+        is found by its tag, since an abandoned response may still be streaming on the same socket.
+        ``TTFT`` stands in when either end cannot be found, so a lost request still shows.
+        """
+        records, marker = self.emu.records, f"u{tag} please"
+        deltas = [s for s in records.sent() if s.time >= asked and s.event["type"] == "response.output_text.delta"]
+        tagged = next((s for s in deltas if f"u{tag}" in s.event.get("delta", "")), None)
+        if tagged is None:
+            return TTFT
+        first = next(s.time for s in deltas if s.event.get("item_id") == tagged.event.get("item_id"))
+        creates = [f.time for f in records.frames if asked <= f.time <= first and f.payload
+                   and f.payload.get("type") == "response.create" and marker in json.dumps(f.payload)]
+        return first - creates[-1] if creates else TTFT
+
+
+def _events(conv: Conversation) -> list[Event]:
+    kinds = {LLMFullResponseStartFrame: START, LLMFullResponseEndFrame: END, InterruptionFrame: INTERRUPTION}
+    out = []
+    for s in conv.downstream.seen:
+        if isinstance(s.frame, LLMTextFrame):
+            out.append(Event(s.time, TEXT, s.frame.text))
+        elif type(s.frame) in kinds:
+            out.append(Event(s.time, kinds[type(s.frame)]))
+    return out
+
+
+def _observe(run: _Run) -> Observed:
+    conv, records = run.conv, run.emu.records
+    events = _events(conv)
+    interruptions = [e.time for e in events if e.kind == INTERRUPTION]
+    # The cut is when the interruption reached the speaker: text pushed before that was heard.
+    abandoned = {tag: next((t for t in interruptions if t >= q), q) for tag, q in run.abandoned_at.items()}
+    completed = {
+        s.event["item"]["call_id"]: s.time
+        for s in records.sent()
+        if s.event["type"] == "response.output_item.done" and s.event["item"].get("type") == "function_call"
+    }
+    errors = [(s.time, str(s.frame.error)) for s in conv.upstream.seen if isinstance(s.frame, ErrorFrame)]
+    return Observed(events, abandoned, run.tool_runs, completed, conv.messages(), run.unanswered, errors,
+                    run.fault_windows)
+
+
+def _traffic(result: RunResult, emu: Emulator, cuts: list[float]) -> None:
+    """Upload size, incremental share, reconnects and tokens spent on responses nobody heard."""
+    creates = [f for f in emu.records.frames if f.payload and f.payload.get("type") == "response.create"]
+    result.bytes_uploaded = sum(len(f.raw.encode()) for f in creates)
+    generated = [f.payload for f in creates if f.payload and f.payload.get("generate") is not False]
+    for payload in generated[1:]:
+        result.eligible += 1
+        # A full resend carries the first user message again; an incremental create does not.
+        if payload.get("previous_response_id") and "u1a please" not in json.dumps(payload.get("input")):
+            result.incremental += 1
+    result.reconnects = max(0, emu.connection_count - 1)
+    for r in emu.records.responses:
+        start, end = r.created_at, r.finished_at
+        hit = start is not None and any(start <= c and (end is None or end > c) for c in cuts)
+        if r.generate and (r.cancelled_at is not None or hit):
+            result.abandoned_tokens += r.output_tokens_generated
+
+
+async def run_scenario(
+    service_factory: ServiceFactory,
+    scenario: Scenario,
+    *,
+    cancel_policy: str = "ignore",
+    service_name: str = "service",
+    budget: float = 60.0,
+    wait: float = WAIT,
+) -> RunResult:
+    """Play ``scenario`` against a fresh service and emulator; never raises for a misbehaving service."""
+    note = ""
+    async with Emulator(cancel_policy=cancel_policy, ttft=TTFT, tokens_per_second=TOKENS_PER_SECOND,
+                        seed=scenario.seed) as emu:
+        llm = service_factory(emu.ws_url)
+        conv = Conversation(llm, context=LLMContext(tools=tools_schema()))
+        run = _Run(emu, conv, wait)
+        for name in TOOLS:
+            llm.register_function(name, run.handler)
+        async with conv:
+            try:
+                await asyncio.wait_for(_play(run, scenario), budget)
+            except TimeoutError:
+                note = f"run exceeded {budget:g}s"
+                run.unanswered.append(-1)
+            await asyncio.sleep(0.3)  # late stale text, if any, must be seen to be counted
+        obs = _observe(run)
+        result = RunResult(service_name, cancel_policy, scenario, check(obs), run.penalties, note=note,
+                           user_turns=len(scenario.turns))
+        result.tool_dispatch = [
+            r.time - obs.completed_calls[r.call_id] for r in obs.tool_runs if r.call_id in obs.completed_calls
+        ]
+        _traffic(result, emu, list(obs.abandoned.values()))
+        return result
+
+
+async def _play(run: _Run, scenario: Scenario) -> None:
+    for turn in scenario.turns:
+        await run.turn(turn)

@@ -1,0 +1,42 @@
+"""The harness must catch each broken service, and pass ours on a seeded sample."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipecat_responses_ws.harness import Scenario, Turn, resolve_factory, run_scenario, scenarios
+
+from .toys import LeaksAfterInterruption, NeverAnswers, RepeatsItself, RunsToolsTwice, factory
+
+
+def _one(*turns: Turn) -> Scenario:
+    return Scenario(seed=0, index=0, turns=turns)
+
+
+async def test_text_after_an_interruption_is_a_leak() -> None:
+    result = await run_scenario(factory(LeaksAfterInterruption), _one(Turn(1, "barge_in", phase="mid_text")))
+    assert result.violations["leaked_text"] > 0
+
+
+async def test_a_sentence_pushed_twice_is_caught() -> None:
+    result = await run_scenario(factory(RepeatsItself), _one(Turn(1, "text")))
+    assert result.violations["repeated_text"] > 0
+
+
+async def test_a_tool_run_twice_is_caught() -> None:
+    result = await run_scenario(factory(RunsToolsTwice), _one(Turn(1, "tool")))
+    assert result.violations["bad_tool_runs"] > 0
+
+
+async def test_a_turn_never_answered_is_a_violation_not_a_hang() -> None:
+    result = await run_scenario(factory(NeverAnswers), _one(Turn(1, "text")), wait=0.5)
+    assert result.violations["unanswered_turns"] == 1
+
+
+@pytest.mark.parametrize("policy", ["error", "ignore", "honor"])
+async def test_ours_keeps_every_invariant_on_a_seeded_sample(policy: str) -> None:
+    ours = resolve_factory("ours")
+    for scenario in scenarios(7, 2, faults=True):
+        result = await run_scenario(ours, scenario, cancel_policy=policy, service_name="ours")
+        assert result.total_violations == 0, (scenario.describe(), result.violations)
+        assert all(p < 0.1 for p in result.penalties), result.penalties
