@@ -28,6 +28,7 @@ from pipecat.frames.frames import (
     LLMThoughtEndFrame,
     LLMThoughtStartFrame,
     LLMThoughtTextFrame,
+    LLMUpdateSettingsFrame,
     StartFrame,
 )
 from pipecat.metrics.metrics import LLMTokenUsage
@@ -221,8 +222,6 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             await self.push_frame(frame, direction)
 
     def _handled_by_base(self, frame: Frame) -> bool:
-        from pipecat.frames.frames import LLMUpdateSettingsFrame
-
         # The base forwards a settings frame aimed at another service itself.
         return isinstance(frame, LLMUpdateSettingsFrame) and frame.service is not None and frame.service is not self
 
@@ -325,7 +324,7 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         # Marked before the await: once the frame may have left, the request must be abandoned,
         # never silently forgotten (its events would otherwise be read as someone else's).
         turn.sent = True
-        await turn.conn.send(payload)
+        self.stats.bytes_sent += await turn.conn.send(payload)
 
     async def _stream(self, turn: _Turn) -> None:
         timeout, phase = self._first_event_timeout, "first_event"

@@ -165,3 +165,23 @@ async def test_many_rapid_barge_ins_never_wait_and_never_leak() -> None:
         for n, turn in enumerate(conv.turns()[:12]):
             assert turn.text.startswith(f"Turn{n} ")
         assert not conv.errors()
+
+
+@pytest.mark.parametrize("policy", ["ignore", "honor"])
+async def test_without_lanes_stale_events_are_dropped_as_they_arrive(policy: str) -> None:
+    # Compatibility mode for gateways without stream_id: one FIFO lane on the server.
+    async with session(emulator={"cancel_policy": policy, "tokens_per_second": 50}, service={"lanes": False}) as (
+        emu, llm, conv,
+    ):
+        emu.queue_replies(Reply(text=LONG_TEXT), Reply(text="Fresh answer here."))
+        await conv.say("Tell me everything.")
+        await conv.wait_text("word3")
+        await conv.interrupt()
+        delay = await _next_turn_is_fresh(conv, emu, 1)
+        assert all("stream_id" not in c for c in emu.records.creates())
+        if policy == "honor":
+            assert delay < GENEROUS_BOUND_SECS  # the server stops the old one: no queueing behind it
+        else:
+            assert delay < 3.0  # FIFO on the server: the old answer's tail, but never a leaked word
+        assert "word59" not in conv.text()
+        assert not conv.errors()

@@ -27,6 +27,8 @@ from ..protocol.lanes import LaneRouter, Request, RouteKind
 
 # How long after sending response.cancel a connection-level error is taken as its rejection.
 CANCEL_REJECTION_WINDOW_SECS = 2.0
+# An abandoned request that has not ended after this long never will: its lane is retired.
+STUCK_LANE_SECS = 60.0
 _CLOSED = object()
 
 
@@ -166,26 +168,30 @@ class Connection:
 
     def open_request(self, avoid_lane: str | None = None) -> Request | None:
         """A request on a free lane with an event queue, or None if none can start at once."""
+        for stuck in self.router.retire_stuck(time.monotonic(), STUCK_LANE_SECS):
+            logger.warning(f"{self.name}: lane {stuck.lane} never ended its abandoned response; retired")
         request = self.router.open(self.chains.staleness, avoid=avoid_lane)
         if request is not None:
             request.sink = EventQueue()
             self.quiet.clear()
         return request
 
-    async def send(self, payload: dict[str, Any]) -> None:
-        """Write one event. The frame is on the wire before the first suspension point."""
+    async def send(self, payload: dict[str, Any]) -> int:
+        """Write one event; returns its size. The frame is on the wire before the first suspension point."""
         ws = self._ws
         if ws is None or self.closed.is_set():
             raise ConnectionLost("the connection is closed", phase="send")
+        text = json.dumps(payload)
         try:
             async with asyncio.timeout(self._send_timeout):
-                await ws.send(json.dumps(payload))
+                await ws.send(text)
         except TimeoutError:
             self.abort()
             message = f"send blocked for {self._send_timeout:g}s; connection dropped"
             raise ConnectionLost(message, phase="send") from None
         except ConnectionClosed as e:
             raise ConnectionLost(f"the connection closed: {e}", phase="send") from None
+        return len(text)
 
     def abandon(self, request: Request) -> None:
         """Give up on ``request`` without awaiting anything; cancel it on the server if we can."""
