@@ -60,8 +60,8 @@ class ResponseRecord:
 
     ``status`` is ``queued`` while it waits for its lane or an in-flight slot, ``in_progress``
     while it streams, then the final status (``completed``, ``failed``, ``incomplete`` or
-    ``cancelled``). A response cut by a closing connection keeps ``in_progress`` and has no
-    ``finished_at``. ``cancelled_at`` is when the client asked to cancel it, whatever the cancel
+    ``cancelled``). A response cut by a closing connection keeps ``in_progress`` (or ``queued``)
+    and has no ``finished_at``. ``cancelled_at`` is when the client asked to cancel it, whatever the cancel
     policy did with the request.
     """
 

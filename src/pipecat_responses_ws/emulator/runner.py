@@ -61,23 +61,18 @@ class ResponseRunner:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        stream, fault = self.stream, self._fault
-        trigger = self._trigger_index() if fault is not None else None
+        stream, pending = self.stream, self._fault
+        trigger = self._trigger_index() if pending is not None else 0
         sent = 0
         deadline = loop.time()
         while (delay := stream.peek_delay()) is not None:
-            if fault is not None and trigger == sent and fault.kind != "delay_terminal":
-                trigger = None
+            if pending is not None and self._due(pending, trigger, sent):
+                fault, pending = pending, None
                 if not await self._fire(fault):
                     return
+                # A fault may change what comes next (a terminal) and resets the pacing clock.
                 deadline = loop.time()
                 continue
-            delay_terminal = fault is not None and fault.kind == "delay_terminal"
-            if delay_terminal and trigger is not None and stream.next_is_terminal():
-                assert fault is not None
-                trigger = None
-                await self._pause(fault.seconds)
-                deadline = loop.time()
             if delay > 0:
                 deadline += delay
                 # A cancel during this wait makes next() the terminal instead of the delta.
@@ -88,6 +83,11 @@ class ResponseRunner:
             self._record.text = stream.text
         self._finish()
         await self._outlet.apply(self._outlet.finished(self.job))
+
+    def _due(self, fault: Fault, trigger: int, sent: int) -> bool:
+        if fault.kind == "delay_terminal":
+            return self.stream.next_is_terminal()
+        return sent == trigger
 
     def _trigger_index(self) -> int:
         """How many events are sent before the fault fires (clamped so it always fires)."""
@@ -102,7 +102,7 @@ class ResponseRunner:
 
     async def _fire(self, fault: Fault) -> bool:
         """Carry out ``fault``; ``False`` when the response must not go on (the connection is gone)."""
-        if fault.kind in ("delay_created", "stall"):
+        if fault.kind in ("delay_created", "stall", "delay_terminal"):
             await self._pause(fault.seconds)
         elif fault.kind == "drop":
             self._outlet.close(fault.close_code, "connection dropped (injected fault)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from http import HTTPStatus
 from types import TracebackType
 from typing import Self
@@ -61,7 +62,8 @@ class Emulator:
         self._port: int | None = None
         self._handshakes = 0
         self._rejections: list[int] = []
-        self._ids: dict[ServerConnection, int] = {}
+        # Weak, so an upgrade that fails after process_request leaves nothing behind.
+        self._ids: weakref.WeakKeyDictionary[ServerConnection, int] = weakref.WeakKeyDictionary()
         self._connections: dict[int, ConnectionHandler] = {}
         self.connection_count = 0
 
