@@ -206,7 +206,7 @@ class ConnectionState:
             return [Cancel(job, stop=True)] if job is not None else []
         if job is None:
             message = f"Response '{response_id}' was not started on this connection; nothing to cancel."
-            return [Send(wire.error_event("response_not_found", message, param="response_id"))]
+            return [Send(wire.error_event(wire.RESPONSE_NOT_FOUND, message, param="response_id"))]
         return [Cancel(job, stop=job.status == RUNNING)]
 
     # -- response.steer -------------------------------------------------------------------------
@@ -231,7 +231,7 @@ class ConnectionState:
                 "invalid_input", "Steering input must be a non-empty string or a non-empty list of user messages."
             )
         if job is None or job.writer is None:
-            return failed("response_not_found", f"Response '{target_id}' is not active on this connection.")
+            return failed(wire.RESPONSE_NOT_FOUND, f"Response '{target_id}' is not active on this connection.")
         if job.status != RUNNING:
             if job.status == "completed":
                 return failed("response_already_completed", f"Response '{target_id}' already completed.")

@@ -61,6 +61,8 @@ INVALID_JSON = "invalid_json"
 UNKNOWN_EVENT = "unknown_event_type"
 UNSUPPORTED_PARAMETER = "unsupported_parameter"
 INVALID_REQUEST = "invalid_request"
+# A response id this connection never started (steering's documented code, reused for cancel).
+RESPONSE_NOT_FOUND = "response_not_found"
 
 # -- limits (PROTOCOL.md §4) --------------------------------------------------------------------
 
