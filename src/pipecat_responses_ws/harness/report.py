@@ -33,6 +33,7 @@ def summarise(results: Iterable[RunResult]) -> dict[str, dict[str, Any]]:
             "runs": len(runs),
             "violations": {name: sum(r.violations.get(name, 0) for r in runs) for name in INVARIANTS},
             "penalty_ms": _spread_ms([p for r in runs for p in r.penalties]),
+            "plain_turn_ms": _spread_ms([b for r in runs for b in r.baseline]),
             "tool_dispatch_ms": _spread_ms([d for r in runs for d in r.tool_dispatch]),
             "incremental_pct": 100.0 * sum(r.incremental for r in runs) / eligible if eligible else None,
             "bytes_per_turn": sum(r.bytes_uploaded for r in runs) / turns if turns else None,
@@ -53,7 +54,9 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     rows: list[tuple[str, list[str]]] = [("runs", [str(summary[k]["runs"]) for k in keys])]
     for name in INVARIANTS:
         rows.append((f"violations: {name}", [str(summary[k]["violations"][name]) for k in keys]))
-    for figure, label in (("penalty_ms", "barge-in penalty ms"), ("tool_dispatch_ms", "tool dispatch ms")):
+    figures = (("penalty_ms", "barge-in penalty ms"), ("plain_turn_ms", "same, uninterrupted turn ms"),
+               ("tool_dispatch_ms", "tool dispatch ms"))
+    for figure, label in figures:
         for stat in ("median", "p95", "max"):
             rows.append((f"{label} {stat}", [_fmt(summary[k][figure][stat]) for k in keys]))
     rows += [
@@ -74,7 +77,8 @@ def write_json(path: str | Path, summary: dict[str, Any], results: list[RunResul
     runs = [
         {"service": r.service, "cancel_policy": r.cancel_policy, "scenario": r.scenario.to_dict(),
          "violations": r.violations, "penalties_ms": [p * 1000 for p in r.penalties],
-         "tool_dispatch_ms": [d * 1000 for d in r.tool_dispatch], "note": r.note}
+         "plain_turn_ms": [b * 1000 for b in r.baseline], "tool_dispatch_ms": [d * 1000 for d in r.tool_dispatch],
+         "note": r.note}
         for r in results
     ]
     Path(path).write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))

@@ -77,6 +77,7 @@ class RunResult:
     scenario: Scenario
     violations: dict[str, int]
     penalties: list[float] = field(default_factory=list)  # seconds, barge-in → fresh text − model time
+    baseline: list[float] = field(default_factory=list)  # the penalty's figure for uninterrupted text turns
     tool_dispatch: list[float] = field(default_factory=list)  # seconds, arguments done → handler start
     incremental: int = 0
     eligible: int = 0  # generated creates after the first, which could have been incremental
@@ -103,6 +104,7 @@ class _Run:
         self.unanswered: list[int] = []
         self.fault_windows: list[tuple[float, float]] = []
         self.penalties: list[float] = []
+        self.baseline: list[float] = []
 
     async def handler(self, params: Any) -> None:
         self.tool_runs.append(ToolRun(params.tool_call_id, params.function_name, time.monotonic()))
@@ -130,8 +132,12 @@ class _Run:
     async def turn(self, turn: Turn) -> None:
         self.emu.queue_replies(*replies_for(turn))
         if turn.kind in ("text", "tool", "parallel", "chain"):
-            await self.conv.say(turn.user_text())
-            await self.answered(turn.tag("a" if turn.kind == "text" else "r"), turn.n)
+            asked = await self.conv.say(turn.user_text())
+            answer = await self.answered(turn.tag("a" if turn.kind == "text" else "r"), turn.n)
+            if turn.kind == "text" and answer is not None and answer.first_text_at is not None:
+                # The same figure for a turn nobody interrupted: what any turn costs, for comparison.
+                model = self.model_time(asked, f"t{turn.n}as0w0", turn.user_text())
+                self.baseline.append(answer.first_text_at - asked - model)
         elif turn.kind == "fault":
             await self.fault_turn(turn)
         else:
@@ -170,23 +176,23 @@ class _Run:
         asked = await conv.say(turn.user_text("b"))
         fresh = await self.answered(turn.tag("b"), n)
         if fresh is not None and fresh.first_text_at is not None:
-            self.penalties.append(fresh.first_text_at - asked - self.model_time(asked, turn.tag("b")))
+            self.penalties.append(fresh.first_text_at - asked - self.model_time(asked, f"u{n}b", turn.user_text("b")))
 
-    def model_time(self, asked: float, tag: str) -> float:
+    def model_time(self, asked: float, spoken: str, asked_text: str) -> float:
         """The emulator's own share of the delay: create received → first text delta of that answer.
 
         Subtracting it (ttft plus pacing) leaves what the client and the pipeline added. The answer
         is found by its tag, since an abandoned response may still be streaming on the same socket.
         ``TTFT`` stands in when either end cannot be found, so a lost request still shows.
         """
-        records, marker = self.emu.records, f"u{tag} please"
+        records = self.emu.records
         deltas = [s for s in records.sent() if s.time >= asked and s.event["type"] == "response.output_text.delta"]
-        tagged = next((s for s in deltas if f"u{tag}" in s.event.get("delta", "")), None)
+        tagged = next((s for s in deltas if spoken in s.event.get("delta", "")), None)
         if tagged is None:
             return TTFT
         first = next(s.time for s in deltas if s.event.get("item_id") == tagged.event.get("item_id"))
         creates = [f.time for f in records.frames if asked <= f.time <= first and f.payload
-                   and f.payload.get("type") == "response.create" and marker in json.dumps(f.payload)]
+                   and f.payload.get("type") == "response.create" and asked_text in json.dumps(f.payload)]
         return first - creates[-1] if creates else TTFT
 
 
@@ -263,6 +269,7 @@ async def run_scenario(
         obs = _observe(run)
         result = RunResult(service_name, cancel_policy, scenario, check(obs), run.penalties, note=note,
                            user_turns=len(scenario.turns))
+        result.baseline = run.baseline
         result.tool_dispatch = [
             r.time - obs.completed_calls[r.call_id] for r in obs.tool_runs if r.call_id in obs.completed_calls
         ]
