@@ -34,15 +34,24 @@ async def _next_turn_is_fresh(conv, emu, started_turns: int) -> float:
 @pytest.mark.parametrize("policy", POLICIES)
 async def test_mid_text(policy: str) -> None:
     async with session(emulator={"cancel_policy": policy, "tokens_per_second": 25}) as (emu, llm, conv):
-        emu.queue_replies(Reply(text=LONG_TEXT), Reply(text="Fresh answer here."))
+        emu.queue_replies(Reply(text="Hello there."), Reply(text=LONG_TEXT), Reply(text="Fresh answer here."))
+        await conv.say("Hi")
+        await conv.wait_turns_ended(1)
         await conv.say("Tell me everything.")
         await conv.wait_text("word3")
         await conv.interrupt()
-        delay = await _next_turn_is_fresh(conv, emu, 1)
+        delay = await _next_turn_is_fresh(conv, emu, 2)
         assert delay < GENEROUS_BOUND_SECS
         assert "word50" not in conv.text()  # the old response was still streaming its tail
+        greeting, abandoned = emu.records.responses[1], emu.records.responses[2]
         cancels = [f.payload for f in emu.records.frames if f.payload and f.payload["type"] == "response.cancel"]
-        assert len(cancels) == 1 and cancels[0]["response_id"] == emu.records.responses[1].id
+        assert len(cancels) == 1 and cancels[0]["response_id"] == abandoned.id
+        # Incremental after the barge-in: forked from the greeting (still cached on its own lane), sending
+        # the interrupted question, the spoken prefix if the aggregator already wrote it, and the new one.
+        after = emu.records.creates()[-1]
+        assert after["previous_response_id"] == greeting.id and after["stream_id"] != abandoned.lane
+        roles = [i.get("role") for i in after["input"]]
+        assert roles in (["user", "user"], ["user", "assistant", "user"])
         # Recorded errors must not leak into the pipeline as failures of the new turn.
         assert not conv.errors(), [e.error for e in conv.errors()]
 
