@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,7 +109,9 @@ class _Run:
 
     async def handler(self, params: Any) -> None:
         self.tool_runs.append(ToolRun(params.tool_call_id, params.function_name, time.monotonic()))
-        n = int(str(params.arguments.get("city", "City0x")).removeprefix("City").split("x")[0] or 0)
+        # Scripted cities are "City<n>x<k>"; anything else (a call that should never have run) is turn 0.
+        found = re.fullmatch(r"City(\d+)x\d+", str(params.arguments.get("city", "")))
+        n = int(found.group(1)) if found else 0
         self.tool_started.setdefault(n, asyncio.Event()).set()
         if n in self.slow_tools:
             await asyncio.sleep(TOOL_SLEEP)
