@@ -1,6 +1,26 @@
-"""A Pipecat LLM service for the OpenAI Responses API over one persistent WebSocket."""
+"""A Pipecat LLM service for the OpenAI Responses API over one persistent WebSocket.
 
-from .service import ResponsesWSLLMService, ServiceStats
-from .settings import ReasoningSettings, ResponsesWSSettings
+The service is imported on first use, so the emulator and the pytest plugin load without Pipecat.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .service import ResponsesWSLLMService, ServiceStats
+    from .settings import ReasoningSettings, ResponsesWSSettings
 
 __all__ = ["ReasoningSettings", "ResponsesWSLLMService", "ResponsesWSSettings", "ServiceStats"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("ResponsesWSLLMService", "ServiceStats"):
+        from . import service
+
+        return getattr(service, name)
+    if name in ("ReasoningSettings", "ResponsesWSSettings"):
+        from . import settings
+
+        return getattr(settings, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,6 +34,7 @@ async def test_drop_mid_text_never_repeats_text_and_the_next_turn_works() -> Non
         assert any("closed" in e.error for e in conv.errors())
         await conv.say("Still there?")
         await conv.wait_text("Back again.")
+        await conv.wait_for(lambda: sum(m["role"] == "assistant" for m in conv.messages()) == 2, 2, "the context")
         spoken = [m["content"] for m in conv.messages() if m["role"] == "assistant"]
         assert spoken[0] == first.strip() or spoken[0] == first
 

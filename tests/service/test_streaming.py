@@ -42,6 +42,8 @@ async def test_multi_turn_sends_only_new_items_after_a_warm_up() -> None:
         assert [t.text for t in conv.turns()] == ["First answer.", "Second answer.", "Third answer."]
         assert all(c["instructions"] == "Answer briefly." for c in turns)  # not inherited: sent every turn
         assert not conv.errors()
+        # The assistant aggregator writes the context after the probe saw the response end.
+        await conv.wait_for(lambda: sum(m["role"] == "assistant" for m in conv.messages()) == 3, 2, "the context")
         assert [m["content"] for m in conv.messages() if m["role"] == "assistant"] == [
             "First answer.",
             "Second answer.",
