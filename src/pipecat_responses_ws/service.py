@@ -153,7 +153,6 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or ""
         self._store = store
         self._send_cancel = send_cancel
-        self._warm_up_enabled = warm_up
         self._first_event_timeout = first_event_timeout
         self._stall_timeout = stall_timeout
         headers = {"Authorization": f"Bearer {self._api_key}", **(extra_headers or {})}
@@ -416,12 +415,9 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             turn.conn.abandon(request)
         else:
             turn.conn.router.abandon(request, time.monotonic())
-        self.cancel_ttfb_metrics_soon()
-        self._release_tool_results(turn, run_llm=False)
-
-    def cancel_ttfb_metrics_soon(self) -> None:
-        """A running TTFB would be reported as complete by the interruption; drop it instead."""
+        # A running TTFB would be reported as complete by the interruption; drop it instead.
         self.create_task(self.cancel_ttfb_metrics(), "responses-ws-cancel-ttfb")
+        self._release_tool_results(turn, run_llm=False)
 
     # -- tools ------------------------------------------------------------------------------
 

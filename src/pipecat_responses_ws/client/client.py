@@ -83,8 +83,8 @@ class ResponsesClient:
 
     async def start(self) -> None:
         """Connect and warm up. Raises ``AuthenticationError`` when the key is refused."""
-        await self.connection()
         self._spawn(self._rollover_loop())
+        await self.connection()
 
     async def connection(self) -> Connection:
         """A usable connection, connecting (once, now) if there is none."""
@@ -211,6 +211,7 @@ class ResponsesClient:
         quiet.cancel()
         closed.cancel()
         await conn.close()
+        self.retired.remove(conn)  # its figures go with it; a long-lived bot rotates forever
 
     def _connection_closed(self, conn: Connection) -> None:
         if conn is not self._current or self._closing:
