@@ -65,7 +65,6 @@ class ServiceStats:
     transparent_retries: int = 0
     input_items_sent: int = 0
     bytes_sent: int = 0
-    tool_dispatch_lag_secs: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -359,7 +358,7 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
                 turn.text_pushed = True
             await self._push_llm_text(happening.text)
         elif isinstance(happening, acc.ToolCallReady):
-            self._dispatch_tool(turn, happening)
+            await self._dispatch_tool(turn, happening)
         elif isinstance(happening, acc.ToolCallAnnounced):
             await self.stop_ttfb_metrics()
             await self.stop_ttfat_metrics()
@@ -421,20 +420,19 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
 
     # -- tools ------------------------------------------------------------------------------
 
-    def _dispatch_tool(self, turn: _Turn, call: acc.ToolCallReady) -> None:
-        """Start the call now (its arguments are final); results wait for the group to close."""
+    async def _dispatch_tool(self, turn: _Turn, call: acc.ToolCallReady) -> None:
+        """Start the call now (its arguments are final); results wait for the group to close.
+
+        ``run_function_calls`` only announces the call and starts its task, so awaiting it here
+        does not hold up the stream.
+        """
         turn.calls_started += 1
         registered = self._functions.get(call.name) or self._functions.get(None)
         if registered is None or registered.cancel_on_interruption:
             self._tool_gate.add_call(turn.key, call.call_id)
-        started = time.monotonic()
         function_call = FunctionCallFromLLM(
             function_name=call.name, tool_call_id=call.call_id, arguments=call.arguments, context=turn.context
         )
-        self.create_task(self._run_tool(function_call, started), f"responses-ws-tool-{call.call_id}")
-
-    async def _run_tool(self, function_call: FunctionCallFromLLM, started: float) -> None:
-        self.stats.tool_dispatch_lag_secs.append(time.monotonic() - started)
         await self.run_function_calls([function_call])
 
     def _release_tool_results(self, turn: _Turn, *, run_llm: bool) -> None:
