@@ -40,13 +40,16 @@ async def session(
     service: dict[str, Any] | None = None,
     tools: ToolsSchema | None = None,
     setup: Callable[[ResponsesWSLLMService], None] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Emulator, ResponsesWSLLMService, Conversation]]:
+    """``settings`` adds ``ResponsesWSLLMService.Settings`` fields to the model and instructions."""
     options = {"ttft": 0.05, "tokens_per_second": 100.0, **(emulator or {})}
+    fields = {"model": "emulated", "system_instruction": "Answer briefly.", **(settings or {})}
     async with Emulator(**options) as emu:
         llm = ResponsesWSLLMService(
             api_key=options.get("api_key") or "test-key",
             ws_url=emu.ws_url,
-            settings=ResponsesWSLLMService.Settings(model="emulated", system_instruction="Answer briefly."),
+            settings=ResponsesWSLLMService.Settings(**fields),
             **(service or {}),
         )
         if setup is not None:

@@ -56,6 +56,9 @@ def item_text(item: Item) -> str:
         return f"{item.get('name', '')} {item.get('arguments', '')}"
     if kind == "function_call_output":
         return output_text(item.get("output"))
+    if kind == "reasoning":
+        # The summary stands in for what the model reads back (the encrypted content is opaque).
+        return content_text(item.get("summary"))
     return ""
 
 

@@ -48,12 +48,19 @@ class PlannedCall:
     arguments: str
 
 
-Plan = list[PlannedText | PlannedCall]
+@dataclass(frozen=True)
+class PlannedReasoning:
+    summary: str
+
+
+Plan = list[PlannedText | PlannedCall | PlannedReasoning]
 
 
 def plan_from_reply(reply: Reply) -> Plan:
-    """A scripted reply as output items: the message first (if any), then the calls in order."""
+    """A scripted reply as output items: the reasoning, the message (each if any), then the calls."""
     plan: Plan = []
+    if reply.reasoning is not None:
+        plan.append(PlannedReasoning(reply.reasoning))
     if reply.text is not None:
         plan.append(PlannedText(reply.text))
     for call in reply.calls:

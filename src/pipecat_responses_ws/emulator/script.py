@@ -80,8 +80,10 @@ class Fault:
 
 @dataclass
 class Reply:
-    """What one generated response does, in order: the text (if any), then the calls.
+    """What one generated response does, in order: the reasoning, the text (if any), then the calls.
 
+    ``reasoning`` makes the first output item a ``reasoning`` item whose summary streams as
+    ``response.reasoning_summary_text.delta`` events and which carries ``encrypted_content``.
     ``ttft`` and ``tokens_per_second`` override the emulator's pacing for this response; a
     ``fault`` here wins over any fault queued with ``Emulator.add_fault``.
     """
@@ -91,6 +93,7 @@ class Reply:
     ttft: float | None = None
     tokens_per_second: float | None = None
     fault: Fault | None = None
+    reasoning: str | None = None
 
 
 class Script:

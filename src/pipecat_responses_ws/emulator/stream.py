@@ -7,6 +7,7 @@ that wait replaces the event instead of following it. Producing an event is what
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol import wire
-from .model import Plan, PlannedCall, PlannedText
+from .model import Plan, PlannedCall, PlannedReasoning, PlannedText
 
 Event = dict[str, Any]
 
@@ -66,6 +67,7 @@ class ResponseStream:
     ) -> None:
         self.writer = writer
         self.tokens = 0
+        self.reasoning_tokens = 0
         self.text = ""
         self.end_reason: str | None = None
         self._input_tokens = input_tokens
@@ -86,6 +88,8 @@ class ResponseStream:
                     break
                 if isinstance(planned, PlannedText):
                     self._plan_message(output_index, planned.text)
+                elif isinstance(planned, PlannedReasoning):
+                    self._plan_reasoning(output_index, planned.summary)
                 else:
                     self._plan_call(output_index, planned)
         end = ("incomplete", "max_output_tokens") if self._truncated else ("completed", None)
@@ -176,6 +180,23 @@ class ResponseStream:
         self._entries.append(_Entry(0.0, lambda: w.content_part_done(item_id, index, said)))
         self._entries.append(_Entry(0.0, lambda: w.output_item_done(index, done)))
 
+    def _plan_reasoning(self, index: int, summary: str) -> None:
+        w = self.writer
+        item_id = self._new_id("rs")
+        added = wire.reasoning_item(item_id)
+        self._entries.append(_Entry(0.0, lambda: w.output_item_added(index, added), boundary=True))
+        self._entries.append(_Entry(0.0, lambda: w.reasoning_summary_part_added(item_id, index)))
+        chunks = self._take_tokens(list(wire.text_chunks(summary)))
+        for chunk, delay in chunks:
+            self._entries.append(_Entry(delay, self._reasoning_delta(item_id, index, chunk)))
+        said = "".join(chunk for chunk, _ in chunks)
+        # Opaque to the client but deterministic, so a test can follow it back into the next request.
+        encrypted = "enc_" + hashlib.sha256(f"{item_id}:{said}".encode()).hexdigest()[:32]
+        done = wire.reasoning_item(item_id, said, encrypted)
+        self._entries.append(_Entry(0.0, lambda: w.reasoning_summary_text_done(item_id, index, said)))
+        self._entries.append(_Entry(0.0, lambda: w.reasoning_summary_part_done(item_id, index, said)))
+        self._entries.append(_Entry(0.0, lambda: w.output_item_done(index, done)))
+
     def _plan_call(self, index: int, call: PlannedCall) -> None:
         w = self.writer
         item_id, call_id = self._new_id("fc"), self._new_id("call")
@@ -198,6 +219,14 @@ class ResponseStream:
 
         return build
 
+    def _reasoning_delta(self, item_id: str, index: int, chunk: str) -> Callable[[], Event]:
+        def build() -> Event:
+            self.tokens += 1
+            self.reasoning_tokens += 1
+            return self.writer.reasoning_summary_text_delta(item_id, index, chunk)
+
+        return build
+
     def _arguments_delta(self, item_id: str, index: int, chunk: str) -> Callable[[], Event]:
         def build() -> Event:
             self.tokens += 1
@@ -207,7 +236,7 @@ class ResponseStream:
 
     def _terminal(self, end: tuple[str, str | None]) -> Event:
         kind, code = end
-        usage = wire.usage(self._input_tokens, self.tokens, self._cached_tokens)
+        usage = wire.usage(self._input_tokens, self.tokens, self._cached_tokens, self.reasoning_tokens)
         self.end_reason = kind
         if kind == "completed":
             return self.writer.completed(usage)

@@ -98,13 +98,13 @@ def error_event(
     return event
 
 
-def usage(input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
-    """A ``usage`` object as carried by terminal events."""
+def usage(input_tokens: int, output_tokens: int, cached_tokens: int = 0, reasoning_tokens: int = 0) -> dict[str, Any]:
+    """A ``usage`` object as carried by terminal events (``output_tokens`` includes reasoning)."""
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": cached_tokens, "cache_write_tokens": 0},
         "output_tokens": output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": input_tokens + output_tokens,
     }
 
@@ -133,6 +133,20 @@ def function_call_item(
         "arguments": arguments,
         "status": status,
     }
+
+
+def reasoning_item(
+    item_id: str, summary: str | None = None, encrypted_content: str | None = None
+) -> dict[str, Any]:
+    """A ``reasoning`` output item: no summary part while it streams, one ``summary_text`` when done."""
+    item: dict[str, Any] = {
+        "id": item_id,
+        "type": "reasoning",
+        "summary": [] if summary is None else [{"type": "summary_text", "text": summary}],
+    }
+    if encrypted_content is not None:
+        item["encrypted_content"] = encrypted_content
+    return item
 
 
 @dataclass
@@ -297,6 +311,50 @@ class ResponseEventWriter:
             output_index=output_index,
             arguments=arguments,
             name=name,
+        )
+
+    def reasoning_summary_part_added(
+        self, item_id: str, output_index: int, summary_index: int = 0
+    ) -> dict[str, Any]:
+        return self._event(
+            REASONING_SUMMARY_PART_ADDED,
+            item_id=item_id,
+            output_index=output_index,
+            summary_index=summary_index,
+            part={"type": "summary_text", "text": ""},
+        )
+
+    def reasoning_summary_text_delta(
+        self, item_id: str, output_index: int, delta: str, summary_index: int = 0
+    ) -> dict[str, Any]:
+        return self._event(
+            REASONING_SUMMARY_TEXT_DELTA,
+            item_id=item_id,
+            output_index=output_index,
+            summary_index=summary_index,
+            delta=delta,
+        )
+
+    def reasoning_summary_text_done(
+        self, item_id: str, output_index: int, text: str, summary_index: int = 0
+    ) -> dict[str, Any]:
+        return self._event(
+            REASONING_SUMMARY_TEXT_DONE,
+            item_id=item_id,
+            output_index=output_index,
+            summary_index=summary_index,
+            text=text,
+        )
+
+    def reasoning_summary_part_done(
+        self, item_id: str, output_index: int, text: str, summary_index: int = 0
+    ) -> dict[str, Any]:
+        return self._event(
+            REASONING_SUMMARY_PART_DONE,
+            item_id=item_id,
+            output_index=output_index,
+            summary_index=summary_index,
+            part={"type": "summary_text", "text": text},
         )
 
     def error(self, code: str, message: str, *, status: int = 400) -> dict[str, Any]:
