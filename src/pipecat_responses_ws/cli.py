@@ -47,6 +47,11 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     parser.set_defaults(handler=_serve)
 
 
+def add_harness_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # Listed for --help only: main() hands everything after "harness" to the harness's own parser.
+    commands.add_parser("harness", help="barge-ins, tools and faults against any Pipecat LLM service")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pipecat-responses-ws",
@@ -57,10 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo_command(commands)
     add_serve_command(commands)
+    add_harness_command(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["harness"]:
+        from .harness.__main__ import main as harness_main
+
+        return harness_main(argv[1:])
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     return handler(args)
