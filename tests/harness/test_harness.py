@@ -39,4 +39,6 @@ async def test_ours_keeps_every_invariant_on_a_seeded_sample(policy: str) -> Non
     for scenario in scenarios(7, 2, faults=True):
         result = await run_scenario(ours, scenario, cancel_policy=policy, service_name="ours")
         assert result.total_violations == 0, (scenario.describe(), result.violations)
-        assert all(p < 0.1 for p in result.penalties), result.penalties
+        # Generous: waiting for the abandoned answer (~seconds here) misses this by far; a loaded
+        # machine does not. The millisecond figure is the harness's to report, not a test's.
+        assert all(p < 0.5 for p in result.penalties), result.penalties
