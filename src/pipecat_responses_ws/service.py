@@ -300,7 +300,7 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
 
     async def _open_turn(self, context: LLMContext, full_input: list[dict[str, Any]], force_full: bool) -> _Turn:
         def plan_for(conn: Connection) -> InputPlan:
-            return InputPlan(None, full_input, None, len(full_input)) if force_full else conn.chains.plan(full_input)
+            return InputPlan(None, full_input, None) if force_full else conn.chains.plan(full_input)
 
         conn, request, plan = await self._client.open_request(
             plan_for, lambda plan: plan.parent.lane if plan.parent is not None else None

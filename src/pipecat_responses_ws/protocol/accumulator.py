@@ -90,11 +90,9 @@ Happening = (
 
 @dataclass
 class ResponseAccumulator:
-    """Per-response state: announced calls, text seen, and the terminal outcome."""
+    """Per-response state: the response id and the calls announced but not yet done."""
 
     response_id: str | None = None
-    text_seen: bool = False
-    calls_ready: list[ToolCallReady] = field(default_factory=list)
     _announced: dict[str, tuple[str, str]] = field(default_factory=dict)  # item id -> (call id, name)
 
     def feed(self, event: dict[str, Any]) -> Happening | None:
@@ -104,10 +102,7 @@ class ResponseAccumulator:
             delta = event.get("delta")
             if not isinstance(delta, str):
                 raise ValueError("output_text.delta without a string 'delta'")
-            if delta:
-                self.text_seen = True
-                return TextDelta(delta)
-            return None
+            return TextDelta(delta) if delta else None
         if event_type == wire.OUTPUT_ITEM_ADDED:
             return self._item_added(event.get("item") or {})
         if event_type == wire.OUTPUT_ITEM_DONE:
@@ -154,9 +149,7 @@ class ResponseAccumulator:
             return ToolCallRejected(call_id, name, "arguments are not a JSON object")
         if not call_id or not name:
             return ToolCallRejected(call_id, name, "function call without call_id or name")
-        ready = ToolCallReady(call_id, name, arguments)
-        self.calls_ready.append(ready)
-        return ready
+        return ToolCallReady(call_id, name, arguments)
 
     def _finished(self, event: dict[str, Any]) -> Finished:
         response = event.get("response") or {}

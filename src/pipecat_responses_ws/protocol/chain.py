@@ -48,7 +48,6 @@ class InputPlan:
     previous_response_id: str | None
     input: list[dict[str, Any]]
     parent: KnownResponse | None
-    full_input_items: int
 
     @property
     def incremental(self) -> bool:
@@ -107,9 +106,9 @@ class ServerChains:
             if best is None or rank > best[:2]:
                 best = (*rank, known, missing)
         if best is None:
-            return InputPlan(None, list(full_input), None, len(full_input))
+            return InputPlan(None, list(full_input), None)
         known, missing = best[2], best[3]
-        return InputPlan(known.response_id, [full_input[i] for i in missing], known, len(full_input))
+        return InputPlan(known.response_id, [full_input[i] for i in missing], known)
 
     def claim_lane(self, lane: str | None) -> None:
         """A request is about to run on ``lane``: whatever that lane cached will be replaced."""

@@ -49,7 +49,3 @@ class PhaseTimeout(ResponsesWSError):
 
 class PreviousResponseNotFound(ResponsesWSError):
     """The server no longer holds the parent response: nothing was generated, a resend is safe."""
-
-
-class ConnectionLimitReached(ResponsesWSError):
-    """The connection reached its maximum age; a new connection is needed."""

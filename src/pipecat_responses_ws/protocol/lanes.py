@@ -187,10 +187,6 @@ class LaneRouter:
     def in_flight(self) -> int:
         return sum(len(queue) for queue in self._lanes.values())
 
-    @property
-    def lanes_used(self) -> int:
-        return sum(1 for lane in self._lanes if lane is not None)
-
     def requests(self) -> Iterator[Request]:
         for queue in self._lanes.values():
             yield from queue
