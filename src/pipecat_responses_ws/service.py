@@ -171,8 +171,8 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             name=f"{self}",
         )
         self._starting: asyncio.Task[None] | None = None
-        self._last_tools: Any = None
-        self._last_instructions: str | None = None
+        self._last_fields: dict[str, Any] | None = None
+        self._thinking = False  # a reasoning summary is streaming as thought frames
         self._tool_gate = ToolResultGate()
         self.stats = ServiceStats()
 
@@ -242,29 +242,29 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
 
     # -- one turn ---------------------------------------------------------------------------
 
+    def _fields(self, instructions: str | None, tools: Any) -> dict[str, Any]:
+        """The ``response.create`` fields other than the input, for a turn or a warm-up."""
+        fields = request_fields(self._settings)
+        fields["store"] = self._store
+        if instructions:
+            fields["instructions"] = instructions
+        if isinstance(tools, list) and tools:
+            fields["tools"] = tools
+        return fields
+
     async def _request_fields(self, context: LLMContext) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         params = await self.get_llm_adapter().get_llm_invocation_params(
             context, system_instruction=self._settings.system_instruction or None
         )
-        fields = request_fields(self._settings)
-        fields["store"] = self._store
-        if params.get("instructions"):
-            fields["instructions"] = params["instructions"]
-        tools = params.get("tools")
-        if isinstance(tools, list) and tools:
-            fields["tools"] = tools
-        self._last_tools, self._last_instructions = fields.get("tools"), fields.get("instructions")
+        fields = self._fields(params.get("instructions"), params.get("tools"))
+        self._last_fields = fields
         return fields, list(params["input"])
 
     def _warm_up_request(self) -> dict[str, Any] | None:
-        instructions = self._last_instructions or self._settings.system_instruction or None
-        fields = request_fields(self._settings)
-        fields.update(store=self._store, input=[])
-        if instructions:
-            fields["instructions"] = instructions
-        if self._last_tools:
-            fields["tools"] = self._last_tools
-        return fields
+        # The last turn's instructions and tools, with the settings as they are now.
+        last = self._last_fields or {}
+        instructions = last.get("instructions") or self._settings.system_instruction or None
+        return {**self._fields(instructions, last.get("tools")), "input": []}
 
     async def _run_turn(self, context: LLMContext) -> None:
         fields, full_input = await self._request_fields(context)
@@ -449,8 +449,6 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         await super().broadcast_frame(frame_cls, **kwargs)
 
     # -- reasoning --------------------------------------------------------------------------
-
-    _thinking = False
 
     async def _push_thought(self, text: str) -> None:
         if not self._thinking:
