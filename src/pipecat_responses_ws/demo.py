@@ -174,20 +174,51 @@ def _settled(conv: Conversation, before: int) -> bool:
 
 
 async def _interactive(conv: Conversation, out: TextIO) -> None:
+    """Read lines while the bot talks, so typing is a barge-in; show the prompt once the answer is done.
+
+    The next "user:" prompt is written only when the answer (and any tool follow-up) has settled,
+    so the bot's streamed words never land on the prompt line. A line typed before that cuts the
+    answer off; it is shown again on its own line, since the terminal echoed it amid the bot's words.
+    """
     out.write("\nType a message and press Enter (empty line or Ctrl-D to quit). "
               "Typing while the bot talks interrupts it.\n")
     loop = asyncio.get_running_loop()
-    while True:
-        out.write("\n user: ")
-        out.flush()
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line.strip():
-            return
-        turns = conv.turns()
-        if turns and turns[-1].ended is None:
-            await conv.interrupt()
-        await conv.say(line.strip())
-        await asyncio.sleep(0.05)
+    _prompt(out, "\n")
+    reading = loop.run_in_executor(None, sys.stdin.readline)
+    answering: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            line = (await reading).strip()
+            if not line:
+                return
+            if answering is not None and not answering.done():
+                answering.cancel()
+                out.write(f" user: {line}")
+                out.flush()
+                await conv.interrupt()
+            before, errors = len(conv.turns()), len(conv.errors())
+            await conv.say(line)
+            reading = loop.run_in_executor(None, sys.stdin.readline)
+            answering = asyncio.ensure_future(_answered(conv, before, errors))
+            await asyncio.wait({reading, answering}, return_when=asyncio.FIRST_COMPLETED)
+            if answering.done() and not reading.done():
+                _prompt(out)
+    finally:
+        if answering is not None:
+            answering.cancel()
+
+
+async def _answered(conv: Conversation, before: int, errors: int) -> None:
+    """The answer settled (or failed), and the printer, after the probe, has caught up with it."""
+    with contextlib.suppress(TimeoutError):
+        await conv.wait_for(lambda: _settled(conv, before) or len(conv.errors()) > errors, timeout=60,
+                            what="the answer")
+    await asyncio.sleep(0.05)
+
+
+def _prompt(out: TextIO, gap: str = "\n\n") -> None:
+    out.write(f"{gap} user: ")
+    out.flush()
 
 
 def _summary(conv: Conversation, llm: ResponsesWSLLMService, out: TextIO) -> None:
