@@ -78,9 +78,9 @@ def create_llm(
 ) -> ResponsesWSLLMService:
     """The LLM stage with its tool registered.
 
-    Takes the WebSocket URL first so the interruption harness can use it as a factory
-    (``pipecat-responses-ws harness --service console_chat:create_llm``) and tests can point it
-    at an emulator.
+    Takes the WebSocket URL first so tests can point it at an emulator and the interruption
+    harness can use it as a factory: ``PYTHONPATH=examples OPENAI_API_KEY=test
+    pipecat-responses-ws harness --service console_chat:create_llm`` (the emulator accepts any key).
     """
     llm = ResponsesWSLLMService(
         api_key=api_key,  # None: OPENAI_API_KEY

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+from collections.abc import Awaitable, Callable
 
 import pytest
 from console_chat import chat, create_llm
@@ -27,7 +28,7 @@ from pipecat_responses_ws.harness import run_scenario, scenarios
 pytestmark = pytest.mark.asyncio  # harmless where asyncio_mode is "auto", needed where it is "strict"
 
 
-def scripted(*lines: str):
+def scripted(*lines: str) -> Callable[[], Awaitable[str | None]]:
     """The user's side of the chat: these lines, then the end of input."""
     queue = list(lines)
 
@@ -57,12 +58,13 @@ async def test_my_bot_answers_and_uses_its_tool(emulator: Emulator) -> None:
     outputs = [i["output"] for c in generated for i in c.get("input", []) if i.get("type") == "function_call_output"]
     assert [json.loads(o) for o in outputs] == [{"city": "Paris", "forecast": "sunny", "temperature_c": 21}]
 
+
 async def test_my_bot_keeps_every_promise_under_barge_ins() -> None:
     """Seeded conversations with barge-ins at every phase, parallel and chained tools, and faults.
 
     Each run starts its own emulator and a fresh service from the factory (anything taking the
-    emulator's ``ws_url``), so this is the same check as
-    ``pipecat-responses-ws harness --service console_chat:create_llm --faults some``.
+    emulator's ``ws_url``): the same check as ``PYTHONPATH=examples OPENAI_API_KEY=test
+    pipecat-responses-ws harness --service console_chat:create_llm --seed 7 --runs 4 --faults some``.
     """
     factory = functools.partial(create_llm, api_key="test-key", model="test-model")
     for scenario in scenarios(seed=7, runs=4, faults=True):

@@ -26,6 +26,7 @@ from pipecat.processors.aggregators.llm_response_universal import LLMAssistantAg
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.openai.stt import OpenAISTTService
 from pipecat.services.openai.tts import OpenAITTSService
+from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 
 from pipecat_responses_ws import ResponsesWSLLMService
 
@@ -97,6 +98,8 @@ async def test_daily_bot_is_wired_in_order_without_touching_the_network(no_netwo
     assert llm.has_function("get_weather")
     user = next(p for p in stages(worker) if isinstance(p, LLMUserAggregator))
     assert isinstance(user._params.vad_analyzer, SileroVADAnalyzer)
+    stop = user._params.user_turn_strategies.stop
+    assert [type(s) for s in stop] == [TurnAnalyzerUserTurnStopStrategy]
 
 
 def test_daily_main_explains_missing_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
