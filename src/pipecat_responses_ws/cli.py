@@ -43,6 +43,9 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     parser.add_argument(
         "--age-limit-close-code", type=int, default=1011, help="close code after the age limit (default: %(default)s)"
     )
+    parser.add_argument(
+        "--handshake-delay", type=float, default=0.0, help="seconds added to each handshake, as a real network would"
+    )
     parser.add_argument("--log-level", default="INFO", help="loguru level, e.g. DEBUG for every event (default: INFO)")
     parser.set_defaults(handler=_serve)
 
@@ -101,6 +104,7 @@ async def _serve_until_stopped(args: argparse.Namespace) -> None:
         age_limit_close_code=args.age_limit_close_code,
         host=args.host,
         port=args.port,
+        handshake_delay=args.handshake_delay,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -67,6 +67,14 @@ async def test_forced_handshake_rejections(emu: Emulator, connect: Connect, stat
     assert emu.connection_count == 1 and emu.open_connections == 1
 
 
+async def test_handshake_delay_holds_the_upgrade(make_emulator: MakeEmulator, connect: Connect) -> None:
+    emu = await make_emulator(handshake_delay=0.2)
+    started = time.monotonic()
+    await connect(emu)
+    assert time.monotonic() - started >= 0.2
+    assert [h.status for h in emu.records.handshakes] == [101]
+
+
 async def test_malformed_frames_and_unknown_types_keep_the_connection(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     cases = [

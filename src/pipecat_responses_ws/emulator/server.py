@@ -43,6 +43,7 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         model: str = "emulated",
+        handshake_delay: float = 0.0,
     ) -> None:
         settings = Settings(
             api_key=api_key,
@@ -54,6 +55,7 @@ class Emulator:
             max_connection_age=max_connection_age,
             age_limit_close_code=age_limit_close_code,
             model=model,
+            handshake_delay=handshake_delay,
         )
         self._shared = Shared(settings)
         self._host = host
@@ -159,7 +161,9 @@ class Emulator:
 
     # -- serving --------------------------------------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.settings.handshake_delay:
+            await asyncio.sleep(self.settings.handshake_delay)
         self._handshakes += 1
         connection_id = self._handshakes
         path, query = split_target(request.path)

@@ -22,6 +22,8 @@ class Settings:
     max_connection_age: float = 3600.0
     age_limit_close_code: int = 1011
     model: str = "emulated"
+    # A real handshake costs TCP + TLS + the upgrade, round trips away; loopback costs none of that.
+    handshake_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.cancel_policy not in CANCEL_POLICIES:
@@ -32,6 +34,8 @@ class Settings:
             raise ValueError("ttft must not be negative and jitter must be within [0, 1]")
         if self.max_connection_age <= 0:
             raise ValueError("max_connection_age must be positive")
+        if self.handshake_delay < 0:
+            raise ValueError("handshake_delay must not be negative")
 
     def __repr__(self) -> str:
         # Settings end up in logs and assertion messages; the key must not.
@@ -40,7 +44,7 @@ class Settings:
             f"Settings(api_key={key}, cancel_policy={self.cancel_policy!r}, ttft={self.ttft}, "
             f"tokens_per_second={self.tokens_per_second}, jitter={self.jitter}, seed={self.seed}, "
             f"max_connection_age={self.max_connection_age}, age_limit_close_code={self.age_limit_close_code}, "
-            f"model={self.model!r})"
+            f"model={self.model!r}, handshake_delay={self.handshake_delay})"
         )
 
 

@@ -71,6 +71,9 @@ class Conversation:
     llm: FrameProcessor
     context: LLMContext = field(default_factory=LLMContext)
     metrics: bool = True
+    # Pipecat adds its RTVI observer by default; its per-text-frame work is the same for every
+    # service, so a CPU benchmark may turn it off to see the services' own cost.
+    rtvi: bool = True
     runner_task: asyncio.Task[Any] | None = None
     # Processors placed after the LLM's output probe (a transcript printer, a TTS stand-in).
     listeners: list[FrameProcessor] = field(default_factory=list)
@@ -83,7 +86,7 @@ class Conversation:
             [self.pair.user(), self.upstream, self.llm, self.downstream, *self.listeners, self.pair.assistant()]
         )
         params = PipelineParams(enable_metrics=self.metrics, enable_usage_metrics=self.metrics)
-        self.worker = PipelineWorker(pipeline, params=params, cancel_on_idle_timeout=False)
+        self.worker = PipelineWorker(pipeline, params=params, cancel_on_idle_timeout=False, enable_rtvi=self.rtvi)
         self._started = asyncio.Event()
 
         @self.worker.event_handler("on_pipeline_started")
