@@ -137,7 +137,9 @@ class ResponsesClient:
 
     def _too_old(self, conn: Connection) -> bool:
         # Past this point a request could be cut by the limit mid-answer; never start one there.
-        return conn.age >= self.options.max_connection_age - min(5.0, self.options.rollover_margin)
+        # Half the margin at most, so idle-time rotation (at the full margin) gets there first and a
+        # turn does not pay for the handshake itself.
+        return conn.age >= self.options.max_connection_age - min(5.0, self.options.rollover_margin / 2)
 
     async def _replace(self, *, reason: str, warm: bool = True) -> Connection:
         """Make-before-break: open and warm a new connection, swap, retire the old one."""
