@@ -1,0 +1,249 @@
+"""CPU time per streamed text delta: our stack vs a bare websockets+json loop vs Pipecat's built-in.
+
+The emulator runs in its own process and streams long answers as fast as it can, so this
+process's CPU time (``time.process_time``) is the receiving side's alone. Five receivers, each
+over the same number of deltas:
+
+- ``floor``: ``websockets`` + ``json.loads`` in a loop, counting text deltas: the least any
+  client can do;
+- ``our client``: our connection, lane router, event queue and response accumulator, without
+  Pipecat: what our code adds between the socket and a text delta;
+- ``pipeline floor``: the bare loop inside a Pipecat ``FrameProcessor`` that pushes one
+  ``LLMTextFrame`` per delta through the same pipeline the services run in;
+- ``ours``: ``ResponsesWSLLMService`` in that pipeline;
+- ``pipecat``: Pipecat's built-in ``OpenAIResponsesLLMService`` in that pipeline.
+
+Ratios compare like with like: our client against the floor, each service against the pipeline
+floor (Pipecat's own frame handling is the same for all three).
+
+    .venv/bin/python bench/cpu_per_delta.py [--deltas 100000] [--words 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import websockets
+from _emulator import emulator_process
+from loguru import logger
+from pipecat.frames.frames import (
+    Frame,
+    LLMContextFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.openai.responses.llm import OpenAIResponsesLLMService
+
+from pipecat_responses_ws import ResponsesWSLLMService
+from pipecat_responses_ws.client.client import ClientOptions, ResponsesClient
+from pipecat_responses_ws.harness.pipeline import Conversation
+from pipecat_responses_ws.protocol import accumulator as acc
+from pipecat_responses_ws.protocol import wire
+
+Receiver = Callable[[str, int, "CpuMeter"], Awaitable[None]]
+HEADERS = {"Authorization": "Bearer bench"}
+TEXT_DELTA = "response.output_text.delta"
+TURNS_PER_CONVERSATION = 20
+TERMINALS = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+
+
+def create_request(text: str) -> dict[str, Any]:
+    return {
+        "type": wire.RESPONSE_CREATE,
+        "model": "emulated",
+        "store": False,
+        "input": [{"type": "message", "role": "user", "content": text}],
+    }
+
+
+class CpuMeter:
+    """Process CPU time spent inside turns only: set-up and tear-down are not per-delta costs."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.deltas = 0
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        started = time.process_time()
+        try:
+            yield
+        finally:
+            self.seconds += time.process_time() - started
+
+
+# -- receivers: each streams ``turns`` answers and returns what its meter saw ----------------
+
+
+async def floor(url: str, turns: int, meter: CpuMeter) -> None:
+    async with websockets.connect(url, additional_headers=HEADERS, compression=None, max_size=None) as ws:
+        for _ in range(turns):
+            with meter.turn():
+                await ws.send(json.dumps(create_request("go")))
+                async for raw in ws:
+                    event = json.loads(raw)
+                    kind = event["type"]
+                    if kind == TEXT_DELTA:
+                        meter.deltas += 1
+                    elif kind in TERMINALS:
+                        break
+
+
+async def our_client(url: str, turns: int, meter: CpuMeter) -> None:
+    client = ResponsesClient(ClientOptions(url=url, headers=HEADERS))
+    await client.start()
+    try:
+        for _ in range(turns):
+            with meter.turn():
+                conn, request, _ = await client.open_request(lambda conn: None, lambda plan: None)
+                await conn.send({**create_request("go"), "stream_id": request.lane})
+                accumulator = acc.ResponseAccumulator()
+                while True:
+                    happening = accumulator.feed(await request.sink.get(None))
+                    if isinstance(happening, acc.TextDelta):
+                        meter.deltas += 1
+                    elif isinstance(happening, acc.Finished | acc.RequestError):
+                        break
+    finally:
+        await client.close()
+
+
+class BareLoopLLM(FrameProcessor):
+    """The floor inside a pipeline: one ``LLMTextFrame`` per delta, nothing else."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(name="bare-loop-llm")
+        self._url = url
+        self._ws: Any = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if not isinstance(frame, LLMContextFrame):
+            await self.push_frame(frame, direction)
+            return
+        if self._ws is None:
+            self._ws = await websockets.connect(self._url, additional_headers=HEADERS, compression=None, max_size=None)
+        await self.push_frame(LLMFullResponseStartFrame())
+        await self._ws.send(json.dumps(create_request("go")))
+        async for raw in self._ws:
+            event = json.loads(raw)
+            kind = event["type"]
+            if kind == TEXT_DELTA:
+                await self.push_frame(LLMTextFrame(event["delta"]))
+            elif kind in TERMINALS:
+                break
+        await self.push_frame(LLMFullResponseEndFrame())
+
+    async def cleanup(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        await super().cleanup()
+
+
+class AnswerCounter(FrameProcessor):
+    """Counts text frames and answers (polling every frame seen, as tests do, would cost more than the stage)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="answer-counter")
+        self.deltas = 0
+        self.answers = 0
+        self.answered = asyncio.Event()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMTextFrame):
+            self.deltas += 1
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            self.answers += 1
+            self.answered.set()
+        await self.push_frame(frame, direction)
+
+
+def in_pipeline(make: Callable[[str], FrameProcessor]) -> Receiver:
+    """A receiver that runs ``make(url)`` in a pipeline, a fresh conversation every few turns.
+
+    Conversations stay voice-sized, so per-turn costs that grow with the context (the built-in
+    resends it all) stay what a real call sees.
+    """
+
+    async def run(url: str, turns: int, meter: CpuMeter) -> None:
+        done = 0
+        while done < turns:
+            counter = AnswerCounter()
+            async with Conversation(make(url), metrics=False, rtvi=False, listeners=[counter]) as conv:
+                for n in range(min(TURNS_PER_CONVERSATION, turns - done)):
+                    with meter.turn():
+                        await conv.say("go")
+                        while counter.answers <= n:
+                            await asyncio.wait_for(counter.answered.wait(), timeout=60)
+                            counter.answered.clear()
+                done += counter.answers
+                meter.deltas += counter.deltas
+
+    return run
+
+
+def ours(url: str) -> FrameProcessor:
+    settings = ResponsesWSLLMService.Settings(model="emulated", system_instruction="")
+    return ResponsesWSLLMService(api_key="bench", ws_url=url, settings=settings)
+
+
+def pipecat_builtin(url: str) -> FrameProcessor:
+    settings = OpenAIResponsesLLMService.Settings(model="emulated", system_instruction="")
+    return OpenAIResponsesLLMService(api_key="bench", ws_url=url, settings=settings)
+
+
+RECEIVERS: dict[str, Receiver] = {
+    "floor": floor,
+    "our client": our_client,
+    "pipeline floor": in_pipeline(BareLoopLLM),
+    "ours": in_pipeline(ours),
+    "pipecat": in_pipeline(pipecat_builtin),
+}
+
+
+async def measure(name: str, turns: int, words: int) -> tuple[int, float]:
+    """(deltas, CPU µs per delta) for one receiver."""
+    meter = CpuMeter()
+    async with emulator_process(ttft=0, tokens_per_second=1e9, long_replies=turns, words=words) as emu:
+        await RECEIVERS[name](emu.ws_url, turns, meter)
+    return meter.deltas, meter.seconds / meter.deltas * 1e6
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deltas", type=int, default=100_000, help="text deltas per receiver (default: %(default)s)")
+    parser.add_argument("--words", type=int, default=100, help="deltas per answer (default: %(default)s)")
+    parser.add_argument("--receivers", default=",".join(RECEIVERS), help="comma-separated subset")
+    args = parser.parse_args()
+    logger.remove()
+    turns = max(1, args.deltas // args.words)
+    results: dict[str, float] = {}
+    print(f"{turns} answers of {args.words} words per receiver; emulator in its own process, unpaced")
+    print(f"{'receiver':<16} {'deltas':>8} {'CPU µs/delta':>13}")
+    for name in args.receivers.split(","):
+        deltas, cpu_us = await measure(name, turns, args.words)
+        results[name] = cpu_us
+        print(f"{name:<16} {deltas:>8} {cpu_us:>13.1f}", flush=True)
+    print()
+    for numerator, denominator in (
+        ("our client", "floor"),
+        ("ours", "pipeline floor"),
+        ("pipecat", "pipeline floor"),
+        ("ours", "pipecat"),
+        ("pipeline floor", "floor"),
+    ):
+        if numerator in results and denominator in results:
+            print(f"{numerator} / {denominator}: {results[numerator] / results[denominator]:.2f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
