@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cancel-policy", action="append", choices=["error", "ignore", "honor"],
                    help="how the emulator treats response.cancel (repeatable; default ignore)")
     p.add_argument("--faults", choices=["none", "some"], default="none")
+    p.add_argument("--rtvi", action=argparse.BooleanOptionalAction, default=False,
+                   help="add Pipecat's RTVI observer, as PipelineWorker does by default; it costs every service the "
+                        "same few ms per turn, which hides the LLM stage's own figures (default: off)")
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--plot", metavar="PATH")
     p.add_argument("--verbose", action="store_true", help="keep the services' and emulator's logs")
@@ -36,7 +39,9 @@ async def _run_all(args: argparse.Namespace) -> list[RunResult]:
         factory = resolve_factory(name)
         for policy in policies:
             for scenario in plan:
-                result = await run_scenario(factory, scenario, cancel_policy=policy, service_name=name)
+                result = await run_scenario(
+                    factory, scenario, cancel_policy=policy, service_name=name, rtvi=args.rtvi
+                )
                 results.append(result)
                 done += 1
                 if result.total_violations:

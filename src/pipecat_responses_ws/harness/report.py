@@ -29,11 +29,16 @@ def summarise(results: Iterable[RunResult]) -> dict[str, dict[str, Any]]:
     for key, runs in groups.items():
         eligible = sum(r.eligible for r in runs)
         turns = sum(r.user_turns for r in runs)
+        penalties = [p for r in runs for p in r.penalties]
+        plain = [b for r in runs for b in r.baseline]
+        # What a barge-in adds to what every turn costs in this pipeline.
+        typical = statistics.median(plain) if plain else None
         out[key] = {
             "runs": len(runs),
             "violations": {name: sum(r.violations.get(name, 0) for r in runs) for name in INVARIANTS},
-            "penalty_ms": _spread_ms([p for r in runs for p in r.penalties]),
-            "plain_turn_ms": _spread_ms([b for r in runs for b in r.baseline]),
+            "penalty_ms": _spread_ms(penalties),
+            "plain_turn_ms": _spread_ms(plain),
+            "barge_in_cost_ms": _spread_ms([p - typical for p in penalties] if typical is not None else []),
             "tool_dispatch_ms": _spread_ms([d for r in runs for d in r.tool_dispatch]),
             "incremental_pct": 100.0 * sum(r.incremental for r in runs) / eligible if eligible else None,
             "bytes_per_turn": sum(r.bytes_uploaded for r in runs) / turns if turns else None,
@@ -55,7 +60,7 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     for name in INVARIANTS:
         rows.append((f"violations: {name}", [str(summary[k]["violations"][name]) for k in keys]))
     figures = (("penalty_ms", "barge-in penalty ms"), ("plain_turn_ms", "same, uninterrupted turn ms"),
-               ("tool_dispatch_ms", "tool dispatch ms"))
+               ("barge_in_cost_ms", "penalty minus uninterrupted median ms"), ("tool_dispatch_ms", "tool dispatch ms"))
     for figure, label in figures:
         for stat in ("median", "p95", "max"):
             rows.append((f"{label} {stat}", [_fmt(summary[k][figure][stat]) for k in keys]))
@@ -85,7 +90,12 @@ def write_json(path: str | Path, summary: dict[str, Any], results: list[RunResul
 
 
 def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
-    """Box plots of penalty and tool dispatch per service; returns why not, if matplotlib is missing."""
+    """Latency distributions per service as CDFs; returns why not, if matplotlib is missing.
+
+    One panel each for the barge-in penalty (with the same service's uninterrupted turns dashed,
+    so the gap between the two lines is what a barge-in costs) and for tool dispatch. A log time
+    axis keeps milliseconds and seconds readable on one chart.
+    """
     try:
         import matplotlib
 
@@ -94,16 +104,34 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
     except ImportError:
         return "matplotlib is not installed (pip install 'pipecat-responses-ws[plot]'); no plot written"
     keys = sorted({f"{r.service}/{r.cancel_policy}" for r in results})
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
-    for ax, attr, title in ((axes[0], "penalties", "barge-in penalty (ms)"),
-                            (axes[1], "tool_dispatch", "tool dispatch latency (ms)")):
-        data = [[v * 1000 for r in results if f"{r.service}/{r.cancel_policy}" == k for v in getattr(r, attr)] or [0]
-                for k in keys]
-        ax.boxplot(data, showfliers=True)
-        ax.set_xticks(range(1, len(keys) + 1), keys, rotation=20)
-        ax.set_yscale("symlog", linthresh=10)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    panels = (
+        (axes[0], "penalties", "baseline", "barge-in → next first text, minus model time"),
+        (axes[1], "tool_dispatch", None, "tool handler start after its output_item.done"),
+    )
+    for ax, attr, dashed, title in panels:
+        for n, key in enumerate(keys):
+            color = f"C{n}"
+            mine = [r for r in results if f"{r.service}/{r.cancel_policy}" == key]
+            _cdf(ax, [v * 1000 for r in mine for v in getattr(r, attr)], key, color, "-")
+            if dashed:
+                values = [v * 1000 for r in mine for v in getattr(r, dashed)]
+                _cdf(ax, values, f"{key}, uninterrupted turn", color, "--")
+        ax.set_xscale("log")
+        ax.set_xlabel("ms (log scale)")
+        ax.set_ylabel("share of cases at or below")
         ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small", loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
+
+
+def _cdf(ax: Any, values: list[float], label: str, color: str, style: str) -> None:
+    if not values:
+        return
+    ordered = sorted(max(v, 0.01) for v in values)  # a log axis has no zero
+    shares = [(i + 1) / len(ordered) for i in range(len(ordered))]
+    ax.step(ordered, shares, where="post", color=color, linestyle=style, label=f"{label} (n={len(ordered)})")

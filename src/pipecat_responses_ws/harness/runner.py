@@ -252,13 +252,14 @@ async def run_scenario(
     service_name: str = "service",
     budget: float = 60.0,
     wait: float = WAIT,
+    rtvi: bool = False,
 ) -> RunResult:
     """Play ``scenario`` against a fresh service and emulator; never raises for a misbehaving service."""
     note = ""
     async with Emulator(cancel_policy=cancel_policy, ttft=TTFT, tokens_per_second=TOKENS_PER_SECOND,
                         seed=scenario.seed) as emu:
         llm = service_factory(emu.ws_url)
-        conv = Conversation(llm, context=LLMContext(tools=tools_schema()))
+        conv = Conversation(llm, context=LLMContext(tools=tools_schema()), rtvi=rtvi)
         run = _Run(emu, conv, wait)
         for name in TOOLS:
             llm.register_function(name, run.handler)
