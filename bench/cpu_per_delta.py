@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import websockets
+from _answers import AnswerCounter
 from _emulator import emulator_process
 from loguru import logger
 from pipecat.frames.frames import (
@@ -148,25 +149,6 @@ class BareLoopLLM(FrameProcessor):
         await super().cleanup()
 
 
-class AnswerCounter(FrameProcessor):
-    """Counts text frames and answers (polling every frame seen, as tests do, would cost more than the stage)."""
-
-    def __init__(self) -> None:
-        super().__init__(name="answer-counter")
-        self.deltas = 0
-        self.answers = 0
-        self.answered = asyncio.Event()
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if isinstance(frame, LLMTextFrame):
-            self.deltas += 1
-        elif isinstance(frame, LLMFullResponseEndFrame):
-            self.answers += 1
-            self.answered.set()
-        await self.push_frame(frame, direction)
-
-
 def in_pipeline(make: Callable[[str], FrameProcessor]) -> Receiver:
     """A receiver that runs ``make(url)`` in a pipeline, a fresh conversation every few turns.
 
@@ -182,9 +164,7 @@ def in_pipeline(make: Callable[[str], FrameProcessor]) -> Receiver:
                 for n in range(min(TURNS_PER_CONVERSATION, turns - done)):
                     with meter.turn():
                         await conv.say("go")
-                        while counter.answers <= n:
-                            await asyncio.wait_for(counter.answered.wait(), timeout=60)
-                            counter.answered.clear()
+                        await counter.wait_answers(n + 1, timeout=60)
                 done += counter.answers
                 meter.deltas += counter.deltas
 
