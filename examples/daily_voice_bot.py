@@ -8,7 +8,7 @@ waiting for the one it cut off. One OpenAI key serves all three stages.
 
 Install and run::
 
-    pip install "pipecat-responses-ws[examples]"
+    pip install -e ".[examples]"   # from a checkout of this repository
     DAILY_ROOM_URL=https://you.daily.co/room OPENAI_API_KEY=sk-... python examples/daily_voice_bot.py
 
 then open the room URL in a browser and talk.

@@ -10,7 +10,7 @@ the bot interrupts it. When the pipeline ends, the serializer hangs up through T
 
 Install and run::
 
-    pip install "pipecat-responses-ws[examples]"
+    pip install -e ".[examples]"   # from a checkout of this repository
     OPENAI_API_KEY=sk-... PUBLIC_HOST=abc.ngrok.app python examples/twilio_phone_bot.py
 
 Expose the port publicly (e.g. ``ngrok http 8765``), then set your Twilio number's voice webhook
