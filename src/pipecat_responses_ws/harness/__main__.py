@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 
 from loguru import logger
@@ -39,6 +40,9 @@ async def _run_all(args: argparse.Namespace) -> list[RunResult]:
         factory = resolve_factory(name)
         for policy in policies:
             for scenario in plan:
+                # Each run starts with the garbage of the ones before it collected, so a full
+                # collection does not land inside a run's milliseconds.
+                gc.collect()
                 result = await run_scenario(
                     factory, scenario, cancel_policy=policy, service_name=name, rtvi=args.rtvi
                 )
