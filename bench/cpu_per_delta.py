@@ -41,11 +41,10 @@ from pipecat.frames.frames import (
     LLMTextFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-from pipecat.services.openai.responses.llm import OpenAIResponsesLLMService
 
-from pipecat_responses_ws import ResponsesWSLLMService
 from pipecat_responses_ws.client.client import ClientOptions, ResponsesClient
 from pipecat_responses_ws.harness.pipeline import Conversation
+from pipecat_responses_ws.harness.runner import resolve_factory
 from pipecat_responses_ws.protocol import accumulator as acc
 from pipecat_responses_ws.protocol import wire
 
@@ -171,22 +170,12 @@ def in_pipeline(make: Callable[[str], FrameProcessor]) -> Receiver:
     return run
 
 
-def ours(url: str) -> FrameProcessor:
-    settings = ResponsesWSLLMService.Settings(model="emulated", system_instruction="")
-    return ResponsesWSLLMService(api_key="bench", ws_url=url, settings=settings)
-
-
-def pipecat_builtin(url: str) -> FrameProcessor:
-    settings = OpenAIResponsesLLMService.Settings(model="emulated", system_instruction="")
-    return OpenAIResponsesLLMService(api_key="bench", ws_url=url, settings=settings)
-
-
 RECEIVERS: dict[str, Receiver] = {
     "floor": floor,
     "our client": our_client,
     "pipeline floor": in_pipeline(BareLoopLLM),
-    "ours": in_pipeline(ours),
-    "pipecat": in_pipeline(pipecat_builtin),
+    "ours": in_pipeline(resolve_factory("ours")),
+    "pipecat": in_pipeline(resolve_factory("pipecat")),
 }
 
 

@@ -24,7 +24,7 @@ import contextlib
 import gc
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,26 +32,11 @@ from _answers import AnswerCounter
 from _emulator import emulator_process
 from loguru import logger
 from pipecat.frames.frames import LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame
-from pipecat.services.openai.responses.llm import OpenAIResponsesLLMService
 
-from pipecat_responses_ws import ResponsesWSLLMService
 from pipecat_responses_ws.harness.pipeline import Conversation
+from pipecat_responses_ws.harness.runner import resolve_factory
 
-INSTRUCTIONS = "Answer briefly."
 USER_WORDS = 20
-
-
-def ours(url: str) -> Any:
-    settings = ResponsesWSLLMService.Settings(model="emulated", system_instruction=INSTRUCTIONS)
-    return ResponsesWSLLMService(api_key="bench", ws_url=url, settings=settings)
-
-
-def pipecat_builtin(url: str) -> Any:
-    settings = OpenAIResponsesLLMService.Settings(model="emulated", system_instruction=INSTRUCTIONS)
-    return OpenAIResponsesLLMService(api_key="bench", ws_url=url, settings=settings)
-
-
-SERVICES: dict[str, Callable[[str], Any]] = {"ours": ours, "pipecat": pipecat_builtin}
 
 
 @dataclass
@@ -114,7 +99,7 @@ def measure(conv: Conversation, asked: list[float], window: tuple[float, float],
 async def run_level(service: str, sessions: int, args: argparse.Namespace, url: str, emu: Any) -> Level:
     rng = random.Random(sessions)
     counters = [AnswerCounter() for _ in range(sessions)]
-    convs = [Conversation(SERVICES[service](url), rtvi=args.rtvi, listeners=[counter]) for counter in counters]
+    convs = [Conversation(resolve_factory(service)(url), rtvi=args.rtvi, listeners=[counter]) for counter in counters]
     await asyncio.gather(*(c.__aenter__() for c in convs))
     await asyncio.sleep(1.0)  # every service connected, as a bot is before its caller speaks
     if args.gc_freeze:
