@@ -50,9 +50,9 @@ from pipecat_responses_ws.protocol import wire
 
 Receiver = Callable[[str, int, "CpuMeter"], Awaitable[None]]
 HEADERS = {"Authorization": "Bearer bench"}
-TEXT_DELTA = "response.output_text.delta"
 TURNS_PER_CONVERSATION = 20
-TERMINALS = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+# A request-level error ends the bare loop's answer too.
+TERMINALS = wire.TERMINAL_EVENTS | {wire.ERROR}
 
 
 def create_request(text: str) -> dict[str, Any]:
@@ -91,7 +91,7 @@ async def floor(url: str, turns: int, meter: CpuMeter) -> None:
                 async for raw in ws:
                     event = json.loads(raw)
                     kind = event["type"]
-                    if kind == TEXT_DELTA:
+                    if kind == wire.OUTPUT_TEXT_DELTA:
                         meter.deltas += 1
                     elif kind in TERMINALS:
                         break
@@ -136,7 +136,7 @@ class BareLoopLLM(FrameProcessor):
         async for raw in self._ws:
             event = json.loads(raw)
             kind = event["type"]
-            if kind == TEXT_DELTA:
+            if kind == wire.OUTPUT_TEXT_DELTA:
                 await self.push_frame(LLMTextFrame(event["delta"]))
             elif kind in TERMINALS:
                 break
