@@ -73,27 +73,37 @@ async def caller(
         await asyncio.sleep(rng.uniform(0.5, 1.5) * think)
 
 
-def measure(conv: Conversation, asked: list[float], window: tuple[float, float], tps: float, ttft: float) -> Level:
-    """Lateness and first-text figures of the answers that started inside ``window``."""
-    lateness: list[float] = []
-    first_text: list[float] = []
-    answers = 0
+@dataclass
+class AnswerFigures:
+    lateness: list[float]
+    first_text: list[float]
+    answers: int
+    deltas_in_window: int
+
+
+def measure(
+    conv: Conversation, asked: list[float], window: tuple[float, float], tps: float, ttft: float
+) -> AnswerFigures:
+    """One pass over a session's frames: figures of the answers that started inside ``window``."""
+    figures = AnswerFigures([], [], 0, 0)
     texts: list[float] = []
     started: float | None = None
     for seen in conv.downstream.seen:
         if isinstance(seen.frame, LLMFullResponseStartFrame):
             started, texts = seen.time, []
-        elif isinstance(seen.frame, LLMTextFrame) and started is not None:
-            texts.append(seen.time)
+        elif isinstance(seen.frame, LLMTextFrame):
+            figures.deltas_in_window += window[0] <= seen.time <= window[1]
+            if started is not None:
+                texts.append(seen.time)
         elif isinstance(seen.frame, LLMFullResponseEndFrame) and started is not None and texts:
             if window[0] <= texts[0] <= window[1]:
-                answers += 1
-                lateness += [t - (texts[0] + i / tps) for i, t in enumerate(texts)]
+                figures.answers += 1
+                figures.lateness += [t - (texts[0] + i / tps) for i, t in enumerate(texts)]
                 before = [a for a in asked if a <= texts[0]]
                 if before:
-                    first_text.append(texts[0] - before[-1] - ttft)
+                    figures.first_text.append(texts[0] - before[-1] - ttft)
             started = None
-    return Level(0, lateness, first_text, answers, 0.0, None)
+    return figures
 
 
 async def run_level(service: str, sessions: int, args: argparse.Namespace, url: str, emu: Any) -> Level:
@@ -130,9 +140,7 @@ async def run_level(service: str, sessions: int, args: argparse.Namespace, url: 
         level.lateness += part.lateness
         level.first_text += part.first_text
         level.answers += part.answers
-        level.deltas_in_window += sum(
-            isinstance(seen.frame, LLMTextFrame) and wall0 <= seen.time <= wall1 for seen in conv.downstream.seen
-        )
+        level.deltas_in_window += part.deltas_in_window
     level.cpu_per_delta_us = (cpu1 - cpu0) / max(1, level.deltas_in_window) * 1e6
     return level
 
