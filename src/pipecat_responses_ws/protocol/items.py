@@ -8,6 +8,7 @@ drops the rest, so "does the server already hold this prefix?" is a comparison o
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -30,7 +31,13 @@ def _text_of(content: Any) -> str:
         text = " ".join(parts)
     else:
         text = "" if content is None else str(content)
-    # The assistant aggregator may rejoin streamed words with different spacing.
+    return _normalized(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized(text: str) -> str:
+    # The assistant aggregator may rejoin streamed words with different spacing. Cached because
+    # every turn keys the whole history again, and a history's strings repeat turn after turn.
     return " ".join(text.split())
 
 
