@@ -13,8 +13,10 @@ def _one(*turns: Turn) -> Scenario:
     return Scenario(seed=0, index=0, turns=turns)
 
 
-async def test_text_after_an_interruption_is_a_leak() -> None:
-    result = await run_scenario(factory(LeaksAfterInterruption), _one(Turn(1, "barge_in", phase="mid_text")))
+@pytest.mark.parametrize("reply_gap", [0.0, 0.2])
+async def test_text_after_an_interruption_is_a_leak(reply_gap: float) -> None:
+    scenario = _one(Turn(1, "barge_in", phase="mid_text"))
+    result = await run_scenario(factory(LeaksAfterInterruption), scenario, reply_gap=reply_gap)
     assert result.violations["leaked_text"] > 0
 
 
@@ -33,11 +35,12 @@ async def test_a_turn_never_answered_is_a_violation_not_a_hang() -> None:
     assert result.violations["unanswered_turns"] == 1
 
 
-@pytest.mark.parametrize("policy", ["error", "ignore", "honor"])
-async def test_ours_keeps_every_invariant_on_a_seeded_sample(policy: str) -> None:
+@pytest.mark.parametrize(("policy", "reply_gap"), [("error", 0.2), ("ignore", 0.2), ("honor", 0.2), ("ignore", 0.0)])
+async def test_ours_keeps_every_invariant_on_a_seeded_sample(policy: str, reply_gap: float) -> None:
+    # A reply gap of 0 races the next turn against the interruption: the hardest ordering.
     ours = resolve_factory("ours")
     for scenario in scenarios(7, 2, faults=True):
-        result = await run_scenario(ours, scenario, cancel_policy=policy, service_name="ours")
+        result = await run_scenario(ours, scenario, cancel_policy=policy, service_name="ours", reply_gap=reply_gap)
         assert result.total_violations == 0, (scenario.describe(), result.violations)
         # Generous: waiting for the abandoned answer (~seconds here) misses this by far; a loaded
         # machine does not. The millisecond figure is the harness's to report, not a test's.

@@ -10,7 +10,7 @@ import sys
 from loguru import logger
 
 from .report import summarise, table, write_json, write_plot
-from .runner import RunResult, resolve_factory, run_scenario
+from .runner import REPLY_GAP, RunResult, resolve_factory, run_scenario
 from .scenario import scenarios
 
 
@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rtvi", action=argparse.BooleanOptionalAction, default=False,
                    help="add Pipecat's RTVI observer, as PipelineWorker does by default; it costs every service the "
                         "same few ms per turn, which hides the LLM stage's own figures (default: off)")
+    p.add_argument("--reply-gap", type=float, default=REPLY_GAP, metavar="SECONDS",
+                   help="from a barge-in to the user's next turn; 0 makes the next turn race the interruption "
+                        f"through the pipeline, which no voice pipeline does (default: {REPLY_GAP:g})")
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--plot", metavar="PATH")
     p.add_argument("--verbose", action="store_true", help="keep the services' and emulator's logs")
@@ -44,7 +47,8 @@ async def _run_all(args: argparse.Namespace) -> list[RunResult]:
                 # collection does not land inside a run's milliseconds.
                 gc.collect()
                 result = await run_scenario(
-                    factory, scenario, cancel_policy=policy, service_name=name, rtvi=args.rtvi
+                    factory, scenario, cancel_policy=policy, service_name=name, rtvi=args.rtvi,
+                    reply_gap=args.reply_gap,
                 )
                 results.append(result)
                 done += 1

@@ -35,6 +35,7 @@ def summarise(results: Iterable[RunResult]) -> dict[str, dict[str, Any]]:
         typical = statistics.median(plain) if plain else None
         out[key] = {
             "runs": len(runs),
+            "reply_gap_s": max(r.reply_gap for r in runs),
             "violations": {name: sum(r.violations.get(name, 0) for r in runs) for name in INVARIANTS},
             "penalty_ms": _spread_ms(penalties),
             "plain_turn_ms": _spread_ms(plain),
@@ -56,7 +57,10 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 def table(summary: dict[str, dict[str, Any]]) -> str:
     """One column per service, one row per figure, so side-by-side comparison reads across."""
     keys = list(summary)
-    rows: list[tuple[str, list[str]]] = [("runs", [str(summary[k]["runs"]) for k in keys])]
+    rows: list[tuple[str, list[str]]] = [
+        ("runs", [str(summary[k]["runs"]) for k in keys]),
+        ("user's reply after a barge-in s", [_fmt(summary[k]["reply_gap_s"], 2) for k in keys]),
+    ]
     for name in INVARIANTS:
         rows.append((f"violations: {name}", [str(summary[k]["violations"][name]) for k in keys]))
     figures = (("penalty_ms", "barge-in penalty ms"), ("plain_turn_ms", "same, uninterrupted turn ms"),

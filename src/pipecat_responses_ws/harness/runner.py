@@ -37,6 +37,12 @@ TTFT = 0.05
 TOKENS_PER_SECOND = 100.0
 WAIT = 6.0  # seconds any one expected thing may take before the turn counts as unanswered
 TOOL_SLEEP = 5.0  # a tool that is still running when the user barges in
+# From the interruption to the user's next turn reaching the pipeline. A person who barges in is
+# detected while still speaking: the VAD fires after ~0.2 s of speech, then the words go on and
+# the end of the turn waits for silence, so a real gap is half a second or more. 0.2 s keeps the
+# abandoned response streaming through the whole next turn; 0 makes the next turn race the
+# interruption through every processor, a case no voice pipeline produces (``--reply-gap 0``).
+REPLY_GAP = 0.2
 
 
 def _settings(cls: Any) -> Any:
@@ -86,6 +92,7 @@ class RunResult:
     user_turns: int = 0
     reconnects: int = 0
     abandoned_tokens: int = 0
+    reply_gap: float = REPLY_GAP
     note: str = ""
 
     @property
@@ -96,8 +103,8 @@ class RunResult:
 class _Run:
     """State of one run: the emulator, the conversation and what the tool handlers saw."""
 
-    def __init__(self, emu: Emulator, conv: Conversation, wait: float = WAIT) -> None:
-        self.emu, self.conv, self.patience = emu, conv, wait
+    def __init__(self, emu: Emulator, conv: Conversation, wait: float = WAIT, reply_gap: float = REPLY_GAP) -> None:
+        self.emu, self.conv, self.patience, self.reply_gap = emu, conv, wait, reply_gap
         self.tool_runs: list[ToolRun] = []
         self.slow_tools: set[int] = set()
         self.tool_started: dict[int, asyncio.Event] = {}
@@ -176,6 +183,8 @@ class _Run:
         }
         await self.wait(phase_reached[turn.phase], n, f"phase {turn.phase}")
         self.abandoned_at[turn.tag("a")] = await conv.interrupt()
+        if self.reply_gap > 0:
+            await asyncio.sleep(self.reply_gap)
         asked = await conv.say(turn.user_text("b"))
         fresh = await self.answered(turn.tag("b"), n)
         if fresh is not None and fresh.first_text_at is not None:
@@ -253,6 +262,7 @@ async def run_scenario(
     budget: float = 60.0,
     wait: float = WAIT,
     rtvi: bool = False,
+    reply_gap: float = REPLY_GAP,
 ) -> RunResult:
     """Play ``scenario`` against a fresh service and emulator; never raises for a misbehaving service."""
     note = ""
@@ -260,7 +270,7 @@ async def run_scenario(
                         seed=scenario.seed) as emu:
         llm = service_factory(emu.ws_url)
         conv = Conversation(llm, context=LLMContext(tools=tools_schema()), rtvi=rtvi)
-        run = _Run(emu, conv, wait)
+        run = _Run(emu, conv, wait, reply_gap)
         for name in TOOLS:
             llm.register_function(name, run.handler)
         async with conv:
@@ -272,7 +282,7 @@ async def run_scenario(
             await asyncio.sleep(0.3)  # late stale text, if any, must be seen to be counted
         obs = _observe(run)
         result = RunResult(service_name, cancel_policy, scenario, check(obs), run.penalties, note=note,
-                           user_turns=len(scenario.turns))
+                           user_turns=len(scenario.turns), reply_gap=reply_gap)
         result.baseline = run.baseline
         result.tool_dispatch = [
             r.time - obs.completed_calls[r.call_id] for r in obs.tool_runs if r.call_id in obs.completed_calls
