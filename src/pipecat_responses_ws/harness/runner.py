@@ -43,6 +43,9 @@ TOOL_SLEEP = 5.0  # a tool that is still running when the user barges in
 # abandoned response streaming through the whole next turn; 0 makes the next turn race the
 # interruption through every processor, a case no voice pipeline produces (``--reply-gap 0``).
 REPLY_GAP = 0.2
+# A caller's first words come a second or more after the call connects; a service that connects
+# and warms up in the background must not have that work counted in the first turn's figures.
+FIRST_TURN_AFTER = 0.3
 
 
 def _settings(cls: Any) -> Any:
@@ -274,6 +277,7 @@ async def run_scenario(
         for name in TOOLS:
             llm.register_function(name, run.handler)
         async with conv:
+            await asyncio.sleep(FIRST_TURN_AFTER)
             try:
                 await asyncio.wait_for(_play(run, scenario), budget)
             except TimeoutError:
