@@ -59,14 +59,14 @@ def _match(segments: tuple[Segment, ...], items: list[dict[str, Any]], keys: lis
     position = 0
     moved: list[tuple[int, ItemKey]] = []  # outputs found inside a response's group, sent after it
     for segment in segments:
-        if segment.ordered and not moved:
-            # The common case, compared at C speed: a long call's history is hundreds of items.
-            end = position + len(segment.keys)
-            if tuple(keys[position:end]) != segment.keys:
-                return None
-            position = end
-            continue
         if segment.ordered:
+            if not moved:
+                # The common case, compared at C speed: a long call's history is hundreds of items.
+                end = position + len(segment.keys)
+                if tuple(keys[position:end]) != segment.keys:
+                    return None
+                position = end
+                continue
             for key in segment.keys:
                 held = next((n for n, (_, k) in enumerate(moved) if k == key), None)
                 if held is not None:
