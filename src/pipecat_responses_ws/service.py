@@ -10,6 +10,7 @@ in parallel with whatever the abandoned response still sends.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ from .settings import ReasoningSettings, ResponsesWSSettings, default_settings, 
 from .tool_results import ToolResultGate
 
 DEFAULT_WS_URL = "wss://api.openai.com/v1/responses"
+# Handled by the connection's reader while the turn waits (see ``_stream``): they only push text.
+_EXPRESS_TYPES = frozenset({wire.OUTPUT_TEXT_DELTA})
 
 
 @dataclass
@@ -327,6 +330,10 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
     async def _stream(self, turn: _Turn) -> None:
         timeout, phase = self._first_event_timeout, "first_event"
         sink = turn.request.sink
+        # While this task waits, the connection's reader pushes text deltas itself: the text
+        # reaches the next processor one task switch sooner. Everything else is handled here.
+        sink.express = functools.partial(self._express, turn)
+        sink.express_types = _EXPRESS_TYPES
         while True:
             try:
                 event = await sink.get(timeout)
@@ -340,23 +347,34 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
                     "the connection closed mid-response", response_id=turn.request.response_id, lane=turn.request.lane
                 )
             timeout, phase = self._stall_timeout, "stall"
-            try:
-                happening = turn.accumulator.feed(event)
-            except ValueError as e:
-                logger.warning(f"{self}: skipped a malformed {event.get('type')} event: {e}")
-                continue
-            if happening is None:
-                continue
-            if await self._handle(turn, happening):
+            happening = self._happening(turn, event)
+            if happening is not None and await self._handle(turn, happening):
                 return
+
+    async def _express(self, turn: _Turn, event: dict[str, Any]) -> None:
+        happening = self._happening(turn, event)
+        if happening is not None:
+            await self._handle(turn, happening)
+
+    def _happening(self, turn: _Turn, event: dict[str, Any]) -> acc.Happening | None:
+        try:
+            return turn.accumulator.feed(event)
+        except ValueError as e:
+            logger.warning(f"{self}: skipped a malformed {event.get('type')} event: {e}")
+            return None
 
     async def _handle(self, turn: _Turn, happening: acc.Happening) -> bool:
         """Act on one happening; True when the response is over."""
         if isinstance(happening, acc.TextDelta):
-            if not turn.text_pushed:
-                await self.stop_ttfb_metrics()
+            if turn.text_pushed:
+                await self._push_llm_text(happening.text)
+            else:
+                # The first words go out ahead of the TTFB metrics frame: the speaker waits for
+                # them, the metrics do not. The measurement still ends when they arrived.
+                arrived = time.time()
                 turn.text_pushed = True
-            await self._push_llm_text(happening.text)
+                await self._push_llm_text(happening.text)
+                await self.stop_ttfb_metrics(end_time=arrived)
         elif isinstance(happening, acc.ToolCallReady):
             await self._dispatch_tool(turn, happening)
         elif isinstance(happening, acc.ToolCallAnnounced):

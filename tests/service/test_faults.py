@@ -95,3 +95,14 @@ async def test_a_bad_key_is_fatal_with_a_clear_message_that_never_shows_the_key(
         error = conv.errors()[0]
         assert "API key" in error.error and "wrong-key-123" not in error.error
         assert time.monotonic() - started < 10
+
+
+async def test_an_answer_longer_than_the_stall_timeout_is_not_a_stall() -> None:
+    # Text deltas are pushed by the connection's reader while the turn waits; that still counts
+    # as the response making progress.
+    async with session(service={"stall_timeout": 0.3}, emulator={"tokens_per_second": 60}) as (emu, llm, conv):
+        emu.queue_replies(Reply(text=LONG_TEXT))
+        await conv.say("Talk")
+        await conv.wait_turns_ended(1, timeout=5)
+        assert conv.turns()[0].text == LONG_TEXT
+        assert not conv.errors()

@@ -1,8 +1,14 @@
 """One WebSocket: the handshake, a single reader task that routes every event by lane, and sends.
 
-The reader never awaits a consumer: an event for a live request is appended to that request's
+The reader never waits for a consumer: an event for a live request is appended to that request's
 queue, an event for an abandoned request is dropped on the spot (its terminal frees the lane),
 and a connection-level event goes to a callback. Nothing here can hold up an interruption.
+
+One exception saves a task switch on the hot path: a request's owner may install an express
+handler for some event types (text deltas). While the owner is parked waiting on an empty queue,
+the reader runs that handler itself instead of waking the owner to do the same work. An
+interruption cancels the owner, which ends the parking, so no express handler runs for a turn
+that is being abandoned.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,11 +41,16 @@ _CLOSED = object()
 class EventQueue:
     """A request's events, with a waiter that costs nothing while events are already queued."""
 
-    __slots__ = ("_items", "_waiter")
+    __slots__ = ("_expressed_at", "_items", "_waiter", "express", "express_types")
 
     def __init__(self) -> None:
         self._items: deque[Any] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._expressed_at = 0.0  # loop time of the last event the express handler took
+        # Run by the reader for these event types while the owner is parked in ``get``; it must
+        # not block (it pushes a frame), and what it raises is re-raised in the owner.
+        self.express: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self.express_types: frozenset[str] = frozenset()
 
     def put(self, item: Any) -> None:
         self._items.append(item)
@@ -47,16 +58,50 @@ class EventQueue:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def deliver(self, event: dict[str, Any]) -> Awaitable[None] | None:
+        """Queue ``event``, or return the express handling of it when its owner is parked."""
+        waiter = self._waiter
+        if (
+            self.express is not None
+            and waiter is not None
+            and not waiter.done()
+            and not self._items
+            and event["type"] in self.express_types
+        ):
+            self._expressed_at = waiter.get_loop().time()
+            return self.express(event)
+        self.put(event)
+        return None
+
+    def fail(self, error: BaseException) -> None:
+        """Hand ``error`` to the owner: its next ``get`` raises it."""
+        self.put(_Failure(error))
+
     async def get(self, timeout: float | None) -> Any:
-        """The next item; ``TimeoutError`` if none arrives within ``timeout`` seconds."""
-        if not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
+        """The next item; ``TimeoutError`` if for ``timeout`` seconds neither an item arrives nor
+        the express handler takes an event."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while not self._items:
+            self._waiter = loop.create_future()
+            deadline = None if timeout is None else max(started, self._expressed_at) + timeout
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout_at(deadline):
                     await self._waiter
+            except TimeoutError:
+                if timeout is None or self._expressed_at + timeout <= loop.time():
+                    raise
             finally:
                 self._waiter = None
-        return self._items.popleft()
+        item = self._items.popleft()
+        if isinstance(item, _Failure):
+            raise item.error
+        return item
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error: BaseException
 
 
 @dataclass
@@ -223,7 +268,9 @@ class Connection:
         assert self._ws is not None
         try:
             async for raw in self._ws:
-                self._dispatch(raw)
+                express = self._dispatch(raw)
+                if express is not None:
+                    await self._run_express(express)
         except ConnectionClosed:
             pass
         except Exception as e:  # a bug here must not leave requests waiting forever
@@ -231,18 +278,29 @@ class Connection:
         finally:
             self._mark_closed()
 
-    def _dispatch(self, raw: str | bytes) -> None:
+    async def _run_express(self, express: tuple[EventQueue, Awaitable[None]]) -> None:
+        sink, handling = express
+        try:
+            await handling
+        except Exception as e:  # the owner fails its turn with it; the reader goes on
+            sink.fail(e)
+
+    def _dispatch(self, raw: str | bytes) -> tuple[EventQueue, Awaitable[None]] | None:
+        """Route one frame; returns the express handling to run, if its owner installed one."""
         try:
             event = json.loads(raw)
         except (TypeError, ValueError):
             logger.warning(f"{self.name}: skipped a malformed server frame: {str(raw)[:120]!r}")
-            return
+            return None
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             logger.warning(f"{self.name}: skipped a server frame without an event type: {str(raw)[:120]!r}")
-            return
+            return None
         route = self.router.route(event)
+        express = None
         if route.kind is RouteKind.DELIVER:
-            route.request.sink.put(event)  # type: ignore[union-attr]
+            sink: EventQueue = route.request.sink  # type: ignore[union-attr]
+            handling = sink.deliver(event)
+            express = (sink, handling) if handling is not None else None
         elif route.kind is RouteKind.CONNECTION:
             self._connection_event(event)
         elif route.finished and route.request is not None:
@@ -251,6 +309,7 @@ class Connection:
             self._send_cancel(route.request)
         if route.finished and self.router.is_quiet():
             self.quiet.set()
+        return express
 
     def _abandoned_finished(self, request: Request, event: dict[str, Any]) -> None:
         usage = (event.get("response") or {}).get("usage") or {}

@@ -41,15 +41,19 @@ class Seen:
 
 
 class Probe(FrameProcessor):
-    """Passes every frame on, keeping a timed copy."""
+    """Passes every frame on, keeping a timed copy (and telling ``on_seen``, if given)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, on_seen: Callable[[Seen], None] | None = None) -> None:
         super().__init__(name=name)
         self.seen: list[Seen] = []
+        self._on_seen = on_seen
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        self.seen.append(Seen(time.monotonic(), frame, direction))
+        seen = Seen(time.monotonic(), frame, direction)
+        self.seen.append(seen)
+        if self._on_seen is not None:
+            self._on_seen(seen)
         await self.push_frame(frame, direction)
 
 
@@ -81,7 +85,11 @@ class Conversation:
     def __post_init__(self) -> None:
         self.pair = LLMContextAggregatorPair(self.context)
         self.upstream = Probe("probe-before-llm")
-        self.downstream = Probe("probe-after-llm")
+        # Brackets and text are kept up to date as frames pass, so the waits that poll them cost
+        # microseconds: the harness must not add its own work to the latencies it measures.
+        self._turns: list[TurnRecord] = []
+        self._text = ""
+        self.downstream = Probe("probe-after-llm", on_seen=self._follow)
         pipeline = Pipeline(
             [self.pair.user(), self.upstream, self.llm, self.downstream, *self.listeners, self.pair.assistant()]
         )
@@ -140,28 +148,30 @@ class Conversation:
         return [s for s in self.downstream.seen if isinstance(s.frame, kind)]
 
     def text(self) -> str:
-        return "".join(s.frame.text for s in self.frames(LLMTextFrame))  # type: ignore[attr-defined]
+        return self._text
 
     def turns(self) -> list[TurnRecord]:
         """Response brackets in order; text after an interruption inside a bracket is counted too."""
-        turns: list[TurnRecord] = []
-        for seen in self.downstream.seen:
-            frame = seen.frame
-            if isinstance(frame, LLMFullResponseStartFrame):
-                turns.append(TurnRecord(started=seen.time))
-            elif not turns:
-                continue
-            elif isinstance(frame, LLMTextFrame):
-                turn = turns[-1]
-                turn.text += frame.text
-                turn.first_text_at = turn.first_text_at or seen.time
-            elif isinstance(frame, InterruptionFrame):
-                # The LLM closes its bracket just ahead of the interruption, so "interrupted"
-                # means: the user barged in before the next answer started.
-                turns[-1].interrupted = True
-            elif isinstance(frame, LLMFullResponseEndFrame):
-                turns[-1].ended = seen.time
-        return turns
+        return list(self._turns)
+
+    def _follow(self, seen: Seen) -> None:
+        frame, turns = seen.frame, self._turns
+        if isinstance(frame, LLMTextFrame):
+            self._text += frame.text
+        if isinstance(frame, LLMFullResponseStartFrame):
+            turns.append(TurnRecord(started=seen.time))
+        elif not turns:
+            return
+        elif isinstance(frame, LLMTextFrame):
+            turn = turns[-1]
+            turn.text += frame.text
+            turn.first_text_at = turn.first_text_at or seen.time
+        elif isinstance(frame, InterruptionFrame):
+            # The LLM closes its bracket just ahead of the interruption, so "interrupted"
+            # means: the user barged in before the next answer started.
+            turns[-1].interrupted = True
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            turns[-1].ended = seen.time
 
     def text_after_interruptions(self) -> list[str]:
         """Text frames that crossed the probe after an interruption and before the next response start."""

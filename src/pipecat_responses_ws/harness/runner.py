@@ -30,7 +30,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from ..emulator import Emulator
 from .invariants import END, INTERRUPTION, START, TEXT, Event, Observed, ToolRun, check
 from .pipeline import Conversation
-from .scenario import TAG, TOOLS, Scenario, Turn, replies_for
+from .scenario import TOOLS, Scenario, Turn, replies_for, tag_finder
 
 ServiceFactory = Callable[[str], Any]
 TTFT = 0.05
@@ -128,7 +128,10 @@ class _Run:
         await params.result_callback({"result": f"t{n}r"})
 
     def bracket_with(self, tag: str, since: int = 0) -> Any:
-        return next((t for t in self.conv.turns()[since:] if tag in TAG.findall(t.text)), None)
+        # Polled every 2 ms inside the latencies being measured, so it stops at the first match
+        # instead of listing every tag of every bracket.
+        found = tag_finder(tag)
+        return next((t for t in self.conv.turns()[since:] if found(t.text)), None)
 
     async def wait(self, predicate: Callable[[], bool], n: int, what: str) -> bool:
         try:
@@ -138,15 +141,22 @@ class _Run:
             self.unanswered.append(n)
             return False
 
-    async def answered(self, tag: str, n: int) -> Any:
-        ok = await self.wait(lambda: (b := self.bracket_with(tag)) is not None and b.ended is not None, n, tag)
-        return self.bracket_with(tag) if ok else None
+    async def ask(self, text: str) -> tuple[float, int]:
+        """The user's turn: when it was queued, and how many brackets came before (its answer comes after)."""
+        before = len(self.conv.turns())
+        return await self.conv.say(text), before
+
+    async def answered(self, tag: str, n: int, since: int) -> Any:
+        def ended() -> bool:
+            return (b := self.bracket_with(tag, since)) is not None and b.ended is not None
+
+        return self.bracket_with(tag, since) if await self.wait(ended, n, tag) else None
 
     async def turn(self, turn: Turn) -> None:
         self.emu.queue_replies(*replies_for(turn))
         if turn.kind in ("text", "tool", "parallel", "chain"):
-            asked = await self.conv.say(turn.user_text())
-            answer = await self.answered(turn.tag("a" if turn.kind == "text" else "r"), turn.n)
+            asked, since = await self.ask(turn.user_text())
+            answer = await self.answered(turn.tag("a" if turn.kind == "text" else "r"), turn.n, since)
             if turn.kind == "text" and answer is not None and answer.first_text_at is not None:
                 # The same figure for a turn nobody interrupted: what any turn costs, for comparison.
                 model = self.model_time(asked, f"t{turn.n}as0w0", turn.user_text())
@@ -172,7 +182,7 @@ class _Run:
             self.slow_tools.add(n)
         contexts = sum(isinstance(s.frame, LLMContextFrame) for s in conv.upstream.seen)
         creates, sent = len(records.creates()), len(records.sent())
-        await conv.say(turn.user_text("a"))
+        _, since = await self.ask(turn.user_text("a"))
         phase_reached: dict[str | None, Callable[[], bool]] = {
             "before_request": lambda: sum(isinstance(s.frame, LLMContextFrame) for s in conv.upstream.seen)
             > contexts,
@@ -182,14 +192,14 @@ class _Run:
                 s.event["type"] == "response.function_call_arguments.delta" for s in records.sent()[sent:]
             ),
             "during_tool": lambda: n in self.tool_started and self.tool_started[n].is_set(),
-            "at_terminal": lambda: (b := self.bracket_with(f"{n}a")) is not None and b.ended is not None,
+            "at_terminal": lambda: (b := self.bracket_with(f"{n}a", since)) is not None and b.ended is not None,
         }
         await self.wait(phase_reached[turn.phase], n, f"phase {turn.phase}")
         self.abandoned_at[turn.tag("a")] = await conv.interrupt()
         if self.reply_gap > 0:
             await asyncio.sleep(self.reply_gap)
-        asked = await conv.say(turn.user_text("b"))
-        fresh = await self.answered(turn.tag("b"), n)
+        asked, since = await self.ask(turn.user_text("b"))
+        fresh = await self.answered(turn.tag("b"), n, since)
         if fresh is not None and fresh.first_text_at is not None:
             self.penalties.append(fresh.first_text_at - asked - self.model_time(asked, f"u{n}b", turn.user_text("b")))
 

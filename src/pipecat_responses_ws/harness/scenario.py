@@ -8,8 +8,10 @@ leak across an interruption is detectable from the text alone.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +24,20 @@ TOOLS = ("get_weather", "get_time")
 # A tag is a turn number and a part letter; ``[tu]`` because replies are tagged ``t`` and the
 # emulator's echo answers repeat the user's ``u`` tag.
 TAG = re.compile(r"\b[tu](\d+[a-z])")
+
+
+@functools.lru_cache(maxsize=256)
+def tag_finder(tag: str) -> Callable[[str], bool]:
+    """Whether a text holds ``tag`` where ``TAG`` would list it; a substring test rules most texts out."""
+    marks = (f"t{tag}", f"u{tag}")
+    pattern = re.compile(rf"\b[tu]{re.escape(tag)}")
+
+    def holds(text: str) -> bool:
+        return (marks[0] in text or marks[1] in text) and pattern.search(text) is not None
+
+    return holds
+
+
 # At the harness's pacing (about 100 words/s) this is 1.5 s of speech left to abandon.
 LONG_WORDS = 150
 
