@@ -156,16 +156,16 @@ class Conversation:
 
     def _follow(self, seen: Seen) -> None:
         frame, turns = seen.frame, self._turns
-        if isinstance(frame, LLMTextFrame):
-            self._text += frame.text
         if isinstance(frame, LLMFullResponseStartFrame):
             turns.append(TurnRecord(started=seen.time))
+        elif isinstance(frame, LLMTextFrame):
+            self._text += frame.text
+            if turns:
+                turn = turns[-1]
+                turn.text += frame.text
+                turn.first_text_at = turn.first_text_at or seen.time
         elif not turns:
             return
-        elif isinstance(frame, LLMTextFrame):
-            turn = turns[-1]
-            turn.text += frame.text
-            turn.first_text_at = turn.first_text_at or seen.time
         elif isinstance(frame, InterruptionFrame):
             # The LLM closes its bracket just ahead of the interruption, so "interrupted"
             # means: the user barged in before the next answer started.

@@ -127,7 +127,7 @@ class _Run:
             await asyncio.sleep(TOOL_SLEEP)
         await params.result_callback({"result": f"t{n}r"})
 
-    def bracket_with(self, tag: str, since: int = 0) -> Any:
+    def bracket_with(self, tag: str, since: int) -> Any:
         # Polled every 2 ms inside the latencies being measured, so it stops at the first match
         # instead of listing every tag of every bracket.
         found = tag_finder(tag)
@@ -167,7 +167,8 @@ class _Run:
             await self.barge_in(turn)
 
     async def fault_turn(self, turn: Turn) -> None:
-        start, brackets, errors = await self.conv.say(turn.user_text()), len(self.conv.turns()), len(self.conv.errors())
+        errors = len(self.conv.errors())
+        start, brackets = await self.ask(turn.user_text())
 
         def settled() -> bool:  # an answer (retried or not) or a reported failure
             return any(t.ended for t in self.conv.turns()[brackets:]) or len(self.conv.errors()) > errors
