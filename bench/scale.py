@@ -109,7 +109,8 @@ def measure(
 async def run_level(service: str, sessions: int, args: argparse.Namespace, url: str, emu: Any) -> Level:
     rng = random.Random(sessions)
     counters = [AnswerCounter() for _ in range(sessions)]
-    convs = [Conversation(resolve_factory(service)(url), rtvi=args.rtvi, listeners=[counter]) for counter in counters]
+    make = resolve_factory(service)
+    convs = [Conversation(make(url), rtvi=args.rtvi, listeners=[counter]) for counter in counters]
     await asyncio.gather(*(c.__aenter__() for c in convs))
     await asyncio.sleep(1.0)  # every service connected, as a bot is before its caller speaks
     if args.gc_freeze:

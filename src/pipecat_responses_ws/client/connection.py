@@ -59,7 +59,9 @@ class EventQueue:
             waiter.set_result(None)
 
     def deliver(self, event: dict[str, Any]) -> Awaitable[None] | None:
-        """Queue ``event``, or return the express handling of it when its owner is parked."""
+        """Queue ``event``, or return the express handling of it when its owner is parked.
+
+        What the handler raises goes to the owner, so awaiting the handling never raises."""
         waiter = self._waiter
         if (
             self.express is not None
@@ -69,9 +71,15 @@ class EventQueue:
             and event["type"] in self.express_types
         ):
             self._expressed_at = waiter.get_loop().time()
-            return self.express(event)
+            return self._run_express(self.express, event)
         self.put(event)
         return None
+
+    async def _run_express(self, express: Callable[[dict[str, Any]], Awaitable[None]], event: dict[str, Any]) -> None:
+        try:
+            await express(event)
+        except Exception as e:  # the owner fails its turn with it; the reader goes on
+            self.fail(e)
 
     def fail(self, error: BaseException) -> None:
         """Hand ``error`` to the owner: its next ``get`` raises it."""
@@ -270,7 +278,7 @@ class Connection:
             async for raw in self._ws:
                 express = self._dispatch(raw)
                 if express is not None:
-                    await self._run_express(express)
+                    await express
         except ConnectionClosed:
             pass
         except Exception as e:  # a bug here must not leave requests waiting forever
@@ -278,14 +286,7 @@ class Connection:
         finally:
             self._mark_closed()
 
-    async def _run_express(self, express: tuple[EventQueue, Awaitable[None]]) -> None:
-        sink, handling = express
-        try:
-            await handling
-        except Exception as e:  # the owner fails its turn with it; the reader goes on
-            sink.fail(e)
-
-    def _dispatch(self, raw: str | bytes) -> tuple[EventQueue, Awaitable[None]] | None:
+    def _dispatch(self, raw: str | bytes) -> Awaitable[None] | None:
         """Route one frame; returns the express handling to run, if its owner installed one."""
         try:
             event = json.loads(raw)
@@ -298,9 +299,7 @@ class Connection:
         route = self.router.route(event)
         express = None
         if route.kind is RouteKind.DELIVER:
-            sink: EventQueue = route.request.sink  # type: ignore[union-attr]
-            handling = sink.deliver(event)
-            express = (sink, handling) if handling is not None else None
+            express = route.request.sink.deliver(event)  # type: ignore[union-attr]
         elif route.kind is RouteKind.CONNECTION:
             self._connection_event(event)
         elif route.finished and route.request is not None:
