@@ -15,6 +15,7 @@ from pipecat_responses_ws.harness.invariants import (
     check,
     context_mismatch,
     leaked_text,
+    repeated_text,
     unexpected_errors,
 )
 
@@ -35,6 +36,18 @@ def test_abandoned_words_after_the_cut_are_a_leak_even_in_a_new_bracket() -> Non
     events = [Event(1.0, START), Event(1.1, TEXT, "t1as0w0"), Event(1.2, INTERRUPTION), Event(1.3, START),
               Event(1.4, TEXT, "t1as0w1")]
     assert leaked_text(Observed(events=events, abandoned={"1a": 1.2})) == 1
+
+
+def test_a_scripted_word_delivered_twice_in_one_bracket_is_repeated_text() -> None:
+    words = ["t1as0w0 ", "t1as0w1 ", "t1as0w2 ", "t1as0w3."]
+    clean = [Event(1.0, START), *(Event(1.1 + i / 10, TEXT, w) for i, w in enumerate(words)), Event(2.0, END)]
+    assert repeated_text(Observed(events=clean)) == 0
+    # One delta pushed twice: no sentence repeats, but its word does.
+    doubled = [*clean[:3], Event(1.25, TEXT, "t1as0w1 "), *clean[3:]]
+    assert repeated_text(Observed(events=doubled)) == 1
+    # The same word in two brackets is another check's business (leaked_text), not a repeat.
+    again = [*clean, Event(2.1, START), Event(2.2, TEXT, "t1as0w1 "), Event(2.3, END)]
+    assert repeated_text(Observed(events=again)) == 0
 
 
 def test_a_call_run_before_its_arguments_completed_is_caught() -> None:

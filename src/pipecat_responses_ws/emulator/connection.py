@@ -18,26 +18,23 @@ from loguru import logger
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from ..protocol import wire
 from .conversation import conversation_tokens, count_tokens, normalize_input
 from .model import plan_from_reply, respond
-from .records import ReceivedFrame, ResponseRecord
-from .requests import parse_frame
+from .records import InjectedFault, ReceivedFrame, ResponseRecord
+from .requests import connection_limit_error, parse_frame
 from .runner import ResponseRunner
 from .session import Accepted, Action, Cancel, ConnectionState, Dropped, Job, Send, Start, Steer
 from .settings import Shared
 from .stream import Pacing, ResponseStream
 
-AGE_LIMIT_MESSAGE = (
-    "Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue."
-)
-
 
 class ConnectionHandler:
-    def __init__(self, shared: Shared, ws: ServerConnection, connection_id: int) -> None:
+    def __init__(self, shared: Shared, ws: ServerConnection, connection_id: int, api_key: str | None = None) -> None:
         self.connection_id = connection_id
         self._shared = shared
         self._ws = ws
+        # The key the client presented on the upgrade, for the fault that echoes it.
+        self._api_key = api_key
         settings = shared.settings
         self.state = ConnectionState(
             store=shared.store, new_id=shared.new_id, cancel_policy=settings.cancel_policy, model=settings.model
@@ -47,6 +44,7 @@ class ConnectionHandler:
         self._close_tasks: set[asyncio.Task[None]] = set()
         self._records: dict[str, ResponseRecord] = {}
         self._closing = False
+        self._reading = True
         self._done = asyncio.Event()
 
     # -- the read loop --------------------------------------------------------------------------
@@ -55,6 +53,10 @@ class ConnectionHandler:
         age_limit = asyncio.create_task(self._age_limit())
         try:
             async for message in self._ws:
+                if not self._reading:
+                    # Frames that had already arrived stay unread too; wait for the connection to go.
+                    await self._ws.wait_closed()
+                    break
                 await self._receive(message)
         except ConnectionClosed:
             pass
@@ -99,6 +101,18 @@ class ConnectionHandler:
                 self._cancel(action)
             elif isinstance(action, Steer) and action.job.response_id in self._runners:
                 self._runners[action.job.response_id].steer()
+
+    async def expire(self, job: Job, *, echo_lane: bool) -> None:
+        """The connection reached its limit while ``job`` streamed; it stays open and refuses new work."""
+        self._runners.pop(job.response_id, None)
+        await self.apply(self.state.expire(job, echo_lane=echo_lane))
+
+    def presented_key(self) -> str | None:
+        return self._api_key
+
+    def injected(self, job: Job, kind: str, frame: str | None) -> None:
+        fault = InjectedFault(self.connection_id, job.response_id, kind, time.monotonic(), frame)
+        self._shared.records.add_fault(fault)
 
     def _add_record(self, job: Job) -> None:
         record = ResponseRecord(
@@ -171,6 +185,17 @@ class ConnectionHandler:
             raise ConnectionClosed(None, None)
         await self._ws.send(text)
 
+    def stop_reading(self) -> None:
+        """Read nothing more from the socket, so a client's large send fills the buffers and blocks.
+
+        Pausing the transport is what stops the bytes; stopping the read loop as well keeps
+        websockets from resuming the transport when its own frame queue drains.
+        """
+        self._reading = False
+        if self._ws.transport is not None:
+            self._ws.transport.pause_reading()
+        logger.debug("emulator connection {} stops reading", self.connection_id)
+
     def close(self, code: int, reason: str) -> None:
         """Close now; ``1006`` aborts the transport without a close frame, as a network failure would."""
         if self._closing:
@@ -199,7 +224,7 @@ class ConnectionHandler:
 
     async def _age_limit(self) -> None:
         await asyncio.sleep(self._shared.settings.max_connection_age)
-        event = wire.error_event(wire.CONNECTION_LIMIT_REACHED, AGE_LIMIT_MESSAGE)
+        event = connection_limit_error()
         self._cut_responses()
         try:
             await self.send(event)

@@ -37,6 +37,17 @@ class SentEvent:
 
 
 @dataclass
+class InjectedFault:
+    """A fault as it fired; ``frame`` is the raw text sent for frames kept out of ``Records.sent``."""
+
+    connection_id: int
+    response_id: str
+    kind: str
+    time: float
+    frame: str | None = None
+
+
+@dataclass
 class Handshake:
     """One upgrade request, accepted or not. Header names are lower-cased."""
 
@@ -89,6 +100,7 @@ class Records:
         self.frames: list[ReceivedFrame] = []
         self.responses: list[ResponseRecord] = []
         self.handshakes: list[Handshake] = []
+        self.faults: list[InjectedFault] = []
         self._sent: list[SentEvent] = []
         self._changed = asyncio.Event()
 
@@ -100,6 +112,10 @@ class Records:
 
     def add_sent(self, connection_id: int, event: dict[str, Any]) -> None:
         self._sent.append(SentEvent(connection_id, time.monotonic(), event))
+        self.notify()
+
+    def add_fault(self, fault: InjectedFault) -> None:
+        self.faults.append(fault)
         self.notify()
 
     def notify(self) -> None:

@@ -17,6 +17,10 @@ from .conversation import Item, normalize_input
 
 Event = dict[str, Any]
 
+AGE_LIMIT_MESSAGE = (
+    "Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue."
+)
+
 
 @dataclass(frozen=True)
 class CreateRequest:
@@ -106,6 +110,11 @@ def not_found_error(parent_id: str, lane: str | None) -> Event:
         param="previous_response_id",
         stream_id=lane,
     )
+
+
+def connection_limit_error(lane: str | None = None) -> Event:
+    """``websocket_connection_limit_reached``; connection-level unless ``lane`` names the request's lane."""
+    return wire.error_event(wire.CONNECTION_LIMIT_REACHED, AGE_LIMIT_MESSAGE, stream_id=lane)
 
 
 def steer_echo(raw_input: Any, items: list[Item] | None) -> Any:

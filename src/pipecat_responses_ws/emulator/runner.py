@@ -7,6 +7,7 @@ response within one token interval even mid-stall.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from typing import Protocol
@@ -15,11 +16,18 @@ from websockets.exceptions import ConnectionClosed
 
 from ..protocol import wire
 from .records import ResponseRecord
-from .script import Fault
+from .script import DUPLICATING_FAULTS, Fault
 from .session import Action, Job
 from .stream import Event, ResponseStream
 
 MALFORMED_FRAME = '{"type": "response.output_text.delta", '
+# Valid JSON, wrong shape: ``error`` must be an object and ``status`` a number.
+MALFORMED_EVENT = {
+    "type": "error",
+    "error": "upstream connect error or disconnect/reset before headers (injected fault)",
+    "status": "bad",
+}
+KEY_ERROR_CODE = "invalid_api_key"
 
 
 class Outlet(Protocol):
@@ -35,6 +43,14 @@ class Outlet(Protocol):
 
     async def apply(self, actions: list[Action]) -> None: ...
 
+    async def expire(self, job: Job, *, echo_lane: bool) -> None: ...
+
+    def stop_reading(self) -> None: ...
+
+    def presented_key(self) -> str | None: ...
+
+    def injected(self, job: Job, kind: str, frame: str | None) -> None: ...
+
 
 class ResponseRunner:
     def __init__(self, outlet: Outlet, job: Job, stream: ResponseStream, fault: Fault | None, record: ResponseRecord):
@@ -44,6 +60,8 @@ class ResponseRunner:
         self._fault = fault
         self._record = record
         self._wake = asyncio.Event()
+        # A duplicating fault's last matching event sent before its trigger, repeated at the terminal.
+        self._copy: Event | None = None
 
     def cancel(self) -> None:
         self.stream.stop("cancelled")
@@ -77,47 +95,105 @@ class ResponseRunner:
                 deadline += delay
                 # A cancel during this wait makes next() the terminal instead of the delta.
                 await self._pause(deadline - loop.time())
-            await self._outlet.send(stream.next())
+            event = stream.next()
+            await self._outlet.send(event)
             sent += 1
             self._record.output_tokens_generated = stream.tokens
             self._record.text = stream.text
+            if pending is not None and pending.kind in DUPLICATING_FAULTS and _duplicated_by(pending, event):
+                if sent > trigger:
+                    pending = None
+                    await self._resend(event)
+                else:
+                    self._copy = event
         self._finish()
         await self._outlet.apply(self._outlet.finished(self.job))
 
     def _due(self, fault: Fault, trigger: int, sent: int) -> bool:
         if fault.kind == "delay_terminal":
             return self.stream.next_is_terminal()
+        if fault.kind in DUPLICATING_FAULTS:
+            # Only the fallback fires from here; the duplicate itself follows its original in _run.
+            return self._copy is not None and self.stream.next_is_terminal()
         return sent == trigger
 
     def _trigger_index(self) -> int:
-        """How many events are sent before the fault fires (clamped so it always fires)."""
+        """How many events are sent before the fault fires (clamped so it always fires).
+
+        For a duplicating fault, the index from which a matching event is the one repeated.
+        """
         assert self._fault is not None
         last = self.stream.planned_events - 1
         kind, after = self._fault.kind, self._fault.after_events
-        if kind == "delay_created":
+        if kind in ("delay_created", "stray_early_delta"):
             return 0
         if kind in ("fail", "incomplete"):
             return max(2, min(after, last))
         return min(after, last)
 
     async def _fire(self, fault: Fault) -> bool:
-        """Carry out ``fault``; ``False`` when the response must not go on (the connection is gone)."""
-        if fault.kind in ("delay_created", "stall", "delay_terminal"):
+        """Carry out ``fault``; ``False`` when the response must not go on (the connection is gone or expired)."""
+        kind = fault.kind
+        if kind in DUPLICATING_FAULTS:
+            assert self._copy is not None, "_due fires a duplicating fault only once it has an event to repeat"
+            await self._resend(self._copy)
+            return True
+        if kind in ("malformed", "malformed_event", "stray_early_delta"):
+            await self._send_raw(kind, self._raw_frame(fault))
+            return True
+        self._outlet.injected(self.job, kind, None)
+        if kind in ("delay_created", "stall", "delay_terminal"):
             await self._pause(fault.seconds)
-        elif fault.kind == "drop":
+        elif kind == "drop":
             self._outlet.close(fault.close_code, "connection dropped (injected fault)")
             return False
-        elif fault.kind == "fail":
+        elif kind in ("connection_limit", "connection_limit_lane"):
+            await self._outlet.expire(self.job, echo_lane=kind == "connection_limit_lane")
+            return False
+        elif kind == "fail":
             self.stream.stop("failed", fault.code or "server_error")
-        elif fault.kind == "incomplete":
+        elif kind == "incomplete":
             self.stream.stop("incomplete", fault.code or "max_output_tokens")
-        elif fault.kind == "stray_error":
+        elif kind == "stray_error":
             code = fault.code or "server_error"
             message = "An error not tied to any request (injected fault)."
             await self._outlet.send(wire.error_event(code, message, status=500, error_type="server_error"))
-        elif fault.kind == "malformed":
-            await self._outlet.send_raw(MALFORMED_FRAME)
+        elif kind == "stop_reading":
+            self._outlet.stop_reading()
+        elif kind == "key_error":
+            # A gateway that echoes the credential: the client must keep it out of its logs and errors.
+            message = f"Incorrect API key provided: {self._outlet.presented_key() or ''}."
+            await self._outlet.send(wire.error_event(KEY_ERROR_CODE, message, status=401))
         return True
+
+    def _raw_frame(self, fault: Fault) -> str:
+        if fault.kind == "malformed":
+            return MALFORMED_FRAME
+        if fault.kind == "malformed_event":
+            return json.dumps(MALFORMED_EVENT)
+        # stray_early_delta: a delta for an item this response never announces, numbered as if it came first.
+        stray: Event = {
+            "type": wire.OUTPUT_TEXT_DELTA,
+            "sequence_number": 0,
+            "item_id": f"msg_stray_{self.job.response_id.removeprefix('resp_')}",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": fault.text,
+            "logprobs": [],
+        }
+        if self.job.lane is not None:
+            stray["stream_id"] = self.job.lane
+        return json.dumps(stray)
+
+    async def _resend(self, event: Event) -> None:
+        """``event`` again, byte for byte: ``json.dumps`` of the same dict is the same text."""
+        assert self._fault is not None
+        await self._send_raw(self._fault.kind, json.dumps(event))
+
+    async def _send_raw(self, kind: str, frame: str) -> None:
+        # Outside Records.sent, which must stay the well-formed events the SDK validates.
+        self._outlet.injected(self.job, kind, frame)
+        await self._outlet.send_raw(frame)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, unless a cancel comes first."""
@@ -137,3 +213,11 @@ class ResponseRunner:
         self._record.status = writer.status
         self._record.end_reason = self.stream.end_reason
         self._record.finished_at = time.monotonic()
+
+
+def _duplicated_by(fault: Fault, event: Event) -> bool:
+    """Whether ``event`` is one a duplicating ``fault`` repeats."""
+    if fault.kind == "duplicate_delta":
+        return event["type"] == wire.OUTPUT_TEXT_DELTA
+    item = event.get("item")
+    return event["type"] == wire.OUTPUT_ITEM_DONE and isinstance(item, dict) and item.get("type") == "function_call"

@@ -20,8 +20,18 @@ FAULT_KINDS = frozenset(
         "stray_error",
         "malformed",
         "delay_terminal",
+        "duplicate_delta",
+        "duplicate_item_done",
+        "stray_early_delta",
+        "connection_limit",
+        "connection_limit_lane",
+        "stop_reading",
+        "key_error",
+        "malformed_event",
     }
 )
+# The faults that resend an event of the response rather than fire at one point of it.
+DUPLICATING_FAULTS = frozenset({"duplicate_delta", "duplicate_item_done"})
 
 
 @dataclass
@@ -57,6 +67,34 @@ class Fault:
       (default ``server_error``); the response continues.
     - ``malformed``: send a text frame that is not JSON; the response continues.
     - ``delay_terminal``: wait ``seconds`` before the terminal event.
+    - ``duplicate_delta``: the first ``response.output_text.delta`` at or after ``after_events``
+      is sent a second time right after itself, byte for byte (same JSON text, same
+      ``sequence_number``), as a proxy replaying a frame would. A response whose text deltas all
+      come earlier repeats its last one just before the terminal; one without text repeats nothing.
+    - ``duplicate_item_done``: the same for the first ``response.output_item.done`` of a
+      ``function_call`` item.
+    - ``stray_early_delta``: before ``response.created`` (whatever ``after_events``), one
+      ``response.output_text.delta`` on this response's lane (``stream_id`` when the lane is
+      named) for an item id the response never announces (``msg_stray_<n>``), with
+      ``sequence_number`` 0 and ``text`` as its delta; then the response goes on normally.
+    - ``connection_limit``: a connection-level ``error`` with code
+      ``websocket_connection_limit_reached`` (no ``stream_id``), and the response stops there
+      without a terminal (past its end, the error takes the terminal's place). The connection
+      stays open but expired: every later ``response.create`` on it, and any create still
+      queued, gets the same error at once and no response; responses already streaming on other
+      lanes finish.
+    - ``connection_limit_lane``: the same, but each error echoes the ``stream_id`` of the
+      request it refuses when that request's lane is named.
+    - ``stop_reading``: the emulator stops reading the connection (its transport is paused), so
+      a client send larger than the socket buffers blocks; the response streams to its end.
+    - ``key_error``: a connection-level ``error`` (status 401, ``invalid_api_key``) whose message
+      quotes the API key the client presented on the upgrade; the response continues.
+    - ``malformed_event``: a connection-level frame that is JSON of the wrong shape,
+      ``{"type": "error", "error": "<a string>", "status": "bad"}``; the response continues.
+
+    Frames that are not well-formed events (the duplicates, the stray delta and both malformed
+    kinds) are left out of ``Records.sent``, which stays what the SDK validates; every fault that
+    fires is listed in ``Records.faults``.
 
     ``count`` is how many generated responses the fault applies to when added with
     ``Emulator.add_fault``.
@@ -68,6 +106,8 @@ class Fault:
     code: str | None = None
     close_code: int = 1011
     count: int = 1
+    # The delta of ``stray_early_delta``.
+    text: str = "stray "
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:

@@ -14,7 +14,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from .connection import ConnectionHandler
-from .handshake import decide, split_target
+from .handshake import bearer_token, decide, split_target
 from .records import Handshake, Records
 from .script import Fault, Reply
 from .settings import Settings, Shared
@@ -186,7 +186,7 @@ class Emulator:
 
     async def _handle(self, ws: ServerConnection) -> None:
         connection_id = self._ids.pop(ws)
-        handler = ConnectionHandler(self._shared, ws, connection_id)
+        handler = ConnectionHandler(self._shared, ws, connection_id, _presented_key(ws))
         self._connections[connection_id] = handler
         self.connection_count += 1
         self.records.notify()
@@ -196,6 +196,14 @@ class Emulator:
         finally:
             del self._connections[connection_id]
             self.records.notify()
+
+
+def _presented_key(ws: ServerConnection) -> str | None:
+    """The API key of the upgrade: the bearer token, else an Azure-style ``api-key`` header."""
+    if ws.request is None:
+        return None
+    headers = ws.request.headers
+    return bearer_token(headers.get("Authorization")) or headers.get("api-key")
 
 
 def _reason(status: int) -> str:

@@ -20,6 +20,12 @@ event back through :meth:`ConnectionState.finished`.
 same settings, the steer input as input and the target as parent starts on the same lane ahead
 of anything queued there. Several steers before that boundary are merged, in order.
 ``response.steer.pending`` is never sent.
+
+An expired connection (the ``connection_limit`` faults, :meth:`ConnectionState.expire`) stays
+open but takes no more work: every create, new or still queued, is refused with
+``websocket_connection_limit_reached`` and never becomes a response, while responses already
+streaming finish. The socket is left open because the protocol does not say whether the server
+closes it; a client must act on the error alone.
 """
 
 from __future__ import annotations
@@ -31,10 +37,19 @@ from typing import Any
 from ..protocol import wire
 from .cache import CachedResponse, ConnectionCache, ResponseStore
 from .conversation import Item, steer_input_items
-from .requests import CreateRequest, check_create, not_found_error, steer_echo, unknown_type_error
+from .requests import (
+    CreateRequest,
+    check_create,
+    connection_limit_error,
+    not_found_error,
+    steer_echo,
+    unknown_type_error,
+)
 
 CANCEL_POLICIES = frozenset({"error", "ignore", "honor"})
 RUNNING, QUEUED = "in_progress", "queued"
+# A job cut by the connection's expiry: it sent no terminal and never will.
+EXPIRED = "expired"
 
 
 @dataclass(eq=False)
@@ -75,7 +90,7 @@ class Start:
 
 @dataclass(frozen=True)
 class Dropped:
-    """A queued job that will never start (its parent was gone when its turn came)."""
+    """A queued job that will never start (its parent was gone when its turn came, or the connection expired)."""
 
     job: Job
 
@@ -116,10 +131,27 @@ class ConnectionState:
         self._running: dict[str, Job] = {}
         # Started jobs only: a queued job's id has not reached the client yet.
         self._started: dict[str, Job] = {}
+        # None while the connection takes work; once expired, whether refusals echo the lane.
+        self._expired_echo: bool | None = None
 
     @property
     def running(self) -> list[Job]:
         return list(self._running.values())
+
+    @property
+    def expired(self) -> bool:
+        return self._expired_echo is not None
+
+    def expire(self, job: Job, *, echo_lane: bool) -> list[Action]:
+        """The connection reached its limit while ``job`` streamed: ``job`` ends here, without a terminal.
+
+        ``echo_lane`` makes every refusal from now on carry the refused request's ``stream_id``
+        when its lane is named; otherwise they are connection-level.
+        """
+        self._expired_echo = echo_lane
+        self._running.pop(job.response_id, None)
+        job.status = EXPIRED
+        return [Send(self._expiry_error(job.lane)), *self._pump()]
 
     def handle(self, payload: dict[str, Any]) -> list[Action]:
         """The decisions for one client event (a JSON object already parsed from its frame)."""
@@ -150,6 +182,10 @@ class ConnectionState:
     # -- response.create ------------------------------------------------------------------------
 
     def _create(self, payload: dict[str, Any]) -> list[Action]:
+        if self.expired:
+            # Checked first: an expired connection refuses every create the same way, valid or not.
+            lane = payload.get("stream_id")
+            return [Send(self._expiry_error(lane if wire.is_valid_stream_id(lane) else None))]
         checked = check_create(payload, self._lanes_seen)
         if not isinstance(checked, CreateRequest):
             return [Send(checked)]
@@ -161,9 +197,18 @@ class ConnectionState:
         self._pending.append(job)
         return [Accepted(job), *self._pump()]
 
+    def _expiry_error(self, lane: str | None) -> dict[str, Any]:
+        return connection_limit_error(lane if self._expired_echo else None)
+
     def _pump(self) -> list[Action]:
         """Start every queued job whose lane is free, oldest first, while in-flight slots last."""
         actions: list[Action] = []
+        if self.expired:
+            # Nothing starts on an expired connection: each queued create is refused as a new one would be.
+            for job in self._pending:
+                actions += [Dropped(job), Send(self._expiry_error(job.lane))]
+            self._pending.clear()
+            return actions
         blocked = {job.lane for job in self._running.values()}
         for job in list(self._pending):
             if len(self._running) >= wire.MAX_IN_FLIGHT_RESPONSES:

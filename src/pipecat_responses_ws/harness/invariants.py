@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .scenario import TAG
+from .scenario import TAG, WORD
 
 # Downstream events, in the order they crossed the probe after the LLM.
 START, END, TEXT, INTERRUPTION = "start", "end", "text", "interruption"
@@ -93,12 +93,17 @@ _SENTENCE = re.compile(r"[^.!?]+[.!?]")
 
 
 def repeated_text(obs: Observed) -> int:
-    """Sentences a response bracket delivered more than once (pushed twice)."""
+    """Sentences, and scripted words, a response bracket delivered more than once (pushed twice).
+
+    A sentence catches text pushed twice; a scripted word (unique by construction) catches a
+    single delta delivered twice, which leaves every sentence different.
+    """
     count = 0
     for group in _brackets(obs.events):
         text = "".join(e.text for _, e in group)
         sentences = [" ".join(s.split()) for s in _SENTENCE.findall(text)]
         count += sum(n - 1 for s, n in Counter(sentences).items() if n > 1 and len(s.split()) >= 3)
+        count += sum(n - 1 for n in Counter(WORD.findall(text)).values() if n > 1)
     return count
 
 

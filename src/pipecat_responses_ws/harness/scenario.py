@@ -19,11 +19,27 @@ from ..emulator import Fault, Reply, ToolCall
 
 KINDS = ("text", "tool", "parallel", "chain", "barge_in", "fault")
 PHASES = ("before_request", "before_created", "mid_text", "mid_arguments", "during_tool", "at_terminal")
-FAULTS = ("drop_mid_text", "stall", "failed")
+# Gateway and proxy misbehaviour rides along with the emulator's own failures. ``stop_reading`` is
+# left out: it only shows when the client sends many megabytes at once, which no turn here does.
+FAULTS = (
+    "drop_mid_text",
+    "stall",
+    "failed",
+    "duplicate_delta",
+    "duplicate_item_done",
+    "stray_early_delta",
+    "connection_limit",
+    "connection_limit_lane",
+    "key_error",
+    "malformed_event",
+)
 TOOLS = ("get_weather", "get_time")
 # A tag is a turn number and a part letter; ``[tu]`` because replies are tagged ``t`` and the
 # emulator's echo answers repeat the user's ``u`` tag.
 TAG = re.compile(r"\b[tu](\d+[a-z])")
+# One scripted word of ``tagged_text``: unique by construction, so seeing it twice in one
+# response means a delta was delivered twice.
+WORD = re.compile(r"\bt\d+[a-z]s\d+w\d+\b")
 
 
 @functools.lru_cache(maxsize=256)
@@ -115,7 +131,21 @@ def replies_for(turn: Turn) -> list[Reply]:
             return [Reply(text=text, fault=Fault(kind="drop", after_events=8, close_code=1006))]
         if t.fault == "stall":
             return [Reply(text=text, fault=Fault(kind="stall", seconds=0.4, after_events=8))]
-        return [Reply(text=text, fault=Fault(kind="fail", after_events=4))]
+        if t.fault == "failed":
+            return [Reply(text=text, fault=Fault(kind="fail", after_events=4))]
+        if t.fault == "duplicate_delta":
+            return [Reply(text=text, fault=Fault(kind="duplicate_delta", after_events=8))]
+        if t.fault == "duplicate_item_done":
+            # A call announced done twice must still run once (``bad_tool_runs``).
+            return [Reply(calls=[ToolCall(TOOLS[0], tool_args(t, 0))], fault=Fault(kind="duplicate_item_done"))]
+        if t.fault == "stray_early_delta":
+            # Tagged ``z``, a part no reply uses: spoken, it would show up as a leak.
+            return [Reply(text=text, fault=Fault(kind="stray_early_delta", text=f"t{t.n}zs0w0 "))]
+        if t.fault in ("key_error", "malformed_event"):
+            return [Reply(text=text, fault=Fault(kind=t.fault, after_events=8))]
+        # connection_limit(_lane), before response.created: nothing was generated, so a replay on a
+        # fresh connection is safe, and the expired connection makes every later turn need one too.
+        return [Reply(text=text, fault=Fault(kind=t.fault))]
     # Barge-ins: the abandoned response; the fresh answer after it is the default echo of u{n}b.
     long_text = tagged_text(t.tag("a"), LONG_WORDS)
     if t.phase == "before_request":
