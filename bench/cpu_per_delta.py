@@ -6,7 +6,7 @@ over the same number of deltas:
 
 - ``floor``: ``websockets`` + ``json.loads`` in a loop, counting text deltas: the least any
   client can do;
-- ``our client``: our connection, lane router, event queue and response accumulator, without
+- ``our client``: our connection, client session (typed events, lanes, the response's rules), without
   Pipecat: what our code adds between the socket and a text delta;
 - ``pipeline floor``: the bare loop inside a Pipecat ``FrameProcessor`` that pushes one
   ``LLMTextFrame`` per delta through the same pipeline the services run in;
@@ -45,8 +45,9 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat_responses_ws.client.client import ClientOptions, ResponsesClient
 from pipecat_responses_ws.harness.pipeline import Conversation
 from pipecat_responses_ws.harness.runner import resolve_factory
-from pipecat_responses_ws.protocol import accumulator as acc
 from pipecat_responses_ws.protocol import wire
+from pipecat_responses_ws.protocol.events import TextDelta
+from pipecat_responses_ws.protocol.response import ENDINGS
 
 Receiver = Callable[[str, int, "CpuMeter"], Awaitable[None]]
 HEADERS = {"Authorization": "Bearer bench"}
@@ -100,17 +101,19 @@ async def floor(url: str, turns: int, meter: CpuMeter) -> None:
 async def our_client(url: str, turns: int, meter: CpuMeter) -> None:
     client = ResponsesClient(ClientOptions(url=url, headers=HEADERS))
     await client.start()
+    request = create_request("go")
+    fields = {k: v for k, v in request.items() if k not in ("type", "input")}
     try:
         for _ in range(turns):
             with meter.turn():
-                conn, request, _ = await client.open_request(lambda conn: None, lambda plan: None)
-                await conn.send({**create_request("go"), "stream_id": request.lane})
-                accumulator = acc.ResponseAccumulator()
+                # A fresh context each turn, like the bare loop's: nothing to continue from.
+                conn, response = await client.open_response(request["input"])
+                await conn.send_create(response, fields)
                 while True:
-                    happening = accumulator.feed(await request.sink.get(None))
-                    if isinstance(happening, acc.TextDelta):
+                    happening = await conn.next_happening(response, None, None)
+                    if type(happening) is TextDelta:
                         meter.deltas += 1
-                    elif isinstance(happening, acc.Finished | acc.RequestError):
+                    elif isinstance(happening, ENDINGS):
                         break
     finally:
         await client.close()

@@ -1,41 +1,44 @@
-"""A request's event queue and its express handler: who handles an event, and when a wait times out."""
+"""A response's queue and its express handler: who handles a happening, and when a wait times out."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
 from pipecat_responses_ws.client.connection import EventQueue
+from pipecat_responses_ws.protocol.events import TextDelta
+from pipecat_responses_ws.protocol.response import Finished
 
-DELTA = "response.output_text.delta"
+
+def _delta(text: str) -> TextDelta:
+    return TextDelta("lane-0", None, "msg_1", text)
 
 
-def _delta(text: str) -> dict[str, Any]:
-    return {"type": DELTA, "delta": text}
+FINISHED = Finished("resp_1", None, ())
 
 
 def _queue_with_express(handled: list[str]) -> EventQueue:
-    async def express(event: dict[str, Any]) -> None:
-        handled.append(event["delta"])
+    async def express(delta: TextDelta) -> None:
+        handled.append(delta.delta)
 
     queue = EventQueue()
     queue.express = express
-    queue.express_types = frozenset({DELTA})
     return queue
 
 
-async def _parked(queue: EventQueue, timeout: float | None = None) -> asyncio.Task[Any]:
-    owner = asyncio.create_task(queue.get(timeout))
+async def _parked(queue: EventQueue, first: float | None = None, stall: float | None = None) -> asyncio.Task[Any]:
+    owner = asyncio.create_task(queue.get(first, stall))
     await asyncio.sleep(0)  # the owner runs up to its wait
     return owner
 
 
-async def test_express_runs_only_while_the_owner_waits_and_only_for_its_types() -> None:
+async def test_express_runs_only_while_the_owner_waits_and_only_for_text() -> None:
     handled: list[str] = []
     queue = _queue_with_express(handled)
-    # Nobody waiting: queued, whatever the type.
+    # Nobody waiting: queued.
     assert queue.deliver(_delta("early")) is None
     assert await queue.get(1.0) == _delta("early")
 
@@ -44,10 +47,10 @@ async def test_express_runs_only_while_the_owner_waits_and_only_for_its_types() 
     assert handling is not None
     await handling
     assert handled == ["a"] and not owner.done()
-    # Another type wakes the owner; from then on the owner is not parked, so text queues behind it.
-    assert queue.deliver({"type": "response.completed"}) is None
+    # Anything else wakes the owner; from then on the owner is not parked, so text queues behind it.
+    assert queue.deliver(FINISHED) is None
     assert queue.deliver(_delta("b")) is None
-    assert await owner == {"type": "response.completed"}
+    assert await owner == FINISHED
     assert await queue.get(1.0) == _delta("b")
     assert handled == ["a"]
 
@@ -64,11 +67,11 @@ async def test_a_cancelled_owner_is_not_parked() -> None:
 
 
 async def test_what_the_express_handler_raises_is_raised_in_the_owner() -> None:
-    async def broken(event: dict[str, Any]) -> None:
+    async def broken(delta: TextDelta) -> None:
         raise RuntimeError("handler bug")
 
     queue = EventQueue()
-    queue.express, queue.express_types = broken, frozenset({DELTA})
+    queue.express = broken
     owner = await _parked(queue)
     handling = queue.deliver(_delta("x"))
     assert handling is not None
@@ -80,7 +83,7 @@ async def test_what_the_express_handler_raises_is_raised_in_the_owner() -> None:
 async def test_express_handling_counts_as_progress_for_the_owners_timeout() -> None:
     handled: list[str] = []
     queue = _queue_with_express(handled)
-    owner = await _parked(queue, timeout=0.2)
+    owner = await _parked(queue, first=0.2, stall=0.2)
     for n in range(6):  # 0.3 s of deltas the owner never sees
         await asyncio.sleep(0.05)
         handling = queue.deliver(_delta(str(n)))
@@ -90,3 +93,14 @@ async def test_express_handling_counts_as_progress_for_the_owners_timeout() -> N
     with pytest.raises(TimeoutError):  # then silence: the timeout runs from the last delta
         await owner
     assert len(handled) == 6
+
+
+async def test_the_first_sign_of_life_switches_a_parked_owner_to_the_stall_timeout() -> None:
+    queue = EventQueue()
+    started = time.monotonic()
+    owner = await _parked(queue, first=5.0, stall=0.2)
+    assert not queue.progressed
+    queue.touch()  # response.created: nothing for the owner, but the response is alive
+    with pytest.raises(TimeoutError):
+        await owner
+    assert queue.progressed and time.monotonic() - started < 1.0

@@ -1,12 +1,10 @@
-"""The pure protocol core: lane routing, accumulation, incremental input and the tool-result gate."""
+"""The pure protocol core: incremental input and the tool-result gate (the session has its own tests)."""
 
 from __future__ import annotations
 
-from pipecat_responses_ws.protocol import accumulator as acc
 from pipecat_responses_ws.protocol import wire
 from pipecat_responses_ws.protocol.chain import ServerChains
-from pipecat_responses_ws.protocol.lanes import LaneRouter, RouteKind
-from pipecat_responses_ws.tool_results import ToolResultGate
+from pipecat_responses_ws.protocol.tool_results import ToolResultGate
 
 
 def _user(text: str) -> dict:
@@ -32,93 +30,6 @@ def _server_message(text: str) -> dict:
 def _server_call(call_id: str) -> dict:
     # The server's own serialisation differs from the aggregator's json.dumps.
     return wire.function_call_item(f"fc_{call_id}", call_id, "get_weather", '{"city":"Oslo"}')
-
-
-# -- lanes -------------------------------------------------------------------------------------
-
-
-def test_events_route_by_lane_and_abandoned_lanes_drop_until_their_terminal() -> None:
-    router = LaneRouter()
-    first, second = router.open(), router.open()
-    assert first is not None and second is not None and first.lane != second.lane
-    writer = wire.ResponseEventWriter("resp_1", "m", stream_id=first.lane)
-    assert router.route(writer.created()).request is first
-    assert router.abandon(first, now=0.0) is True  # the id is known: a cancel can go now
-    delta = router.route(writer.output_text_delta("msg", 0, "stale "))
-    assert delta.kind is RouteKind.DROP
-    other = wire.ResponseEventWriter("resp_2", "m", stream_id=second.lane)
-    assert router.route(other.created()).kind is RouteKind.DELIVER
-    end = router.route(writer.completed(wire.usage(1, 1)))
-    assert end.kind is RouteKind.DROP and end.finished
-    assert router.open().lane == first.lane  # freed by its terminal, reused
-
-
-def test_abandoned_before_created_owes_a_cancel_when_the_id_shows_up() -> None:
-    router = LaneRouter()
-    request = router.open()
-    assert router.abandon(request, now=0.0) is False
-    route = router.route(wire.ResponseEventWriter("resp_9", "m", stream_id=request.lane).created())
-    assert route.cancel_owed and route.kind is RouteKind.DROP
-
-
-def test_pool_grows_only_while_every_lane_is_busy_and_stops_at_the_limits() -> None:
-    router = LaneRouter(max_named_lanes=3)
-    requests = [router.open() for _ in range(3)]
-    assert all(requests) and router.open() is None  # lane budget spent: caller must rotate
-    router.withdraw(requests[0])
-    assert router.open().lane == requests[0].lane
-    assert LaneRouter(max_in_flight=1).open() is not None
-
-
-def test_connection_level_errors_are_not_routed_to_a_lane() -> None:
-    router = LaneRouter()
-    router.open()
-    assert router.route(wire.error_event(wire.UNKNOWN_EVENT, "nope")).kind is RouteKind.CONNECTION
-
-
-def test_default_lane_queues_and_request_scoped_errors_find_their_request() -> None:
-    router = LaneRouter(named=False)
-    old, new = router.open(), router.open()
-    router.route(wire.ResponseEventWriter("resp_old", "m").created())
-    router.abandon(old, now=0.0)
-    assert router.route(wire.ResponseEventWriter("resp_old", "m").output_text_delta("m", 0, "x")).kind is RouteKind.DROP
-    not_found = router.route(wire.error_event(wire.PREVIOUS_RESPONSE_NOT_FOUND, "gone"))
-    assert not_found.request is new and not_found.finished
-    assert router.route(wire.error_event("server_error", "hmm")).kind is RouteKind.CONNECTION
-
-
-def test_stuck_abandoned_lanes_are_retired_never_reused() -> None:
-    router = LaneRouter()
-    request = router.open()
-    router.abandon(request, now=0.0)
-    assert router.retire_stuck(now=100.0, older_than=30.0) == [request]
-    assert router.open().lane != request.lane
-
-
-# -- accumulator -------------------------------------------------------------------------------
-
-
-def test_a_call_is_ready_at_its_item_done_and_broken_arguments_never_are() -> None:
-    a = acc.ResponseAccumulator()
-    w = wire.ResponseEventWriter("resp_1", "m")
-    assert isinstance(a.feed(w.created()), acc.Started)
-    added = a.feed(w.output_item_added(0, wire.function_call_item("fc_1", "call_1", "f", "", "in_progress")))
-    assert added == acc.ToolCallAnnounced("call_1", "f")
-    assert a.feed(w.function_call_arguments_delta("fc_1", 0, '{"a"')) is None
-    ready = a.feed(w.output_item_done(0, wire.function_call_item("fc_1", "call_1", "f", '{"a": 1}')))
-    assert ready == acc.ToolCallReady("call_1", "f", {"a": 1})
-    broken = a.feed(w.output_item_done(1, wire.function_call_item("fc_2", "call_2", "f", '{"a": ')))
-    assert isinstance(broken, acc.ToolCallRejected)
-    finished = a.feed(w.completed(wire.usage(1, 2)))
-    assert isinstance(finished, acc.Finished) and finished.status == "completed" and len(finished.output) == 2
-
-
-def test_failed_and_incomplete_carry_their_codes() -> None:
-    w = wire.ResponseEventWriter("resp_1", "m")
-    failed = acc.ResponseAccumulator().feed(w.failed("server_error", "boom"))
-    assert (failed.status, failed.error_code, failed.error_message) == ("failed", "server_error", "boom")
-    incomplete = acc.ResponseAccumulator().feed(w.incomplete("max_output_tokens"))
-    assert (incomplete.status, incomplete.error_code) == ("incomplete", "max_output_tokens")
 
 
 # -- incremental input -------------------------------------------------------------------------

@@ -1,22 +1,19 @@
 """``ResponsesWSLLMService``: the Pipecat LLM stage on one persistent Responses WebSocket.
 
-What happens on barge-in lives in ``_abandon``: the turn's lane is flagged abandoned (a
-synchronous flag the reader checks for every event), ``response.cancel`` is scheduled without
-being awaited, and the ``CancelledError`` goes on at once, so the ``InterruptionFrame`` reaches
-TTS and transport without waiting for the network. The next turn takes another lane and streams
-in parallel with whatever the abandoned response still sends.
+Pipecat glue only: frames, function calls, metrics. What to send, which events count and what
+a barge-in does are the client session's decisions (``protocol/session.py``); the connection
+carries them out. On barge-in the turn's ``CancelledError`` goes on at once after handing the
+response to the session, so the ``InterruptionFrame`` reaches TTS and transport without waiting
+for the network, and the next turn takes another lane while the abandoned response still streams.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from loguru import logger
 from pipecat.adapters.llm.services.open_ai_responses_adapter import OpenAIResponsesLLMAdapter
 from pipecat.frames.frames import (
     Frame,
@@ -38,57 +35,27 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSet
 from pipecat.services.llm_service import FunctionCallFromLLM, LLMService
 
 from .client.client import ClientOptions, ResponsesClient
-from .client.connection import Connection, is_closed_marker
-from .protocol import accumulator as acc
+from .client.connection import Connection
+from .log import exception_text, logger
+from .protocol import events as ev
 from .protocol import wire
-from .protocol.chain import InputPlan
-from .protocol.errors import (
-    AuthenticationError,
-    ConnectionLost,
-    PhaseTimeout,
-    PreviousResponseNotFound,
-    ResponsesWSError,
+from .protocol.errors import AuthenticationError, ResponsesWSError
+from .protocol.redaction import register_secret
+from .protocol.response import (
+    Failed,
+    Finished,
+    ReasoningItem,
+    Response,
+    Retry,
+    ToolCallAnnounced,
+    ToolCallReady,
+    ToolCallRejected,
 )
-from .protocol.lanes import Request
+from .protocol.session import ClientSession, ServiceStats, SessionOptions
 from .settings import ReasoningSettings, ResponsesWSSettings, default_settings, request_fields
-from .tool_results import ToolResultGate
 
 DEFAULT_WS_URL = "wss://api.openai.com/v1/responses"
-# Handled by the connection's reader while the turn waits (see ``_stream``): they only push text.
-_EXPRESS_TYPES = frozenset({wire.OUTPUT_TEXT_DELTA})
-
-
-@dataclass
-class ServiceStats:
-    """Figures no peer reports, readable by users and the harness (``service.stats``)."""
-
-    turns: int = 0
-    incremental_turns: int = 0
-    full_context_fallbacks: int = 0
-    transparent_retries: int = 0
-    input_items_sent: int = 0
-    bytes_sent: int = 0
-
-
-@dataclass
-class _Turn:
-    conn: Connection
-    request: Request
-    plan: InputPlan
-    context: LLMContext
-    sent: bool = False
-    text_pushed: bool = False
-    calls_started: int = 0
-    accumulator: acc.ResponseAccumulator = field(default_factory=acc.ResponseAccumulator)
-
-    @property
-    def key(self) -> str:
-        return f"{self.conn.name}/{self.request.serial}"
-
-    @property
-    def replay_safe(self) -> bool:
-        """Nothing audible and no tool has happened: the request may be sent again."""
-        return not self.text_pushed and self.calls_started == 0
+__all__ = ["DEFAULT_WS_URL", "ResponsesWSLLMService", "ServiceStats"]
 
 
 class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
@@ -153,11 +120,15 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             merged.apply_update(settings)
         super().__init__(settings=merged, **kwargs)
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or ""
+        register_secret(self._api_key)
         self._store = store
-        self._send_cancel = send_cancel
         self._first_event_timeout = first_event_timeout
         self._stall_timeout = stall_timeout
         headers = {"Authorization": f"Bearer {self._api_key}", **(extra_headers or {})}
+        self._session = ClientSession(
+            SessionOptions(named_lanes=lanes, pool_size=lane_pool_size, send_cancel=send_cancel),
+            holds_results=self._holds_results,
+        )
         self._client = ResponsesClient(
             ClientOptions(
                 url=ws_url,
@@ -169,15 +140,17 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
                 max_connection_age=max_connection_age,
                 rollover_margin=rollover_margin,
             ),
+            session=self._session,
             warm_up_request=self._warm_up_request if warm_up else None,
-            on_connection_error=self._on_connection_error,
+            on_error=self._on_connection_error,
+            on_tool_results=self._release_tool_results,
             name=f"{self}",
         )
         self._starting: asyncio.Task[None] | None = None
         self._last_fields: dict[str, Any] | None = None
         self._thinking = False  # a reasoning summary is streaming as thought frames
-        self._tool_gate = ToolResultGate()
-        self.stats = ServiceStats()
+        self._first_text_pending = False  # the turn's TTFB ends at its first pushed text
+        self.stats: ServiceStats = self._session.stats
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -211,6 +184,7 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         await super().cleanup()
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
         await self._client.close()
 
     # -- frames -----------------------------------------------------------------------------
@@ -237,7 +211,7 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         except ResponsesWSError as e:
             await self.push_error(f"{self}: {e}", exception=e)
         except Exception as e:
-            logger.exception(f"{self}: unexpected failure in a turn")
+            logger.error(f"{self}: unexpected failure in a turn: {exception_text(e)}")
             await self.push_error(f"{self}: unexpected failure: {e}", exception=e)
         finally:
             await self.stop_processing_metrics()
@@ -272,198 +246,110 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
     async def _run_turn(self, context: LLMContext) -> None:
         fields, full_input = await self._request_fields(context)
         self.stats.turns += 1
-        force_full = False
-        retried = False
+        retry_of: tuple[Response, Retry] | None = None
         while True:
-            turn = await self._open_turn(context, full_input, force_full)
+            conn, response = await self._client.open_response(full_input, retry_of)
             try:
-                await self._send(turn, fields)
-                await self._stream(turn)
+                await self.start_ttfb_metrics()
+                self._first_text_pending = True
+                await conn.send_create(response, fields)
+                ending = await self._stream(conn, response, context)
+            except BaseException:  # a barge-in (CancelledError) above all
+                self._abandon(conn, response)
+                raise
+            if isinstance(ending, Finished):
                 return
-            except asyncio.CancelledError:
-                self._abandon(turn)
-                raise
-            except PreviousResponseNotFound:
-                turn.conn.chains.forget(turn.plan.previous_response_id or "")
-                if force_full:
-                    raise
-                logger.info(f"{self}: the server no longer holds the parent; resending the full context")
-                self.stats.full_context_fallbacks += 1
-                force_full = True
-            except (ConnectionLost, PhaseTimeout) as e:
-                self._abandon(turn)
-                if not turn.replay_safe or retried or isinstance(e, PhaseTimeout):
-                    raise
-                logger.warning(f"{self}: {e}; nothing was spoken yet, retrying on a fresh connection")
-                self.stats.transparent_retries += 1
-                retried = True
-            except BaseException:
-                self._abandon(turn)
-                raise
+            where = "on a fresh connection" if ending.fresh_connection else "with the full context"
+            logger.info(f"{self}: {ending.reason}; nothing was spoken yet, sending the turn again {where}")
+            retry_of = (response, ending)
 
-    async def _open_turn(self, context: LLMContext, full_input: list[dict[str, Any]], force_full: bool) -> _Turn:
-        def plan_for(conn: Connection) -> InputPlan:
-            return InputPlan(None, full_input, None) if force_full else conn.chains.plan(full_input)
-
-        conn, request, plan = await self._client.open_request(
-            plan_for, lambda plan: plan.parent.lane if plan.parent is not None else None
-        )
-        conn.chains.claim_lane(request.lane)
-        return _Turn(conn=conn, request=request, plan=plan, context=context)
-
-    async def _send(self, turn: _Turn, fields: dict[str, Any]) -> None:
-        plan = turn.plan
-        payload: dict[str, Any] = {"type": wire.RESPONSE_CREATE, **fields, "input": plan.input}
-        if turn.request.lane is not None:
-            payload["stream_id"] = turn.request.lane
-        if plan.previous_response_id:
-            payload["previous_response_id"] = plan.previous_response_id
-        if plan.parent is not None and plan.parent.segments:
-            self.stats.incremental_turns += 1
-        self.stats.input_items_sent += len(plan.input)
-        await self.start_ttfb_metrics()
-        # Marked before the await: once the frame may have left, the request must be abandoned,
-        # never silently forgotten (its events would otherwise be read as someone else's).
-        turn.sent = True
-        self.stats.bytes_sent += await turn.conn.send(payload)
-
-    async def _stream(self, turn: _Turn) -> None:
-        timeout, phase = self._first_event_timeout, "first_event"
-        sink = turn.request.sink
+    async def _stream(self, conn: Connection, response: Response, context: LLMContext) -> Finished | Retry:
+        """Act on the response's happenings until it ends; raises the error of a failed one."""
         # While this task waits, the connection's reader pushes text deltas itself: the text
         # reaches the next processor one task switch sooner. Everything else is handled here.
-        sink.express = functools.partial(self._express, turn)
-        sink.express_types = _EXPRESS_TYPES
+        conn.set_express(response, self._push_text)
         while True:
-            try:
-                event = await sink.get(timeout)
-            except TimeoutError:
-                request = turn.request
-                raise PhaseTimeout(
-                    f"no event for {timeout:g}s", phase=phase, response_id=request.response_id, lane=request.lane
-                ) from None
-            if is_closed_marker(event):
-                raise ConnectionLost(
-                    "the connection closed mid-response", response_id=turn.request.response_id, lane=turn.request.lane
-                )
-            timeout, phase = self._stall_timeout, "stall"
-            happening = self._happening(turn, event)
-            if happening is not None and await self._handle(turn, happening):
-                return
+            happening = await conn.next_happening(response, self._first_event_timeout, self._stall_timeout)
+            kind = type(happening)
+            if kind is ev.TextDelta:
+                await self._push_text(happening)  # type: ignore[arg-type]
+            elif isinstance(happening, ToolCallReady):
+                await self._dispatch_tool(happening, context)
+            elif isinstance(happening, ToolCallAnnounced):
+                await self.stop_ttfb_metrics()
+                await self.stop_ttfat_metrics()
+            elif isinstance(happening, ToolCallRejected):
+                logger.warning(f"{self}: not running {happening.name} ({happening.call_id}): {happening.reason}")
+            elif isinstance(happening, ev.ReasoningDelta):
+                await self._push_thought(happening.delta)
+            elif isinstance(happening, ReasoningItem):
+                await self._keep_reasoning(happening.item)
+            elif isinstance(happening, Finished):
+                await self._finish(response, happening)
+                return happening
+            elif isinstance(happening, Retry):
+                return happening
+            elif isinstance(happening, Failed):
+                await self._push_thought_end()
+                if happening.usage:
+                    await self.start_llm_usage_metrics(_token_usage(happening.usage))
+                raise happening.error
 
-    async def _express(self, turn: _Turn, event: dict[str, Any]) -> None:
-        happening = self._happening(turn, event)
-        if happening is not None:
-            await self._handle(turn, happening)
+    async def _push_text(self, delta: ev.TextDelta) -> None:
+        if not self._first_text_pending:
+            await self._push_llm_text(delta.delta)
+            return
+        # The first words go out ahead of the TTFB metrics frame: the speaker waits for them,
+        # the metrics do not. The measurement still ends when they arrived.
+        arrived = time.time()
+        self._first_text_pending = False
+        await self._push_llm_text(delta.delta)
+        await self.stop_ttfb_metrics(end_time=arrived)
 
-    def _happening(self, turn: _Turn, event: dict[str, Any]) -> acc.Happening | None:
-        try:
-            return turn.accumulator.feed(event)
-        except ValueError as e:
-            logger.warning(f"{self}: skipped a malformed {event.get('type')} event: {e}")
-            return None
-
-    async def _handle(self, turn: _Turn, happening: acc.Happening) -> bool:
-        """Act on one happening; True when the response is over."""
-        if isinstance(happening, acc.TextDelta):
-            if turn.text_pushed:
-                await self._push_llm_text(happening.text)
-            else:
-                # The first words go out ahead of the TTFB metrics frame: the speaker waits for
-                # them, the metrics do not. The measurement still ends when they arrived.
-                arrived = time.time()
-                turn.text_pushed = True
-                await self._push_llm_text(happening.text)
-                await self.stop_ttfb_metrics(end_time=arrived)
-        elif isinstance(happening, acc.ToolCallReady):
-            await self._dispatch_tool(turn, happening)
-        elif isinstance(happening, acc.ToolCallAnnounced):
-            await self.stop_ttfb_metrics()
-            await self.stop_ttfat_metrics()
-        elif isinstance(happening, acc.ToolCallRejected):
-            logger.warning(f"{self}: not running {happening.name} ({happening.call_id}): {happening.reason}")
-        elif isinstance(happening, acc.ReasoningDelta):
-            await self._push_thought(happening.text)
-        elif isinstance(happening, acc.ReasoningItem):
-            await self._keep_reasoning(happening.item)
-        elif isinstance(happening, acc.Finished):
-            await self._finish(turn, happening)
-            return True
-        elif isinstance(happening, acc.RequestError):
-            self._release_tool_results(turn, run_llm=False)
-            if happening.code == wire.PREVIOUS_RESPONSE_NOT_FOUND:
-                raise PreviousResponseNotFound(happening.message, code=happening.code, lane=turn.request.lane)
-            raise ResponsesWSError(
-                happening.message, code=happening.code, response_id=turn.request.response_id, lane=turn.request.lane
-            )
-        return False
-
-    async def _finish(self, turn: _Turn, finished: acc.Finished) -> None:
+    async def _finish(self, response: Response, finished: Finished) -> None:
         await self._push_thought_end()
         if finished.usage:
             await self.start_llm_usage_metrics(_token_usage(finished.usage))
-        if finished.status == "completed":
-            if finished.response_id:
-                turn.conn.chains.record(
-                    finished.response_id, turn.request.lane, turn.plan, turn.plan.input, finished.output
-                )
-            self._release_tool_results(turn, run_llm=True)
-            if not turn.text_pushed and not turn.calls_started:
-                await self.push_error(f"{self}: response {finished.response_id} ended with no text and no tool call")
-            return
-        self._release_tool_results(turn, run_llm=False)
-        if finished.status == "failed" and turn.plan.parent is not None:
-            turn.conn.chains.forget(turn.plan.parent.response_id)
-        raise ResponsesWSError(
-            finished.error_message or f"response {finished.status}",
-            code=finished.error_code,
-            response_id=finished.response_id,
-            lane=turn.request.lane,
-        )
+        if not response.text_delivered and not response.calls_started:
+            await self.push_error(f"{self}: response {finished.response_id} ended with no text and no tool call")
 
-    def _abandon(self, turn: _Turn) -> None:
-        """Give up on the turn's response without awaiting anything (see the module docstring)."""
-        request = turn.request
-        if request.finished:
+    def _abandon(self, conn: Connection, response: Response) -> None:
+        """Hand the response to the session's barge-in rule; nothing here awaits the network."""
+        if response.ended and response.finished:
             return
-        if not turn.sent:
-            turn.conn.router.withdraw(request)
-        elif self._send_cancel:
-            turn.conn.abandon(request)
-        else:
-            turn.conn.router.abandon(request, time.monotonic())
+        conn.abandon(response)
         # A running TTFB would be reported as complete by the interruption; drop it instead.
         self.create_task(self.cancel_ttfb_metrics(), "responses-ws-cancel-ttfb")
-        self._release_tool_results(turn, run_llm=False)
 
     # -- tools ------------------------------------------------------------------------------
 
-    async def _dispatch_tool(self, turn: _Turn, call: acc.ToolCallReady) -> None:
+    async def _dispatch_tool(self, call: ToolCallReady, context: LLMContext) -> None:
         """Start the call now (its arguments are final); results wait for the group to close.
 
         ``run_function_calls`` only announces the call and starts its task, so awaiting it here
         does not hold up the stream.
         """
-        turn.calls_started += 1
-        registered = self._functions.get(call.name) or self._functions.get(None)
-        if registered is None or registered.cancel_on_interruption:
-            self._tool_gate.add_call(turn.key, call.call_id)
         function_call = FunctionCallFromLLM(
-            function_name=call.name, tool_call_id=call.call_id, arguments=call.arguments, context=turn.context
+            function_name=call.name, tool_call_id=call.call_id, arguments=call.arguments, context=context
         )
         await self.run_function_calls([function_call])
 
-    def _release_tool_results(self, turn: _Turn, *, run_llm: bool) -> None:
-        for result in self._tool_gate.close(turn.key, run_llm=run_llm):
+    def _holds_results(self, name: str) -> bool:
+        # A call that outlives an interruption answers on its own; the others answer as a group.
+        registered = self._functions.get(name) or self._functions.get(None)
+        return registered is None or registered.cancel_on_interruption
+
+    def _release_tool_results(self, results: list[dict[str, Any]]) -> None:
+        for result in results:
             self.create_task(super().broadcast_frame(FunctionCallResultFrame, **result), "responses-ws-tool-result")
 
     async def broadcast_frame(self, frame_cls: type[Frame], **kwargs: Any) -> None:
         if frame_cls is FunctionCallResultFrame and _is_final(kwargs):
-            for result in self._tool_gate.on_result(kwargs):
+            for result in self._session.tools.on_result(kwargs):
                 await super().broadcast_frame(FunctionCallResultFrame, **result)
             return
         if frame_cls is FunctionCallCancelFrame:
-            self._tool_gate.cancel_call(str(kwargs.get("tool_call_id")))
+            self._session.tools.cancel_call(str(kwargs.get("tool_call_id")))
         await super().broadcast_frame(frame_cls, **kwargs)
 
     # -- reasoning --------------------------------------------------------------------------
@@ -494,11 +380,8 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
 
     # -- connection-level errors --------------------------------------------------------------
 
-    def _on_connection_error(self, conn: Connection, event: dict[str, Any]) -> None:
-        error = event.get("error") or {}
-        message = f"{self}: server error on {conn.name}: {error.get('code')}: {error.get('message')}"
-        logger.warning(message)
-        self.create_task(self.push_error(message), "responses-ws-error")
+    def _on_connection_error(self, conn: Connection, error: ResponsesWSError) -> None:
+        self.create_task(self.push_error(f"{self}: {error}"), "responses-ws-error")
 
 
 def _is_final(kwargs: dict[str, Any]) -> bool:

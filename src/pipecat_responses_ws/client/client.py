@@ -13,19 +13,18 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from loguru import logger
-
+from ..log import logger
 from ..protocol import wire
 from ..protocol.errors import AuthenticationError, ResponsesWSError
-from ..protocol.lanes import Request
-from .connection import Connection, is_closed_marker
+from ..protocol.response import Failed, Finished, Response, Retry
+from ..protocol.session import ClientSession, SessionOptions
+from .connection import Connection
 
 CLOSE_OLD_CONNECTION_AFTER_SECS = 30.0
-PlanT = TypeVar("PlanT")
 
 
 @dataclass
@@ -49,7 +48,6 @@ class ClientStats:
     rotations: int = 0
     connect_secs: list[float] = field(default_factory=list)
     warm_up_secs: list[float] = field(default_factory=list)
-    full_context_fallbacks: int = 0
 
 
 class ResponsesClient:
@@ -59,15 +57,19 @@ class ResponsesClient:
         self,
         options: ClientOptions,
         *,
+        session: ClientSession | None = None,
         warm_up_request: Callable[[], dict[str, Any] | None] | None = None,
-        on_connection_error: Callable[[Connection, dict[str, Any]], None] | None = None,
+        on_error: Callable[[Connection, ResponsesWSError], None] | None = None,
+        on_tool_results: Callable[[list[dict[str, Any]]], None] | None = None,
         name: str = "responses-ws",
     ) -> None:
         self.options = options
+        self.session = session or ClientSession(SessionOptions(named_lanes=options.lanes, pool_size=options.pool_size))
         self.stats = ClientStats()
         self.retired: list[Connection] = []
         self._warm_up_request = warm_up_request
-        self._on_connection_error = on_connection_error
+        self._on_error = on_error
+        self._on_tool_results = on_tool_results
         self._name = name
         self._current: Connection | None = None
         self._connecting: asyncio.Task[Connection] | None = None
@@ -89,34 +91,32 @@ class ResponsesClient:
     async def connection(self) -> Connection:
         """A usable connection, connecting (once, now) if there is none."""
         conn = self._current
-        if conn is not None and conn.is_open and not conn.expired and not self._too_old(conn):
+        if conn is not None and conn.usable and not self._too_old(conn):
             return conn
         if self._connecting is None or self._connecting.done():
             self._connecting = asyncio.create_task(self._replace(reason="no usable connection"))
         return await asyncio.shield(self._connecting)
 
-    async def open_request(
-        self, plan: Callable[[Connection], PlanT], avoid_lane: Callable[[PlanT], str | None]
-    ) -> tuple[Connection, Request, PlanT]:
-        """A connection, a free lane on it and the plan made for it.
+    async def open_response(
+        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+    ) -> tuple[Connection, Response]:
+        """A connection and a response on a free lane of it, planned against what it caches.
 
-        Rotates to a fresh connection rather than waiting when every lane is busy (the plan is
-        then made again: the new connection's cache is empty).
+        Rotates to a fresh connection rather than waiting when every lane is busy (the new
+        connection's cache is empty, so the plan is made again there).
         """
         conn = await self.connection()
-        planned = plan(conn)
-        request = conn.open_request(avoid_lane(planned))
-        if request is None:
+        response = conn.open_response(full_input, retry_of=retry_of)
+        if response is None:
             logger.info(f"{self._name}: every lane is busy; rotating to a fresh connection")
             conn = await self._replace(reason="all lanes busy", warm=False)
-            planned = plan(conn)
-            request = conn.open_request()
-            if request is None:  # a brand-new connection always has a free lane
+            response = conn.open_response(full_input, retry_of=retry_of)
+            if response is None:  # a brand-new connection always has a free lane
                 raise ResponsesWSError("no lane available on a fresh connection")
-        return conn, request, planned
+        return conn, response
 
     @contextlib.contextmanager
-    def turn(self) -> Any:
+    def turn(self) -> Iterator[None]:
         """Marks a turn in progress, so idle-time rotation does not swap under it."""
         self._busy += 1
         try:
@@ -126,9 +126,10 @@ class ResponsesClient:
 
     async def close(self) -> None:
         self._closing = True
-        for task in list(self._tasks):
+        tasks = [*self._tasks, *([self._connecting] if self._connecting is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         connections = [c for c in [self._current, *self.retired] if c is not None]
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
         self._current = None
@@ -159,11 +160,11 @@ class ResponsesClient:
         conn = Connection(
             options.url,
             options.headers,
-            named_lanes=options.lanes,
-            pool_size=options.pool_size,
+            self.session,
             send_timeout=options.send_timeout,
-            on_connection_error=self._on_connection_error,
-            on_closed=self._connection_closed,
+            on_retire=self._connection_retired,
+            on_error=self._on_error,
+            on_tool_results=self._on_tool_results,
             name=f"{self._name}#{self.stats.connections}",
         )
         await conn.open(options.connect_timeout)
@@ -172,53 +173,49 @@ class ResponsesClient:
 
     async def _warm_up(self, conn: Connection) -> None:
         """``generate: false`` with instructions and tools: the next turn starts hot."""
-        payload = self._warm_up_request() if self._warm_up_request is not None else None
-        if payload is None:
+        fields = self._warm_up_request() if self._warm_up_request is not None else None
+        if fields is None:
             return
-        request = conn.open_request()
-        if request is None:
+        response = conn.open_response([], generate=False)
+        if response is None:
             return
         started = time.monotonic()
         try:
-            await conn.send({"type": wire.RESPONSE_CREATE, **payload, **self._lane_field(request), "generate": False})
+            await conn.send_create(response, fields)
             async with asyncio.timeout(self.options.warm_up_timeout):
                 while True:
-                    event = await request.sink.get(None)
-                    if is_closed_marker(event) or event.get("type") == wire.ERROR:
+                    happening = await conn.next_happening(response, None, None)
+                    if isinstance(happening, Finished):
+                        self.stats.warm_up_secs.append(time.monotonic() - started)
                         return
-                    if event.get("type") in wire.TERMINAL_EVENTS:
-                        response = event.get("response") or {}
-                        if event["type"] == wire.COMPLETED and response.get("id"):
-                            conn.chains.record(response["id"], request.lane, None, [], [])
-                            self.stats.warm_up_secs.append(time.monotonic() - started)
+                    if isinstance(happening, Failed | Retry):
+                        logger.warning(f"{self._name}: warm-up skipped: {_reason(happening)}")
                         return
-        except (TimeoutError, ResponsesWSError) as e:
-            logger.warning(f"{self._name}: warm-up skipped: {e}")
-            conn.abandon(request)
-
-    @staticmethod
-    def _lane_field(request: Request) -> dict[str, str]:
-        return {"stream_id": request.lane} if request.lane is not None else {}
+        except TimeoutError:
+            logger.warning(f"{self._name}: warm-up skipped: no answer within {self.options.warm_up_timeout:g}s")
+            conn.abandon(response)
 
     def _retire(self, old: Connection) -> None:
         self.retired.append(old)
         self._spawn(self._close_when_quiet(old))
 
     async def _close_when_quiet(self, conn: Connection) -> None:
-        quiet = asyncio.create_task(conn.quiet.wait())
-        closed = asyncio.create_task(conn.closed.wait())
-        await asyncio.wait(
-            {quiet, closed}, timeout=CLOSE_OLD_CONNECTION_AFTER_SECS, return_when=asyncio.FIRST_COMPLETED
-        )
-        quiet.cancel()
-        closed.cancel()
-        await conn.close()
-        self.retired.remove(conn)  # its figures go with it; a long-lived bot rotates forever
+        waits = {asyncio.create_task(conn.quiet.wait()), asyncio.create_task(conn.closed.wait())}
+        try:
+            await asyncio.wait(waits, timeout=CLOSE_OLD_CONNECTION_AFTER_SECS, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Also when the client closes first: no wait is left pending at shutdown.
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+            await conn.close()
+            if conn in self.retired:
+                self.retired.remove(conn)  # its figures go with it; a long-lived bot rotates forever
 
-    def _connection_closed(self, conn: Connection) -> None:
+    def _connection_retired(self, conn: Connection, reason: str) -> None:
         if conn is not self._current or self._closing:
             return
-        logger.warning(f"{conn.name}: connection closed; reconnecting in the background")
+        logger.warning(f"{conn.name}: {reason}; replacing it in the background")
         self._spawn(self._reconnect_with_backoff())
 
     async def _reconnect_with_backoff(self) -> None:
@@ -226,7 +223,7 @@ class ResponsesClient:
         attempt = 0
         while not self._closing:
             conn = self._current
-            if conn is not None and conn.is_open:
+            if conn is not None and conn.usable:
                 return
             try:
                 await self.connection()
@@ -245,7 +242,7 @@ class ResponsesClient:
         """Rotate before the age limit, at a moment no turn is running."""
         while not self._closing:
             conn = self._current
-            if conn is None or not conn.is_open:
+            if conn is None or not conn.usable:
                 await asyncio.sleep(0.5)
                 continue
             rotate_at = self.options.max_connection_age - self.options.rollover_margin
@@ -262,7 +259,11 @@ class ResponsesClient:
                 logger.warning(f"{self._name}: proactive rotation failed: {e}")
                 await asyncio.sleep(1.0)
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _reason(happening: Failed | Retry) -> str:
+    return str(happening.error) if isinstance(happening, Failed) else happening.reason

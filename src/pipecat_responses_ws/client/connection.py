@@ -1,14 +1,14 @@
-"""One WebSocket: the handshake, a single reader task that routes every event by lane, and sends.
+"""One WebSocket: the handshake, a single reader task, sends, and the session's decisions carried out.
 
-The reader never waits for a consumer: an event for a live request is appended to that request's
-queue, an event for an abandoned request is dropped on the spot (its terminal frees the lane),
-and a connection-level event goes to a callback. Nothing here can hold up an interruption.
+The reader parses each frame once, asks the session what it means and does what it is told:
+a happening goes to its response's queue (never waiting for a consumer), a cancel is sent in
+the background, a line is logged. Nothing here decides anything, and nothing here can hold up
+an interruption.
 
-One exception saves a task switch on the hot path: a request's owner may install an express
-handler for some event types (text deltas). While the owner is parked waiting on an empty queue,
-the reader runs that handler itself instead of waking the owner to do the same work. An
-interruption cancels the owner, which ends the parking, so no express handler runs for a turn
-that is being abandoned.
+One exception saves a task switch on the hot path: a response's owner may install an express
+handler for text deltas. While the owner is parked waiting on an empty queue, the reader runs
+that handler itself instead of waking the owner to do the same work. An interruption cancels
+the owner, which ends the parking, so no express handler runs for a turn being abandoned.
 """
 
 from __future__ import annotations
@@ -17,67 +17,103 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import websockets
-from loguru import logger
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from ..protocol import wire
+from ..log import exception_text, logger
+from ..protocol import events as ev
 from ..protocol.chain import ServerChains
-from ..protocol.errors import AuthenticationError, ConnectionLost, HandshakeRejected, PhaseTimeout
-from ..protocol.lanes import LaneRouter, Request, RouteKind
+from ..protocol.errors import AuthenticationError, ConnectionLost, HandshakeRejected, PhaseTimeout, ResponsesWSError
+from ..protocol.response import Happening, Response, Retry
+from ..protocol.session import (
+    Action,
+    ClientSession,
+    ConnectionState,
+    ConnectionStats,
+    Deliver,
+    Log,
+    ReleaseToolResults,
+    ReportError,
+    Retire,
+    SendEvent,
+    Touch,
+)
 
-# How long after sending response.cancel a connection-level error is taken as its rejection.
-CANCEL_REJECTION_WINDOW_SECS = 2.0
-# An abandoned request that has not ended after this long never will: its lane is retired.
-STUCK_LANE_SECS = 60.0
-_CLOSED = object()
+Express = Callable[[ev.TextDelta], Awaitable[None]]
 
 
 class EventQueue:
-    """A request's events, with a waiter that costs nothing while events are already queued."""
+    """A response's happenings, with a waiter that costs nothing while some are already queued.
 
-    __slots__ = ("_expressed_at", "_items", "_waiter", "express", "express_types")
+    It also keeps the time of the response's last sign of life (a happening, an event that
+    changed nothing, a delta the express handler took), so the owner's timeout runs from there:
+    ``first_timeout`` until the response showed anything, ``stall_timeout`` after.
+    """
+
+    __slots__ = ("_items", "_progress_at", "_stall_timeout", "_timer", "_waiter", "express")
 
     def __init__(self) -> None:
-        self._items: deque[Any] = deque()
+        self._items: deque[Happening | _Failure] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self._expressed_at = 0.0  # loop time of the last event the express handler took
-        # Run by the reader for these event types while the owner is parked in ``get``; it must
-        # not block (it pushes a frame), and what it raises is re-raised in the owner.
-        self.express: Callable[[dict[str, Any]], Awaitable[None]] | None = None
-        self.express_types: frozenset[str] = frozenset()
+        self._progress_at = 0.0  # monotonic time of the last sign of life; 0 = none yet
+        self._timer: asyncio.Timeout | None = None  # the parked owner's timeout
+        self._stall_timeout: float | None = None
+        # Run by the reader for text deltas while the owner is parked in ``get``; it must not
+        # block (it pushes a frame), and what it raises is re-raised in the owner.
+        self.express: Express | None = None
 
-    def put(self, item: Any) -> None:
+    @property
+    def progressed(self) -> bool:
+        """Whether the response showed any sign of life (its first event arrived)."""
+        return self._progress_at > 0.0
+
+    def touch(self) -> None:
+        """An event arrived that the owner need not hear about: the response is alive."""
+        self._alive()
+
+    def _alive(self) -> None:
+        first = not self._progress_at
+        self._progress_at = time.monotonic()
+        timer = self._timer
+        if first and timer is not None:
+            # The first sign of life switches a parked owner from the first-event timeout to
+            # the (usually shorter) stall timeout; later ones only push the deadline back,
+            # which the owner checks when the timer fires.
+            stall = self._stall_timeout
+            timer.reschedule(None if stall is None else asyncio.get_running_loop().time() + stall)
+
+    def put(self, item: Happening | _Failure) -> None:
         self._items.append(item)
+        self._alive()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def deliver(self, event: dict[str, Any]) -> Awaitable[None] | None:
-        """Queue ``event``, or return the express handling of it when its owner is parked.
+    def deliver(self, happening: Happening) -> Awaitable[None] | None:
+        """Queue ``happening``, or return the express handling of it when its owner is parked.
 
         What the handler raises goes to the owner, so awaiting the handling never raises."""
         waiter = self._waiter
         if (
             self.express is not None
+            and type(happening) is ev.TextDelta
             and waiter is not None
             and not waiter.done()
             and not self._items
-            and event["type"] in self.express_types
         ):
-            self._expressed_at = waiter.get_loop().time()
-            return self._run_express(self.express, event)
-        self.put(event)
+            self._alive()
+            return self._run_express(self.express, happening)
+        self.put(happening)
         return None
 
-    async def _run_express(self, express: Callable[[dict[str, Any]], Awaitable[None]], event: dict[str, Any]) -> None:
+    async def _run_express(self, express: Express, delta: ev.TextDelta) -> None:
         try:
-            await express(event)
+            await express(delta)
         except Exception as e:  # the owner fails its turn with it; the reader goes on
             self.fail(e)
 
@@ -85,26 +121,33 @@ class EventQueue:
         """Hand ``error`` to the owner: its next ``get`` raises it."""
         self.put(_Failure(error))
 
-    async def get(self, timeout: float | None) -> Any:
-        """The next item; ``TimeoutError`` if for ``timeout`` seconds neither an item arrives nor
-        the express handler takes an event."""
+    async def get(self, first_timeout: float | None, stall_timeout: float | None = None) -> Happening:
+        """The next happening; ``TimeoutError`` once the response has shown no sign of life for
+        ``first_timeout`` seconds (nothing yet) or ``stall_timeout`` seconds (after something)."""
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = time.monotonic()
+        self._stall_timeout = stall_timeout
         while not self._items:
             self._waiter = loop.create_future()
-            deadline = None if timeout is None else max(started, self._expressed_at) + timeout
             try:
-                async with asyncio.timeout_at(deadline):
+                async with asyncio.timeout(self._remaining(started, first_timeout, stall_timeout)) as timer:
+                    self._timer = timer
                     await self._waiter
             except TimeoutError:
-                if timeout is None or self._expressed_at + timeout <= loop.time():
+                remaining = self._remaining(started, first_timeout, stall_timeout)
+                if remaining is not None and remaining <= 0:
                     raise
             finally:
-                self._waiter = None
+                self._waiter = self._timer = None
         item = self._items.popleft()
         if isinstance(item, _Failure):
             raise item.error
         return item
+
+    def _remaining(self, started: float, first: float | None, stall: float | None) -> float | None:
+        if self._progress_at:
+            return None if stall is None else max(started, self._progress_at) + stall - time.monotonic()
+        return None if first is None else started + first - time.monotonic()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,51 +155,51 @@ class _Failure:
     error: BaseException
 
 
-@dataclass
-class ConnectionStats:
-    """Figures the service reports as metrics and the harness reads."""
-
-    connect_secs: float = 0.0
-    cancels_sent: int = 0
-    cancel_to_terminal_secs: list[float] = field(default_factory=list)
-    abandoned_output_tokens: int = 0
+def _queue_of(response: Response) -> EventQueue:
+    queue = response.owner
+    assert isinstance(queue, EventQueue), "every response opened here has a queue"
+    return queue
 
 
 class Connection:
-    """One socket to the server, its lanes and what its cache holds."""
+    """One socket to the server; its state and every decision about it belong to the session."""
 
     def __init__(
         self,
         url: str,
         headers: dict[str, str],
+        session: ClientSession,
         *,
-        named_lanes: bool = True,
-        lane_prefix: str = "lane-",
-        pool_size: int = 4,
         send_timeout: float = 5.0,
-        on_connection_error: Callable[[Connection, dict[str, Any]], None] | None = None,
-        on_closed: Callable[[Connection], None] | None = None,
+        on_retire: Callable[[Connection, str], None] | None = None,
+        on_error: Callable[[Connection, ResponsesWSError], None] | None = None,
+        on_tool_results: Callable[[list[dict[str, Any]]], None] | None = None,
         name: str = "connection",
     ) -> None:
         self.url = url
+        self.name = name
+        self.session = session
+        self.state: ConnectionState = session.connection(name)
         self._headers = headers
         self._send_timeout = send_timeout
-        self._on_connection_error = on_connection_error
-        self._on_closed = on_closed
-        self.name = name
-        self.router = LaneRouter(named=named_lanes, prefix=lane_prefix, pool_size=pool_size)
-        self.chains = ServerChains()
-        self.stats = ConnectionStats()
-        self.cancel_supported = True
-        self.expired = False  # the server said the connection reached its age limit
+        self._on_retire = on_retire
+        self._on_error = on_error
+        self._on_tool_results = on_tool_results
         self.opened_at = 0.0
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._last_cancel_at: float | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self.closed = asyncio.Event()
         self.quiet = asyncio.Event()  # nothing in flight: safe to close
         self.quiet.set()
+
+    @property
+    def stats(self) -> ConnectionStats:
+        return self.state.stats
+
+    @property
+    def chains(self) -> ServerChains:
+        return self.state.chains
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -188,7 +231,7 @@ class Connection:
         except (OSError, websockets.InvalidHandshake, websockets.InvalidURI) as e:
             raise ConnectionLost(f"could not connect to {self.url}: {e}", phase="connect") from None
         self.opened_at = time.monotonic()
-        self.stats.connect_secs = self.opened_at - started
+        self.state.stats.connect_secs = self.opened_at - started
         self._reader = asyncio.create_task(self._read(), name=f"{self.name}-reader")
 
     @property
@@ -197,7 +240,12 @@ class Connection:
 
     @property
     def is_open(self) -> bool:
-        return self._ws is not None and not self.closed.is_set()
+        return self._ws is not None and not self.state.closed
+
+    @property
+    def usable(self) -> bool:
+        """Open, and the server has not said it is spent: new responses may start here."""
+        return self._ws is not None and self.state.usable
 
     async def close(self) -> None:
         ws = self._ws
@@ -208,151 +256,157 @@ class Connection:
                 ws.transport.abort()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
-        for task in list(self._background):
+        background = list(self._background)
+        for task in background:
             task.cancel()
-        self._mark_closed()
+        await asyncio.gather(*background, return_exceptions=True)
+        self._socket_closed(None, "closed by the client")
 
     def abort(self) -> None:
         """Drop the transport now (a stuck send, a dead peer)."""
         if self._ws is not None:
             self._ws.transport.abort()
 
-    # -- sending --------------------------------------------------------------------------
+    # -- responses ------------------------------------------------------------------------
 
-    def open_request(self, avoid_lane: str | None = None) -> Request | None:
-        """A request on a free lane with an event queue, or None if none can start at once."""
-        for stuck in self.router.retire_stuck(time.monotonic(), STUCK_LANE_SECS):
-            logger.warning(f"{self.name}: lane {stuck.lane} never ended its abandoned response; retired")
-        request = self.router.open(self.chains.staleness, avoid=avoid_lane)
-        if request is not None:
-            request.sink = EventQueue()
+    def open_response(
+        self,
+        full_input: list[dict[str, Any]],
+        *,
+        retry_of: tuple[Response, Retry] | None = None,
+        generate: bool = True,
+    ) -> Response | None:
+        """A response on a free lane with its event queue, or None if none can start here at once."""
+        self._apply(self.session.retire_stuck(self.state, time.monotonic()))
+        response = self.session.open_response(self.state, full_input, retry_of=retry_of, generate=generate)
+        if response is not None:
+            response.owner = EventQueue()
             self.quiet.clear()
-        return request
+        return response
 
-    async def send(self, payload: dict[str, Any]) -> int:
-        """Write one event; returns its size. The frame is on the wire before the first suspension point."""
+    async def send_create(self, response: Response, fields: dict[str, Any]) -> None:
+        """Write ``response``'s create. A failure is not raised: it reaches the owner's queue as
+        the session's verdict (send again elsewhere, or the error)."""
+        payload = self.session.create_event(response, fields)
         ws = self._ws
-        if ws is None or self.closed.is_set():
-            raise ConnectionLost("the connection is closed", phase="send")
+        if ws is None or self.state.closed:
+            reason = f"the connection is closed ({self.state.close_reason or 'never opened'})"
+            self._apply(self.session.send_failed(response, reason, time.monotonic(), dropped=False))
+            return
         text = json.dumps(payload)
         try:
             async with asyncio.timeout(self._send_timeout):
                 await ws.send(text)
         except TimeoutError:
             self.abort()
-            message = f"send blocked for {self._send_timeout:g}s; connection dropped"
-            raise ConnectionLost(message, phase="send") from None
-        except ConnectionClosed as e:
-            raise ConnectionLost(f"the connection closed: {e}", phase="send") from None
-        return len(text)
-
-    def abandon(self, request: Request) -> None:
-        """Give up on ``request`` without awaiting anything; cancel it on the server if we can."""
-        if self.router.abandon(request, time.monotonic()):
-            self._send_cancel(request)
-
-    def _send_cancel(self, request: Request) -> None:
-        if not (self.cancel_supported and self.is_open) or request.cancel_sent or request.response_id is None:
+            reason = f"send blocked for {self._send_timeout:g}s; connection dropped"
+            self._apply(self.session.send_failed(response, reason, time.monotonic(), dropped=True))
             return
-        request.cancel_sent = True
-        self._last_cancel_at = time.monotonic()
-        self.stats.cancels_sent += 1
-        self.spawn(self._send_quietly({"type": wire.RESPONSE_CANCEL, "response_id": request.response_id}))
+        except ConnectionClosed as e:
+            reason = f"the connection closed ({_describe_close(e)})"
+            self._apply(self.session.send_failed(response, reason, time.monotonic(), dropped=False))
+            return
+        self.session.sent(response, len(text))
 
-    async def _send_quietly(self, payload: dict[str, Any]) -> None:
+    async def next_happening(
+        self, response: Response, first_timeout: float | None, stall_timeout: float | None
+    ) -> Happening:
+        """What ``response`` did next; after too long without a sign of life, the session's verdict
+        (``first_event`` until its first event arrived, ``stall`` after)."""
+        queue = _queue_of(response)
         try:
-            await self.send(payload)
-        except ConnectionLost as e:
-            logger.debug(f"{self.name}: {payload['type']} not sent: {e}")
+            return await queue.get(first_timeout, stall_timeout)
+        except TimeoutError:
+            phase, timeout = ("stall", stall_timeout) if queue.progressed else ("first_event", first_timeout)
+            self._apply(self.session.timed_out(response, phase, timeout or 0.0, time.monotonic()))
+            return await queue.get(None)
 
-    def spawn(self, coroutine: Any) -> None:
-        task = asyncio.create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def set_express(self, response: Response, express: Express | None) -> None:
+        _queue_of(response).express = express
+
+    def abandon(self, response: Response) -> None:
+        """Barge-in: the session decides, nothing here awaits."""
+        self._apply(self.session.abandon(response, time.monotonic()))
 
     # -- receiving ------------------------------------------------------------------------
 
     async def _read(self) -> None:
         assert self._ws is not None
+        code: int | None = None
+        reason = "the reader stopped"
+        session, state, parse, apply = self.session, self.state, ev.parse_event, self._apply
         try:
             async for raw in self._ws:
-                express = self._dispatch(raw)
+                express = apply(session.receive(state, parse(raw), time.monotonic()))
                 if express is not None:
                     await express
-        except ConnectionClosed:
-            pass
-        except Exception as e:  # a bug here must not leave requests waiting forever
-            logger.exception(f"{self.name}: reader failed: {e}")
+        except ConnectionClosed as e:
+            code, reason = _close_of(e)
+        except Exception as e:  # a bug here must not leave responses waiting forever
+            logger.error(f"{self.name}: reader failed: {exception_text(e)}")
+            reason = f"the reader failed: {e!r}"
+        else:
+            code, reason = _close_of(None, self._ws)
         finally:
-            self._mark_closed()
+            self._socket_closed(code, reason)
 
-    def _dispatch(self, raw: str | bytes) -> Awaitable[None] | None:
-        """Route one frame; returns the express handling to run, if its owner installed one."""
-        try:
-            event = json.loads(raw)
-        except (TypeError, ValueError):
-            logger.warning(f"{self.name}: skipped a malformed server frame: {str(raw)[:120]!r}")
-            return None
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            logger.warning(f"{self.name}: skipped a server frame without an event type: {str(raw)[:120]!r}")
-            return None
-        route = self.router.route(event)
+    def _socket_closed(self, code: int | None, reason: str) -> None:
+        self._apply(self.session.closed(self.state, code, reason, time.monotonic()))
+        self.closed.set()
+
+    def _apply(self, actions: list[Action]) -> Awaitable[None] | None:
+        """Carry out the session's decisions; returns the express handling to await, if any."""
         express = None
-        if route.kind is RouteKind.DELIVER:
-            express = route.request.sink.deliver(event)  # type: ignore[union-attr]
-        elif route.kind is RouteKind.CONNECTION:
-            self._connection_event(event)
-        elif route.finished and route.request is not None:
-            self._abandoned_finished(route.request, event)
-        if route.cancel_owed and route.request is not None:
-            self._send_cancel(route.request)
-        if route.finished and self.router.is_quiet():
+        for action in actions:
+            if type(action) is Deliver:
+                handling = _queue_of(action.response).deliver(action.happening)
+                if handling is not None:
+                    express = handling
+            elif type(action) is Touch:
+                _queue_of(action.response).touch()
+            elif isinstance(action, Log):
+                logger.log(action.level, action.message)
+            elif isinstance(action, SendEvent):
+                self._spawn(self._send_quietly(action.payload))
+            elif isinstance(action, Retire):
+                if self._on_retire is not None:
+                    self._on_retire(self, action.reason)
+            elif isinstance(action, ReportError):
+                if self._on_error is not None:
+                    self._on_error(self, action.error)
+            elif isinstance(action, ReleaseToolResults):
+                if self._on_tool_results is not None:
+                    self._on_tool_results(action.results)
+        if self.state.is_quiet():
             self.quiet.set()
         return express
 
-    def _abandoned_finished(self, request: Request, event: dict[str, Any]) -> None:
-        usage = (event.get("response") or {}).get("usage") or {}
-        self.stats.abandoned_output_tokens += int(usage.get("output_tokens") or 0)
-        if request.abandoned_at is not None:
-            self.stats.cancel_to_terminal_secs.append(time.monotonic() - request.abandoned_at)
-
-    def _connection_event(self, event: dict[str, Any]) -> None:
-        if event.get("type") != wire.ERROR:
-            logger.debug(f"{self.name}: ignored {event.get('type')} without a lane")
+    async def _send_quietly(self, payload: dict[str, Any]) -> None:
+        ws = self._ws
+        if ws is None or self.state.closed:
             return
-        error = event.get("error") or {}
-        code = error.get("code")
-        if code == wire.CONNECTION_LIMIT_REACHED:
-            self.expired = True
-            logger.info(f"{self.name}: the server reports the connection age limit; rotating")
-            return
-        if self._looks_like_cancel_rejection(error):
-            self.cancel_supported = False
-            logger.info(
-                f"{self.name}: the server rejected response.cancel ({code}: {error.get('message')}); "
-                "not sending it again on this connection"
-            )
-            return
-        if self._on_connection_error is not None:
-            self._on_connection_error(self, event)
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                await ws.send(json.dumps(payload))
+        except (TimeoutError, ConnectionClosed) as e:
+            logger.debug(f"{self.name}: {payload['type']} not sent: {e!r}")
 
-    def _looks_like_cancel_rejection(self, error: dict[str, Any]) -> bool:
-        if self._last_cancel_at is None or time.monotonic() - self._last_cancel_at > CANCEL_REJECTION_WINDOW_SECS:
-            return False
-        text = f"{error.get('code')} {error.get('message')} {error.get('param')}".lower()
-        return "cancel" in text or error.get("code") in (wire.UNKNOWN_EVENT, "unknown_parameter")
-
-    def _mark_closed(self) -> None:
-        if self.closed.is_set():
-            return
-        self.closed.set()
-        for request in list(self.router.requests()):
-            if request.sink is not None and not request.abandoned:
-                request.sink.put(_CLOSED)
-        if self._on_closed is not None:
-            self._on_closed(self)
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
 
-def is_closed_marker(item: Any) -> bool:
-    """Whether a queued item says the connection closed under its request."""
-    return item is _CLOSED
+def _close_of(error: ConnectionClosed | None, ws: ClientConnection | None = None) -> tuple[int | None, str]:
+    """The close code and reason the peer sent (or that the transport's loss implies)."""
+    received = error.rcvd if error is not None else (ws.close_rcvd if ws is not None else None)
+    if received is not None:
+        return received.code, received.reason
+    if error is not None and error.sent is not None:
+        return error.sent.code, error.sent.reason
+    return 1006, "no close frame (the transport was lost)"
+
+
+def _describe_close(error: ConnectionClosed) -> str:
+    code, reason = _close_of(error)
+    return f"close code {code}" + (f": {reason}" if reason else "")

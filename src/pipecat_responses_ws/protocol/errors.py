@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .redaction import redact
+
 
 class ResponsesWSError(Exception):
     """Something went wrong talking to a Responses WebSocket server."""
@@ -24,7 +26,7 @@ class ResponsesWSError(Exception):
             for name, value in (("code", code), ("response", response_id), ("lane", lane), ("phase", phase))
             if value
         )
-        super().__init__(f"{message} ({details})" if details else message)
+        super().__init__(redact(f"{message} ({details})" if details else message))
 
 
 class HandshakeRejected(ResponsesWSError):
@@ -40,7 +42,11 @@ class AuthenticationError(HandshakeRejected):
 
 
 class ConnectionLost(ResponsesWSError):
-    """The socket closed while a request was in flight."""
+    """The socket closed, or the server said the connection is spent, while a request was in flight."""
+
+    def __init__(self, message: str, *, close_code: int | None = None, **details: str | None) -> None:
+        super().__init__(message, **details)
+        self.close_code = close_code
 
 
 class PhaseTimeout(ResponsesWSError):

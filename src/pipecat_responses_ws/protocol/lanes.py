@@ -1,13 +1,13 @@
-"""Lanes: which request does an incoming event belong to, and which lane may the next one use?
+"""Lanes: which response does an incoming event belong to, and which lane may the next one use?
 
 Only lifecycle events carry a response id; every event of a named lane carries its
-``stream_id``, and a lane is FIFO. So a request is identified by its lane and its place in the
-lane's queue, and an abandoned request is nothing more than a flag checked inline: its events
+``stream_id``, and a lane is FIFO. So a response is identified by its lane and its place in the
+lane's queue, and an abandoned response is nothing more than a flag checked inline: its events
 are dropped as they arrive and its terminal event frees the lane. No drain, no waiting.
 
-On the default lane (compatibility mode for gateways without ``stream_id``) every request
-shares one FIFO; the next request is sent at once and queues on the server behind the
-abandoned one, whose events are dropped as they arrive.
+On the default lane (for gateways without ``stream_id``) every response shares one FIFO; the
+next request is sent at once and queues on the server behind the abandoned one, whose events are
+dropped as they arrive.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any
 
+from . import events as ev
 from . import wire
+from .response import Response
 
 # Errors that answer a create without a response being created: the request is over.
 REQUEST_SCOPED_ERRORS = frozenset(
@@ -26,56 +26,30 @@ REQUEST_SCOPED_ERRORS = frozenset(
 )
 
 
-@dataclass(eq=False)
-class Request:
-    """One ``response.create`` as the router sees it."""
-
-    lane: str | None
-    serial: int
-    sink: Any = None
-    response_id: str | None = None
-    abandoned: bool = False
-    abandoned_at: float | None = None
-    cancel_sent: bool = False
-    finished: bool = False
-
-
-class RouteKind(Enum):
-    DELIVER = "deliver"  # hand the event to the request's owner
-    DROP = "drop"  # an abandoned request's event (or one nobody owns)
-    CONNECTION = "connection"  # a connection-level event (an error without a lane)
-
-
-@dataclass(frozen=True)
-class Route:
-    kind: RouteKind
-    request: Request | None = None
-    finished: bool = False  # the event ended its request; the lane is free if nothing queues behind
-    cancel_owed: bool = False  # an abandoned request just revealed its id: cancel it now
-
-
 @dataclass
 class LaneRouter:
-    """Routes events to requests and hands out lanes. Pure state; the socket lives elsewhere."""
+    """Routes events to responses and hands out lanes. Pure state; the socket lives elsewhere."""
 
     named: bool = True
     prefix: str = "lane-"
     pool_size: int = 4
     max_named_lanes: int = wire.MAX_NAMED_LANES
     max_in_flight: int = wire.MAX_IN_FLIGHT_RESPONSES
-    _lanes: dict[str | None, deque[Request]] = field(default_factory=dict)
+    _lanes: dict[str | None, deque[Response]] = field(default_factory=dict)
     _retired: set[str | None] = field(default_factory=set)
-    _serial: int = 0
 
     # -- sending --------------------------------------------------------------------------
 
     def open(
-        self, staleness: Callable[[str | None], int] | None = None, avoid: str | None = None
-    ) -> Request | None:
-        """A request on a free lane, or None when this connection cannot start one at once.
+        self,
+        make: Callable[[str | None], Response],
+        staleness: Callable[[str | None], int] | None = None,
+        avoid: str | None = None,
+    ) -> Response | None:
+        """A response made by ``make`` on a free lane, or None when none can start at once.
 
         ``avoid`` is the lane holding the parent we continue from: forking onto another lane
-        keeps that parent cached even if this request is abandoned, so the turn after a
+        keeps that parent cached even if this response is abandoned, so the turn after a
         barge-in can continue from it too. Among the other free lanes (and a new one while the
         pool is below its size) the one whose cached response is oldest is used, so recent
         responses stay cached as fork points. Past the pool size a lane is added only while
@@ -84,7 +58,7 @@ class LaneRouter:
         if self.in_flight >= self.max_in_flight:
             return None
         if not self.named:
-            return self._enqueue(None)
+            return self._enqueue(make(None))
         rank = staleness or (lambda _lane: 0)
         free = [lane for lane, queue in self._lanes.items() if not queue and lane not in self._retired]
         can_grow = len(self._lanes) < self.max_named_lanes
@@ -92,94 +66,59 @@ class LaneRouter:
         if can_grow and (len(self._lanes) < self.pool_size or not candidates):
             new_lane = f"{self.prefix}{len(self._lanes)}"
             if not candidates or min(rank(lane) for lane in candidates) > 0:
-                return self._enqueue(new_lane)
+                return self._enqueue(make(new_lane))
         if candidates:
-            return self._enqueue(min(candidates, key=rank))
+            return self._enqueue(make(min(candidates, key=rank)))
         if avoid in free:
-            return self._enqueue(avoid)
+            return self._enqueue(make(avoid))
         return None
 
-    def _enqueue(self, lane: str | None) -> Request:
-        self._serial += 1
-        request = Request(lane=lane, serial=self._serial)
-        self._lanes.setdefault(lane, deque()).append(request)
-        return request
+    def _enqueue(self, response: Response) -> Response:
+        self._lanes.setdefault(response.lane, deque()).append(response)
+        return response
 
-    def abandon(self, request: Request, now: float) -> bool:
-        """The owner gave up on ``request``. True if a cancel can be sent now (its id is known)."""
-        if request.finished or request.abandoned:
-            return False
-        request.abandoned = True
-        request.abandoned_at = now
-        return request.response_id is not None
-
-    def withdraw(self, request: Request) -> None:
-        """``request`` was never written to the socket: free its place at once."""
-        self._finish(request)
-
-    def retire_stuck(self, now: float, older_than: float) -> list[Request]:
-        """Abandoned requests that never ended: give up on their lanes (never reused)."""
-        stuck = []
-        for lane, queue in self._lanes.items():
-            for request in queue:
-                if request.abandoned_at is not None and now - request.abandoned_at > older_than:
-                    stuck.append(request)
-                    self._retired.add(lane)
-        for request in stuck:
-            self._finish(request)
+    def retire_stuck(self, now: float, older_than: float) -> list[Response]:
+        """Abandoned responses that never ended: give up on their lanes (never reused)."""
+        stuck = [
+            response
+            for response in self.responses()
+            if response.abandoned_at is not None and now - response.abandoned_at > older_than
+        ]
+        for response in stuck:
+            self._retired.add(response.lane)
+            self.finish(response)
         return stuck
+
+    def finish(self, response: Response) -> None:
+        """``response`` no longer holds its lane (its terminal was read, or it was never sent)."""
+        response.finished = True
+        queue = self._lanes.get(response.lane)
+        if queue and response in queue:
+            queue.remove(response)
 
     # -- receiving ------------------------------------------------------------------------
 
-    def route(self, event: dict[str, Any]) -> Route:
-        """Decide where ``event`` goes; update request state as lifecycle events pass."""
-        event_type = event.get("type")
-        stream_id = event.get("stream_id")
+    def owner(self, event: ev.ServerEvent) -> Response | None:
+        """The response ``event`` belongs to; None when nobody owns it or it is connection-level."""
         if self.named:
-            if stream_id is None:
-                return Route(RouteKind.CONNECTION)
-            request = self._head(stream_id)
-        else:
-            request = self._default_lane_owner(event)
-            if request is None and event_type == wire.ERROR:
-                return Route(RouteKind.CONNECTION)
-        if request is None:
-            return Route(RouteKind.DROP)
-
-        cancel_owed = False
-        if event_type == wire.CREATED:
-            request.response_id = (event.get("response") or {}).get("id")
-            cancel_owed = request.abandoned and not request.cancel_sent
-        finished = event_type in wire.TERMINAL_EVENTS or (
-            event_type == wire.ERROR and request.response_id is None
-        )
-        if finished:
-            self._finish(request)
-        kind = RouteKind.DROP if request.abandoned else RouteKind.DELIVER
-        return Route(kind, request, finished=finished, cancel_owed=cancel_owed)
-
-    def _head(self, lane: str | None) -> Request | None:
-        queue = self._lanes.get(lane)
-        return queue[0] if queue else None
-
-    def _default_lane_owner(self, event: dict[str, Any]) -> Request | None:
+            queue = self._lanes.get(event.stream_id) if event.stream_id is not None else None
+            return queue[0] if queue else None
         queue = self._lanes.get(None)
         if not queue:
             return None
-        if event.get("type") != wire.ERROR:
+        if not isinstance(event, ev.ServerError):
             return queue[0]
-        # Without lanes an error names no request. A request-scoped code answers the oldest
+        # Without lanes an error names no response. A request-scoped code answers the oldest
         # create the server has not started; anything else is connection-level.
-        code = (event.get("error") or {}).get("code")
-        if code not in REQUEST_SCOPED_ERRORS:
+        if event.code not in REQUEST_SCOPED_ERRORS:
             return None
-        return next((request for request in queue if request.response_id is None), None)
+        return next((response for response in queue if response.response_id is None), None)
 
-    def _finish(self, request: Request) -> None:
-        request.finished = True
-        queue = self._lanes.get(request.lane)
-        if queue and request in queue:
-            queue.remove(request)
+    def is_connection_level(self, event: ev.ServerEvent) -> bool:
+        """Whether ``event`` speaks of the connection rather than of a response."""
+        if self.named:
+            return event.stream_id is None
+        return isinstance(event, ev.ServerError) and event.code not in REQUEST_SCOPED_ERRORS
 
     # -- inspection -----------------------------------------------------------------------
 
@@ -187,9 +126,9 @@ class LaneRouter:
     def in_flight(self) -> int:
         return sum(len(queue) for queue in self._lanes.values())
 
-    def requests(self) -> Iterator[Request]:
-        for queue in self._lanes.values():
-            yield from queue
+    def responses(self) -> Iterator[Response]:
+        for queue in list(self._lanes.values()):
+            yield from list(queue)
 
     def is_quiet(self) -> bool:
         """Nothing in flight: the connection can be closed without losing anything."""

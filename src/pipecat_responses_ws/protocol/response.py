@@ -1,0 +1,231 @@
+"""One response as the client follows it: which events belong to it, and what they amount to.
+
+A ``Response`` is one ``response.create`` on one connection, from its plan to its end. It takes
+the typed events its lane delivers and turns each into a *happening* for its owner (text to
+speak, a function call whose arguments are final, how it ended), or into a reason to skip the
+event. The rules that keep a misbehaving server from making us speak twice live here:
+
+- ``sequence_number`` only grows within a response: an event that repeats one (a proxy that
+  sends a frame twice) or goes back is skipped;
+- an event belongs to a response only between its ``response.created`` and its terminal
+  (PROTOCOL.md §3.3). Before ``created``, an item event is accepted only for an item this
+  response announced with ``output_item.added``, so a server that never sends ``created`` still
+  works and a stray delta left over on the lane is not spoken;
+- a function call is ready once, at its first ``output_item.done``; a call whose item never
+  completed, or whose arguments do not parse, is never ready.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import events as ev
+from .chain import InputPlan
+from .errors import ResponsesWSError
+
+if TYPE_CHECKING:
+    from .session import ConnectionState
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningItem:
+    """A finished reasoning item (its encrypted content is carried into the context)."""
+
+    item: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallAnnounced:
+    call_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallReady:
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRejected:
+    call_id: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The response completed."""
+
+    response_id: str | None
+    usage: dict[str, Any] | None
+    output: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """The response is over without anything audible or any tool run: send the turn again.
+
+    ``full_context``: without ``previous_response_id``; ``fresh_connection``: this connection is
+    retired, so the next attempt goes to a new one.
+    """
+
+    reason: str
+    full_context: bool = False
+    fresh_connection: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The response is over and cannot be replayed: the turn ends with ``error``."""
+
+    error: ResponsesWSError
+    usage: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An event the response refuses, with the reason the reader logs."""
+
+    reason: str
+
+
+Happening = (
+    ev.TextDelta
+    | ev.ReasoningDelta
+    | ReasoningItem
+    | ToolCallAnnounced
+    | ToolCallReady
+    | ToolCallRejected
+    | Finished
+    | Retry
+    | Failed
+)
+# Happenings after which the owner expects nothing more of this response.
+ENDINGS = (Finished, Retry, Failed)
+
+# Item events that may precede ``response.created`` only for an item the response announced.
+_ITEM_EVENTS = (ev.TextDelta, ev.ReasoningDelta, ev.ItemEvent, ev.OutputItemDone)
+
+
+@dataclass(eq=False)
+class Response:
+    """One ``response.create`` on one connection and what the client knows of it."""
+
+    connection: ConnectionState
+    lane: str | None
+    serial: int
+    plan: InputPlan
+    generate: bool = True
+    # How the turn got here: a retry inherits what its predecessor already used up.
+    full_context_retried: bool = False
+    transport_retried: bool = False
+    response_id: str | None = None
+    sent: bool = False
+    created: bool = False
+    abandoned: bool = False
+    abandoned_at: float | None = None
+    cancel_sent: bool = False
+    finished: bool = False  # its lane no longer waits for it
+    ended: bool = False  # its owner was told how it ended
+    text_delivered: bool = False
+    calls_started: int = 0
+    owner: Any = None  # the I/O layer's sink for this response's happenings
+    _last_sequence: int = -1
+    _announced: dict[str, tuple[str, str] | None] = field(default_factory=dict)  # item id -> function call
+    _done_items: set[str] = field(default_factory=set)
+    _ready_calls: set[str] = field(default_factory=set)
+
+    @property
+    def key(self) -> str:
+        """Unique across connections: names the response's group of tool calls."""
+        return f"{self.connection.name}/{self.serial}"
+
+    @property
+    def replay_safe(self) -> bool:
+        """Nothing audible and no tool has happened: the request may be sent again."""
+        return not self.text_delivered and self.calls_started == 0
+
+    def accept(self, event: ev.ServerEvent) -> str | None:
+        """Why ``event`` is not this response's to act on, or None when it is."""
+        if not self.created and isinstance(event, _ITEM_EVENTS) and event.item_id not in self._announced:
+            return (
+                f"{_type_of(event)} for item {event.item_id!r} before response.created, "
+                "and this response never announced that item"
+            )
+        sequence = event.sequence_number
+        if sequence is not None:
+            if sequence <= self._last_sequence:
+                last = self._last_sequence
+                return f"{_type_of(event)} repeats or goes back in sequence_number ({sequence} after {last})"
+            self._last_sequence = sequence
+        return None
+
+    def feed(self, event: ev.ServerEvent) -> Happening | Skipped | None:
+        """What an accepted event amounts to: a happening, a reason to skip it, or nothing."""
+        if type(event) is ev.TextDelta:
+            return event if event.delta else None
+        if isinstance(event, ev.OutputItemAdded):
+            return self._item_added(event)
+        if isinstance(event, ev.OutputItemDone):
+            return self._item_done(event)
+        if isinstance(event, ev.ReasoningDelta):
+            return event if event.delta else None
+        if isinstance(event, ev.ResponseCreated):
+            self.created = True
+            self.response_id = event.response_id
+        return None
+
+    def _item_added(self, event: ev.OutputItemAdded) -> Happening | None:
+        item = event.item
+        item_id = event.item_id or ""
+        if item.get("type") != "function_call":
+            self._announced.setdefault(item_id, None)
+            return None
+        call = (str(item.get("call_id") or ""), str(item.get("name") or ""))
+        self._announced[item_id] = call
+        return ToolCallAnnounced(*call)
+
+    def _item_done(self, event: ev.OutputItemDone) -> Happening | Skipped | None:
+        item, item_id = event.item, event.item_id or ""
+        if item_id and item_id in self._done_items:
+            return Skipped(f"output_item.done repeated for item {item_id!r}")
+        self._done_items.add(item_id)
+        item_type = item.get("type")
+        if item_type == "reasoning":
+            return ReasoningItem(item)
+        if item_type != "function_call":
+            return None
+        announced = self._announced.get(item_id)
+        call_id = str(item.get("call_id") or (announced[0] if announced else ""))
+        name = str(item.get("name") or (announced[1] if announced else ""))
+        if call_id in self._ready_calls:
+            return Skipped(f"function call {call_id!r} finished twice")
+        if item.get("status", "completed") != "completed":
+            return ToolCallRejected(call_id, name, f"item ended with status {item.get('status')!r}")
+        raw = item.get("arguments")
+        try:
+            arguments = json.loads(raw) if raw else {}
+        except (TypeError, json.JSONDecodeError) as e:
+            return ToolCallRejected(call_id, name, f"arguments are not valid JSON ({e})")
+        if not isinstance(arguments, dict):
+            return ToolCallRejected(call_id, name, "arguments are not a JSON object")
+        if not call_id or not name:
+            return ToolCallRejected(call_id, name, "function call without call_id or name")
+        self._ready_calls.add(call_id)
+        return ToolCallReady(call_id, name, arguments)
+
+
+_NAMES: dict[type, str] = {
+    ev.TextDelta: "output_text.delta",
+    ev.ReasoningDelta: "reasoning_summary_text.delta",
+    ev.OutputItemDone: "output_item.done",
+    ev.OutputItemAdded: "output_item.added",
+}
+
+
+def _type_of(event: ev.ServerEvent) -> str:
+    return _NAMES.get(type(event)) or str(getattr(event, "type", type(event).__name__))

@@ -1,0 +1,493 @@
+"""The client's decisions, without I/O: what happened in, what to do out.
+
+In the manner of ``h11.Connection``: the I/O layer (``client/``) tells the session what happened
+(a server event arrived, a response is wanted, the user barged in, a wait timed out, a send
+failed, a socket closed) and carries out the actions it gets back (deliver a happening to the
+response's owner, send an event, log a line, retire a connection, report an error, release tool
+results). Nothing here awaits, reads a clock or touches a socket; time is passed in.
+
+Everything about a response's fate is decided here: which lane it takes and which cached
+response it continues (:mod:`.lanes`, :mod:`.chain`), which events are its own
+(:mod:`.response`), when ``response.cancel`` is sent, when a turn may be sent again (only
+before anything was audible and before any tool started), and when a connection is done.
+What happens on barge-in is :meth:`ClientSession.abandon`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import events as ev
+from . import wire
+from .chain import InputPlan, ServerChains
+from .errors import ConnectionLost, PhaseTimeout, PreviousResponseNotFound, ResponsesWSError
+from .lanes import LaneRouter
+from .response import ENDINGS, Failed, Finished, Happening, Response, Retry, Skipped, ToolCallReady
+from .tool_results import ToolResultGate
+
+# How long after sending response.cancel a connection-level error is taken as its rejection.
+CANCEL_REJECTION_WINDOW_SECS = 2.0
+# An abandoned response that has not ended after this long never will: its lane is retired.
+STUCK_LANE_SECS = 60.0
+# Codes that end the connection's usefulness: nothing was generated for the request they answer.
+_CONNECTION_SPENT = frozenset({wire.CONNECTION_LIMIT_REACHED, wire.STREAM_LIMIT_REACHED})
+
+# -- actions --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Hand ``happening`` to the owner of ``response``."""
+
+    response: Response
+    happening: Happening
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """``response`` showed a sign of life that its owner need not hear about (for its timeouts)."""
+
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class SendEvent:
+    """Write ``payload`` on ``connection`` without awaiting it (best effort)."""
+
+    connection: ConnectionState
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    level: str  # a loguru level name
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retire:
+    """Start nothing new on ``connection``; replace it, and close it once it is quiet."""
+
+    connection: ConnectionState
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportError:
+    """A server error no response owns: the user should see it (as a non-fatal ``ErrorFrame``)."""
+
+    error: ResponsesWSError
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseToolResults:
+    """Function call results the gate now lets through, ``run_llm`` already decided."""
+
+    results: list[dict[str, Any]]
+
+
+Action = Deliver | Touch | SendEvent | Log | Retire | ReportError | ReleaseToolResults
+
+# -- state ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ServiceStats:
+    """Figures no peer reports, readable by users and the harness (``service.stats``)."""
+
+    turns: int = 0
+    incremental_turns: int = 0
+    full_context_fallbacks: int = 0
+    transparent_retries: int = 0
+    input_items_sent: int = 0
+    bytes_sent: int = 0
+    events_skipped: int = 0  # malformed, unknown, duplicated or stray server events
+
+
+@dataclass
+class ConnectionStats:
+    connect_secs: float = 0.0
+    cancels_sent: int = 0
+    cancel_to_terminal_secs: list[float] = field(default_factory=list)
+    abandoned_output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    named_lanes: bool = True
+    pool_size: int = 4
+    send_cancel: bool = True
+    lane_prefix: str = "lane-"
+
+
+class ConnectionState:
+    """What the client knows of one connection: its lanes, its server's cache, what it has shown."""
+
+    def __init__(self, name: str, options: SessionOptions) -> None:
+        self.name = name
+        self.router = LaneRouter(named=options.named_lanes, prefix=options.lane_prefix, pool_size=options.pool_size)
+        self.chains = ServerChains()
+        self.stats = ConnectionStats()
+        self.cancel_supported = True
+        self.expired = False  # the server said this connection is spent (age or lane limit)
+        self.closed = False
+        self.close_reason: str | None = None
+        self.last_cancel_at: float | None = None
+        self.unknown_types: set[str] = set()
+
+    @property
+    def usable(self) -> bool:
+        """New responses may start here."""
+        return not (self.closed or self.expired)
+
+    def is_quiet(self) -> bool:
+        return self.router.is_quiet()
+
+
+class ClientSession:
+    """Every decision of the client, for all of its connections."""
+
+    def __init__(
+        self, options: SessionOptions | None = None, *, holds_results: Callable[[str], bool] | None = None
+    ) -> None:
+        """``holds_results(name)``: whether a call of that function is part of its response's group
+        (Pipecat's ``cancel_on_interruption``); results of the others pass through at once."""
+        self.options = options or SessionOptions()
+        self.stats = ServiceStats()
+        self.tools = ToolResultGate()
+        self._holds_results = holds_results or (lambda _name: True)
+        self._serial = 0
+
+    def connection(self, name: str) -> ConnectionState:
+        """A new connection's state (its socket is the I/O layer's)."""
+        return ConnectionState(name, self.options)
+
+    # -- starting a response ------------------------------------------------------------------
+
+    def open_response(
+        self,
+        conn: ConnectionState,
+        full_input: list[dict[str, Any]],
+        *,
+        retry_of: tuple[Response, Retry] | None = None,
+        generate: bool = True,
+    ) -> Response | None:
+        """A response on a free lane of ``conn``, continuing the best cached parent; None if no
+        lane is free (the caller moves to a fresh connection)."""
+        if not conn.usable:
+            return None
+        full = retry_of is not None and retry_of[1].full_context
+        plan = InputPlan(None, list(full_input), None) if full else conn.chains.plan(full_input)
+        previous, retry = retry_of if retry_of is not None else (None, None)
+
+        def make(lane: str | None) -> Response:
+            self._serial += 1
+            return Response(
+                conn,
+                lane,
+                self._serial,
+                plan,
+                generate=generate,
+                full_context_retried=bool(previous and previous.full_context_retried) or full,
+                transport_retried=bool(previous and previous.transport_retried)
+                or bool(retry and retry.fresh_connection),
+            )
+
+        avoid = plan.parent.lane if plan.parent is not None else None
+        response = conn.router.open(make, conn.chains.staleness, avoid=avoid)
+        if response is not None:
+            # Whatever the lane cached is replaced by this response.
+            conn.chains.claim_lane(response.lane)
+        return response
+
+    def create_event(self, response: Response, fields: dict[str, Any]) -> dict[str, Any]:
+        """The ``response.create`` for ``response``. From here on it counts as sent: once the frame
+        may have left, the response must be abandoned, never silently forgotten."""
+        plan = response.plan
+        payload: dict[str, Any] = {"type": wire.RESPONSE_CREATE, **fields, "input": plan.input}
+        if response.lane is not None:
+            payload["stream_id"] = response.lane
+        if plan.previous_response_id:
+            payload["previous_response_id"] = plan.previous_response_id
+        if not response.generate:
+            payload["generate"] = False
+        else:
+            if plan.parent is not None and plan.parent.segments:
+                self.stats.incremental_turns += 1
+            self.stats.input_items_sent += len(plan.input)
+        response.sent = True
+        return payload
+
+    def sent(self, response: Response, size: int) -> None:
+        if response.generate:
+            self.stats.bytes_sent += size
+
+    def retire_stuck(self, conn: ConnectionState, now: float) -> list[Action]:
+        return [
+            Log("WARNING", f"{conn.name}: lane {stuck.lane} never ended its abandoned response; retired")
+            for stuck in conn.router.retire_stuck(now, STUCK_LANE_SECS)
+        ]
+
+    # -- barge-in -----------------------------------------------------------------------------
+
+    def abandon(self, response: Response, now: float) -> list[Action]:
+        """The user barged in (or the turn gave up): let go of ``response`` without waiting.
+
+        A response never written is withdrawn and its lane freed at once. A written one is
+        flagged: its events are dropped as they arrive and its terminal frees the lane, so the
+        next turn never waits for it. ``response.cancel`` goes out only when allowed, when this
+        connection's server has not rejected it, and once the response id is known (otherwise
+        when its ``response.created`` shows up). Its tool calls' results are recorded without
+        asking the model for a follow-up.
+        """
+        actions = self._end(response, None)
+        if response.finished:
+            return actions
+        if not response.sent:
+            response.connection.router.finish(response)
+            return actions
+        if not response.abandoned:
+            response.abandoned = True
+            response.abandoned_at = now
+            actions += self._cancel(response, now)
+        return actions
+
+    def _cancel(self, response: Response, now: float) -> list[Action]:
+        conn = response.connection
+        if (
+            not self.options.send_cancel
+            or not conn.cancel_supported
+            or conn.closed
+            or response.cancel_sent
+            or response.response_id is None
+        ):
+            return []
+        response.cancel_sent = True
+        conn.last_cancel_at = now
+        conn.stats.cancels_sent += 1
+        return [SendEvent(conn, {"type": wire.RESPONSE_CANCEL, "response_id": response.response_id})]
+
+    # -- what the server said -----------------------------------------------------------------
+
+    def receive(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
+        """The actions one server event calls for."""
+        if isinstance(event, ev.MalformedEvent):
+            self.stats.events_skipped += 1
+            lane = f" on lane {event.stream_id}" if event.stream_id else ""
+            return [
+                Log(
+                    "WARNING", f"{conn.name}: skipped a malformed server event{lane}: {event.reason}: {event.excerpt!r}"
+                )
+            ]
+        if isinstance(event, ev.UnknownEvent):
+            self.stats.events_skipped += 1
+            if event.type in conn.unknown_types:
+                return []
+            conn.unknown_types.add(event.type)
+            return [Log("INFO", f"{conn.name}: skipped {event.type!r}, an event type this client does not know")]
+        router = conn.router
+        response = router.owner(event)
+        if response is None:
+            if router.is_connection_level(event):
+                return self._connection_event(conn, event, now)
+            return []  # a lane nobody waits on any more
+        reason = response.accept(event)
+        if reason is not None:
+            self.stats.events_skipped += 1
+            level = "DEBUG" if response.abandoned else "WARNING"
+            return [Log(level, f"{conn.name}: skipped an event on lane {response.lane}: {reason}")]
+        abandoned = response.abandoned
+        happening = response.feed(event)
+        actions: list[Action] = []
+        if isinstance(event, ev.ResponseCreated):
+            if abandoned:
+                actions += self._cancel(response, now)  # abandoned before its id was known
+        elif isinstance(event, ev.ResponseEnded):
+            happening = self._ended(response, event, now)
+        elif isinstance(event, ev.ServerError):
+            if abandoned:
+                if not response.created:
+                    router.finish(response)
+                return actions
+            happening = self._request_error(response, event, now, actions)
+        if abandoned:
+            return actions
+        if happening is None:
+            actions.append(Touch(response))
+            return actions
+        if isinstance(happening, Skipped):
+            self.stats.events_skipped += 1
+            actions.append(Log("WARNING", f"{conn.name}: skipped an event on lane {response.lane}: {happening.reason}"))
+            return actions
+        actions += self._end(response, happening)
+        return actions
+
+    def _ended(self, response: Response, event: ev.ResponseEnded, now: float) -> Happening | None:
+        conn = response.connection
+        conn.router.finish(response)
+        if response.abandoned:
+            usage = event.usage or {}
+            conn.stats.abandoned_output_tokens += _int(usage.get("output_tokens"))
+            if response.abandoned_at is not None:
+                conn.stats.cancel_to_terminal_secs.append(now - response.abandoned_at)
+            return None
+        if event.status == "completed":
+            if event.response_id:
+                conn.chains.record(
+                    event.response_id, response.lane, response.plan, response.plan.input, list(event.output)
+                )
+            return Finished(event.response_id, event.usage, event.output)
+        if event.status == "failed" and response.plan.parent is not None:
+            conn.chains.forget(response.plan.parent.response_id)
+        error = ResponsesWSError(
+            event.error_message or f"response {event.status}",
+            code=event.error_code,
+            response_id=event.response_id or response.response_id,
+            lane=response.lane,
+        )
+        return Failed(error, event.usage)
+
+    def _request_error(self, response: Response, event: ev.ServerError, now: float, actions: list[Action]) -> Happening:
+        conn = response.connection
+        if not response.created:
+            conn.router.finish(response)  # answered without a response: the lane is free
+        else:
+            # The server broke the response off: whatever else it sends is not to be spoken.
+            response.abandoned, response.abandoned_at = True, now
+            actions += self._cancel(response, now)
+        code = event.code
+        if code == wire.PREVIOUS_RESPONSE_NOT_FOUND:
+            parent = response.plan.previous_response_id
+            if parent:
+                conn.chains.forget(parent)
+            if parent and not response.full_context_retried:
+                self.stats.full_context_fallbacks += 1
+                return Retry("the server no longer holds the parent response", full_context=True)
+            return Failed(PreviousResponseNotFound(event.message, code=code, lane=response.lane))
+        if code in _CONNECTION_SPENT:
+            actions += self._expire(conn, f"the server says the connection is spent ({code})", now, but=response)
+            error = ConnectionLost(event.message, code=code, response_id=response.response_id, lane=response.lane)
+            return self._replay_or_fail(response, f"the server says the connection is spent ({code})", error)
+        return Failed(ResponsesWSError(event.message, code=code, response_id=response.response_id, lane=response.lane))
+
+    def _connection_event(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
+        if not isinstance(event, ev.ServerError):
+            return [Log("DEBUG", f"{conn.name}: ignored {type(event).__name__} without a lane")]
+        if event.code in _CONNECTION_SPENT:
+            return self._expire(conn, f"the server says the connection is spent ({event.code})", now)
+        if self._looks_like_cancel_rejection(conn, event, now):
+            conn.cancel_supported = False
+            return [
+                Log(
+                    "INFO",
+                    f"{conn.name}: the server rejected response.cancel ({event.code}: {event.message}); "
+                    "not sending it again on this connection",
+                )
+            ]
+        error = ResponsesWSError(f"server error on {conn.name}: {event.message}", code=event.code)
+        return [Log("WARNING", str(error)), ReportError(error)]
+
+    def _looks_like_cancel_rejection(self, conn: ConnectionState, error: ev.ServerError, now: float) -> bool:
+        if conn.last_cancel_at is None or now - conn.last_cancel_at > CANCEL_REJECTION_WINDOW_SECS:
+            return False
+        text = f"{error.code} {error.message} {error.param}".lower()
+        return "cancel" in text or error.code in (wire.UNKNOWN_EVENT, "unknown_parameter")
+
+    def _expire(self, conn: ConnectionState, reason: str, now: float, but: Response | None = None) -> list[Action]:
+        """``conn`` takes no more requests: retire it and move what it never started."""
+        if conn.expired:
+            return []
+        conn.expired = True
+        actions: list[Action] = [
+            Log("INFO", f"{conn.name}: {reason}; moving to a fresh connection"),
+            Retire(conn, reason),
+        ]
+        for response in conn.router.responses():
+            if response is but or response.abandoned or response.created or response.ended:
+                continue
+            conn.router.finish(response)  # the server will not run it
+            error = ConnectionLost(reason, code=wire.CONNECTION_LIMIT_REACHED, lane=response.lane)
+            actions += self._end(response, self._replay_or_fail(response, reason, error))
+        return actions
+
+    # -- what the I/O layer saw ---------------------------------------------------------------
+
+    def timed_out(self, response: Response, phase: str, timeout: float, now: float) -> list[Action]:
+        """No event for ``timeout`` seconds in ``phase``: the turn ends (a stall is never replayed)."""
+        error = PhaseTimeout(
+            f"no event for {timeout:g}s", phase=phase, response_id=response.response_id, lane=response.lane
+        )
+        actions = self._end(response, Failed(error))
+        return actions + self.abandon(response, now)
+
+    def send_failed(self, response: Response, reason: str, now: float, *, dropped: bool) -> list[Action]:
+        """Writing ``response``'s create failed; ``dropped``: the transport is gone with it."""
+        conn = response.connection
+        conn.router.finish(response)
+        error = ConnectionLost(reason, phase="send", lane=response.lane)
+        actions = self._end(response, self._replay_or_fail(response, reason, error))
+        if dropped:
+            actions += self.closed(conn, None, reason, now)
+        return actions
+
+    def closed(self, conn: ConnectionState, code: int | None, reason: str, now: float) -> list[Action]:
+        """The socket of ``conn`` is gone: every response on it ends now."""
+        if conn.closed:
+            return []
+        conn.closed = True
+        described = reason if code is None else f"close code {code}" + (f": {reason}" if reason else "")
+        conn.close_reason = described
+        actions: list[Action] = [Retire(conn, f"connection closed ({described})")]
+        for response in conn.router.responses():
+            conn.router.finish(response)
+            if response.abandoned or response.ended:
+                continue
+            error = ConnectionLost(
+                f"the connection closed mid-response ({described})",
+                response_id=response.response_id,
+                lane=response.lane,
+                close_code=code,
+            )
+            actions += self._end(
+                response, self._replay_or_fail(response, f"the connection closed ({described})", error)
+            )
+        return actions
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _replay_or_fail(self, response: Response, reason: str, error: ResponsesWSError) -> Retry | Failed:
+        if response.generate and response.replay_safe and not response.transport_retried:
+            self.stats.transparent_retries += 1
+            return Retry(reason, full_context=True, fresh_connection=True)
+        return Failed(error)
+
+    def _end(self, response: Response, happening: Happening | None) -> list[Action]:
+        """Deliver ``happening``; when it ends the response (or on abandon, ``None``), settle its tools."""
+        actions: list[Action] = []
+        if happening is not None:
+            if response.ended:
+                return actions
+            kind = type(happening)
+            if kind is ev.TextDelta:
+                response.text_delivered = True
+            elif isinstance(happening, ToolCallReady):
+                response.calls_started += 1
+                if self._holds_results(happening.name):
+                    # Registered now, in event order, so the group closes after every call of it.
+                    self.tools.add_call(response.key, happening.call_id)
+            actions.append(Deliver(response, happening))
+            if not isinstance(happening, ENDINGS):
+                return actions
+        elif response.ended:
+            return actions
+        response.ended = True
+        released = self.tools.close(response.key, run_llm=isinstance(happening, Finished))
+        if released:
+            actions.append(ReleaseToolResults(released))
+        return actions
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int else 0

@@ -1,0 +1,382 @@
+"""The client session with no socket: events in, decisions out.
+
+Every misbehaviour of a server the service must survive is played here as plain events, and the
+decision is read off the actions: what is delivered to the turn, what is sent, what is retired.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pipecat_responses_ws.protocol import events as ev
+from pipecat_responses_ws.protocol import wire
+from pipecat_responses_ws.protocol.errors import ConnectionLost
+from pipecat_responses_ws.protocol.redaction import redact, register_secret
+from pipecat_responses_ws.protocol.response import (
+    Failed,
+    Finished,
+    Response,
+    Retry,
+    ToolCallReady,
+)
+from pipecat_responses_ws.protocol.session import (
+    Action,
+    ClientSession,
+    ConnectionState,
+    Deliver,
+    Log,
+    ReleaseToolResults,
+    ReportError,
+    Retire,
+    SendEvent,
+    SessionOptions,
+    Touch,
+)
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+class Driver:
+    """A session, one connection, and helpers to play server events at it."""
+
+    def __init__(self, **options: Any) -> None:
+        self.session = ClientSession(SessionOptions(**options))
+        self.conn = self.session.connection("conn#1")
+        self.now = 0.0
+
+    def start(self, full_input: list[dict[str, Any]] = USER, **kw: Any) -> tuple[Response, dict[str, Any]]:
+        response = self.session.open_response(self.conn, full_input, **kw)
+        assert response is not None
+        return response, self.session.create_event(response, {"model": "m"})
+
+    def writer(self, response: Response, response_id: str = "resp_1") -> wire.ResponseEventWriter:
+        return wire.ResponseEventWriter(response_id, "m", stream_id=response.lane)
+
+    def feed(self, event: dict[str, Any] | str, conn: ConnectionState | None = None) -> list[Action]:
+        raw = event if isinstance(event, str) else json.dumps(event)
+        return self.session.receive(conn or self.conn, ev.parse_event(raw), self.now)
+
+
+def delivered(actions: list[Action]) -> list[Any]:
+    return [a.happening for a in actions if isinstance(a, Deliver)]
+
+
+def texts(actions: list[Action]) -> list[str]:
+    return [h.delta for h in delivered(actions) if isinstance(h, ev.TextDelta)]
+
+
+def sends(actions: list[Action]) -> list[dict[str, Any]]:
+    return [a.payload for a in actions if isinstance(a, SendEvent)]
+
+
+def stream_text(d: Driver, w: wire.ResponseEventWriter, words: list[str]) -> list[Action]:
+    actions = d.feed(w.created()) + d.feed(w.in_progress())
+    actions += d.feed(w.output_item_added(0, wire.message_item("msg_1", "", "in_progress")))
+    for word in words:
+        actions += d.feed(w.output_text_delta("msg_1", 0, word))
+    return actions
+
+
+# -- typed events -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("not json", "not JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"delta": "x"}', "no event type"),
+        ('{"type": "error", "error": "a string", "status": "bad"}', "error is not an object"),
+        ('{"type": "response.output_text.delta", "delta": 5}', "delta is not a string"),
+        ('{"type": "response.created", "response": "x"}', "response is not an object"),
+        ('{"type": "response.completed", "response": {"output": "x"}}', "output is not a list"),
+        ('{"type": "response.output_item.done", "item": null}', "item is not an object"),
+        ('{"type": "response.output_text.delta", "delta": "x", "sequence_number": "1"}', "sequence_number"),
+        ('{"type": "response.output_text.delta", "delta": "x", "stream_id": 3}', "stream_id"),
+    ],
+)
+def test_malformed_frames_become_typed_values_with_a_reason(raw: str, reason: str) -> None:
+    event = ev.parse_event(raw)
+    assert isinstance(event, ev.MalformedEvent) and reason in event.reason
+
+
+def test_events_parse_into_their_types() -> None:
+    w = wire.ResponseEventWriter("resp_1", "m", stream_id="lane-0")
+    delta = ev.parse_event(json.dumps(w.output_text_delta("msg_1", 0, "Hi ")))
+    assert delta == ev.TextDelta("lane-0", 0, "msg_1", "Hi ")
+    assert isinstance(ev.parse_event(json.dumps(w.content_part_added("msg_1", 0))), ev.ItemEvent)
+    failed = ev.parse_event(json.dumps(w.failed("server_error", "boom")))
+    assert isinstance(failed, ev.ResponseEnded) and (failed.status, failed.error_code) == ("failed", "server_error")
+    incomplete = ev.parse_event(json.dumps(w.incomplete("max_output_tokens")))
+    assert isinstance(incomplete, ev.ResponseEnded) and incomplete.error_code == "max_output_tokens"
+    assert isinstance(ev.parse_event('{"type": "response.mystery"}'), ev.UnknownEvent)
+    flat = ev.parse_event('{"type": "error", "code": "unknown_event_type", "message": "no"}')
+    assert isinstance(flat, ev.ServerError) and flat.code == "unknown_event_type"
+
+
+# -- lanes ------------------------------------------------------------------------------------
+
+
+def test_events_route_by_lane_and_abandoned_lanes_drop_until_their_terminal() -> None:
+    d = Driver()
+    first, _ = d.start()
+    second, _ = d.start()
+    assert first.lane != second.lane
+    w1 = d.writer(first)
+    d.feed(w1.created())
+    assert sends(d.session.abandon(first, d.now)) == [{"type": "response.cancel", "response_id": "resp_1"}]
+    assert delivered(d.feed(w1.output_text_delta("msg", 0, "stale "))) == []
+    assert texts(stream_text(d, d.writer(second, "resp_2"), ["fresh "])) == ["fresh "]
+    assert delivered(d.feed(w1.completed(wire.usage(1, 7)))) == []
+    assert d.conn.stats.abandoned_output_tokens == 7
+    third, _ = d.start()
+    assert third.lane == first.lane  # freed by its terminal, reused
+
+
+def test_pool_grows_only_while_every_lane_is_busy_and_stops_at_the_lane_limit() -> None:
+    d = Driver()
+    d.conn.router.max_named_lanes = 3
+    responses = [d.start()[0] for _ in range(3)]
+    assert d.session.open_response(d.conn, USER) is None  # the caller must rotate
+    d.session.abandon(responses[0], d.now)
+    d.feed(d.writer(responses[0]).error("server_error", "x"))  # the lane's request ends without a response
+
+
+def test_a_response_never_written_is_withdrawn_at_once() -> None:
+    d = Driver()
+    response = d.session.open_response(d.conn, USER)
+    assert response is not None and d.session.abandon(response, 0.0) == []
+    assert response.finished and d.conn.is_quiet()
+
+
+def test_stuck_abandoned_lanes_are_retired_never_reused() -> None:
+    d = Driver()
+    response, _ = d.start()
+    d.session.abandon(response, 0.0)
+    assert [type(a) for a in d.session.retire_stuck(d.conn, 100.0)] == [Log]
+    assert d.start()[0].lane != response.lane
+
+
+def test_default_lane_request_scoped_errors_find_their_response_and_others_are_connection_level() -> None:
+    d = Driver(named_lanes=False)
+    old, _ = d.start()
+    new, payload = d.start()
+    assert "stream_id" not in payload
+    d.feed(wire.ResponseEventWriter("resp_old", "m").created())
+    d.session.abandon(old, 0.0)
+    assert delivered(d.feed(wire.ResponseEventWriter("resp_old", "m").output_text_delta("m", 0, "x"))) == []
+    not_found = delivered(d.feed(wire.error_event(wire.PREVIOUS_RESPONSE_NOT_FOUND, "gone")))
+    assert len(not_found) == 1 and isinstance(not_found[0], Failed) and new.finished
+    assert [type(a) for a in d.feed(wire.error_event("server_error", "hmm"))] == [Log, ReportError]
+
+
+# -- a response's own events --------------------------------------------------------------------
+
+
+def test_a_call_is_ready_once_at_its_item_done_and_broken_arguments_never_are() -> None:
+    d = Driver()
+    response, _ = d.start()
+    w = d.writer(response)
+    d.feed(w.created())
+    d.feed(w.output_item_added(0, wire.function_call_item("fc_1", "call_1", "f", "", "in_progress")))
+    assert delivered(d.feed(w.function_call_arguments_delta("fc_1", 0, '{"a"'))) == []
+    ready = delivered(d.feed(w.output_item_done(0, wire.function_call_item("fc_1", "call_1", "f", '{"a": 1}'))))
+    assert ready == [ToolCallReady("call_1", "f", {"a": 1})] and not response.replay_safe
+    broken = delivered(d.feed(w.output_item_done(1, wire.function_call_item("fc_2", "call_2", "f", '{"a": '))))
+    assert type(broken[0]).__name__ == "ToolCallRejected"
+    finished = delivered(d.feed(w.completed(wire.usage(1, 2))))
+    assert isinstance(finished[0], Finished) and len(finished[0].output) == 2
+
+
+def test_events_that_change_nothing_still_show_the_response_is_alive() -> None:
+    d = Driver()
+    response, _ = d.start()
+    assert [type(a) for a in d.feed(d.writer(response).created())] == [Touch]
+
+
+# -- the defects a misbehaving server used to cause ----------------------------------------------
+
+
+def test_a_delta_sent_twice_with_the_same_sequence_number_is_spoken_once() -> None:
+    d = Driver()
+    response, _ = d.start()
+    w = d.writer(response)
+    stream_text(d, w, ["One "])
+    twice = w.output_text_delta("msg_1", 0, "two ")
+    assert texts(d.feed(twice)) == ["two "]
+    again = d.feed(twice)
+    assert texts(again) == [] and any(isinstance(a, Log) and "sequence_number" in a.message for a in again)
+    assert texts(d.feed(w.output_text_delta("msg_1", 0, "three."))) == ["three."]
+    assert d.session.stats.events_skipped == 1
+
+
+def test_a_function_calls_item_done_sent_twice_runs_the_tool_once_and_the_group_still_closes() -> None:
+    d = Driver()
+    response, _ = d.start()
+    w = d.writer(response)
+    d.feed(w.created())
+    d.feed(w.output_item_added(0, wire.function_call_item("fc_1", "call_1", "f", "", "in_progress")))
+    done = w.output_item_done(0, wire.function_call_item("fc_1", "call_1", "f", "{}"))
+    assert delivered(d.feed(done)) == [ToolCallReady("call_1", "f", {})]
+    # A proxy repeating the frame byte for byte, and a server repeating the item with a new number.
+    assert delivered(d.feed(done)) == []
+    renumbered = w.output_item_done(0, wire.function_call_item("fc_1", "call_1", "f", "{}"))
+    assert delivered(d.feed(renumbered)) == []
+    assert d.session.tools.on_result({"tool_call_id": "call_1", "result": 1}) == []  # held for the group
+    released = [a for a in d.feed(w.completed(wire.usage(1, 1))) if isinstance(a, ReleaseToolResults)]
+    assert released and released[0].results[0]["tool_call_id"] == "call_1" and "run_llm" not in released[0].results[0]
+
+
+def test_a_stray_delta_before_created_for_an_unannounced_item_is_not_spoken() -> None:
+    d = Driver()
+    response, _ = d.start()
+    stray = {"type": wire.OUTPUT_TEXT_DELTA, "sequence_number": 0, "stream_id": response.lane,
+             "item_id": "msg_stray", "output_index": 0, "content_index": 0, "delta": "stale ", "logprobs": []}
+    skipped = d.feed(stray)
+    assert texts(skipped) == [] and any(isinstance(a, Log) and "never announced" in a.message for a in skipped)
+    # The response's own stream, numbered from 0 again, is spoken whole.
+    assert texts(stream_text(d, d.writer(response), ["Fresh ", "words."])) == ["Fresh ", "words."]
+
+
+def test_a_server_that_never_sends_created_still_works() -> None:
+    d = Driver()
+    response, _ = d.start()
+    w = d.writer(response)
+    d.feed(w.output_item_added(0, wire.message_item("msg_1", "", "in_progress")))
+    assert texts(d.feed(w.output_text_delta("msg_1", 0, "Hello."))) == ["Hello."]
+    assert isinstance(delivered(d.feed(w.completed(wire.usage(1, 1))))[0], Finished)
+
+
+def test_the_connection_limit_without_a_lane_resends_a_waiting_turn_on_a_fresh_connection_at_once() -> None:
+    d = Driver()
+    waiting, _ = d.start()
+    streaming, _ = d.start()
+    stream_text(d, d.writer(streaming, "resp_2"), ["Still "])
+    actions = d.feed(wire.error_event(wire.CONNECTION_LIMIT_REACHED, "limit"))
+    assert [a for a in actions if isinstance(a, Retire)] and not d.conn.usable
+    retry = delivered(actions)
+    assert len(retry) == 1 and isinstance(retry[0], Retry) and retry[0].fresh_connection
+    assert waiting.ended and not streaming.ended  # an answer already streaming is left to finish
+    assert d.session.open_response(d.conn, USER) is None  # nothing new starts on a spent connection
+    fresh = d.session.connection("conn#2")
+    again = d.session.open_response(fresh, USER, retry_of=(waiting, retry[0]))
+    assert again is not None and again.transport_retried and not again.plan.incremental
+
+
+def test_the_connection_limit_on_a_lane_retires_the_connection_too() -> None:
+    d = Driver()
+    response, _ = d.start()
+    event = wire.error_event(wire.CONNECTION_LIMIT_REACHED, "limit", stream_id=response.lane)
+    actions = d.feed(event)
+    assert d.conn.expired and [a for a in actions if isinstance(a, Retire)]
+    assert isinstance(delivered(actions)[0], Retry)
+
+
+def test_a_send_that_timed_out_closes_the_connection_and_names_the_send_phase() -> None:
+    d = Driver()
+    response, _ = d.start()
+    actions = d.session.send_failed(response, "send blocked for 5s; connection dropped", 0.0, dropped=True)
+    assert d.conn.closed and not d.conn.usable and [a for a in actions if isinstance(a, Retire)]
+    retry = delivered(actions)[0]
+    assert isinstance(retry, Retry) and retry.fresh_connection
+    # The resend fails the same way: now it is the turn's error, and it names the phase.
+    fresh = d.session.connection("conn#2")
+    again = d.session.open_response(fresh, USER, retry_of=(response, retry))
+    assert again is not None
+    d.session.create_event(again, {})
+    failed = delivered(d.session.send_failed(again, "send blocked", 0.0, dropped=True))[0]
+    assert isinstance(failed, Failed) and failed.error.phase == "send"
+
+
+def test_an_error_quoting_the_key_is_reported_without_it() -> None:
+    register_secret("sk-test-very-secret-1234")
+    d = Driver()
+    d.start()
+    actions = d.feed(wire.error_event("invalid_api_key", "Incorrect API key provided: sk-test-very-secret-1234."))
+    reported = [a.error for a in actions if isinstance(a, ReportError)]
+    assert reported and "sk-test-very-secret-1234" not in str(reported[0]) and "<redacted>" in str(reported[0])
+    assert redact("Authorization: Bearer abcdefghijklmnop") == "Authorization: Bearer <redacted>"
+    assert redact("key sk-proj-ABCDEFGH12345678 leaked") == "key <redacted> leaked"
+    assert redact("api-key: 0123456789abcdef") == "api-key: <redacted>"
+
+
+def test_a_malformed_connection_level_event_is_logged_and_the_connection_goes_on() -> None:
+    d = Driver()
+    response, _ = d.start()
+    actions = d.feed('{"type": "error", "error": "upstream reset", "status": "bad"}')
+    assert [type(a) for a in actions] == [Log] and "malformed" in actions[0].message  # type: ignore[union-attr]
+    assert d.conn.usable and texts(stream_text(d, d.writer(response), ["Fine."])) == ["Fine."]
+
+
+def test_a_dropped_connection_names_its_close_code_and_reason() -> None:
+    d = Driver()
+    response, _ = d.start()
+    stream_text(d, d.writer(response), ["Half "])
+    actions = d.session.closed(d.conn, 1011, "keepalive ping timeout", 0.0)
+    failed = delivered(actions)[0]
+    assert isinstance(failed, Failed) and isinstance(failed.error, ConnectionLost)
+    assert failed.error.close_code == 1011 and "close code 1011: keepalive ping timeout" in str(failed.error)
+    assert d.session.closed(d.conn, 1011, "again", 0.0) == []  # told once
+
+
+def test_a_drop_before_anything_was_spoken_is_replayed_once_and_only_once() -> None:
+    d = Driver()
+    response, _ = d.start()
+    retry = delivered(d.session.closed(d.conn, 1006, "", 0.0))[0]
+    assert isinstance(retry, Retry)
+    fresh = d.session.connection("conn#2")
+    again = d.session.open_response(fresh, USER, retry_of=(response, retry))
+    assert again is not None
+    d.session.create_event(again, {})
+    assert isinstance(delivered(d.session.closed(fresh, 1006, "", 0.0))[0], Failed)
+    assert d.session.stats.transparent_retries == 1
+
+
+def test_with_send_cancel_off_no_cancel_is_ever_sent() -> None:
+    d = Driver(send_cancel=False)
+    before_created, _ = d.start()
+    after_created, _ = d.start()
+    w_after = d.writer(after_created, "resp_2")
+    d.feed(w_after.created())
+    actions = d.session.abandon(before_created, 0.0) + d.session.abandon(after_created, 0.0)
+    actions += d.feed(d.writer(before_created).created())  # its id shows up after the barge-in
+    assert sends(actions) == [] and d.conn.stats.cancels_sent == 0
+
+
+def test_a_cancel_owed_before_created_goes_out_when_the_id_shows_up() -> None:
+    d = Driver()
+    response, _ = d.start()
+    assert d.session.abandon(response, 0.0) == []
+    assert sends(d.feed(d.writer(response).created())) == [{"type": "response.cancel", "response_id": "resp_1"}]
+
+
+def test_a_rejected_cancel_is_not_sent_again_on_that_connection() -> None:
+    d = Driver()
+    first, _ = d.start()
+    d.feed(d.writer(first).created())
+    d.session.abandon(first, 0.0)
+    rejection = d.feed(wire.error_event(wire.UNKNOWN_EVENT, "Unknown event type 'response.cancel'"))
+    assert [type(a) for a in rejection] == [Log] and not d.conn.cancel_supported
+    second, _ = d.start()
+    d.feed(d.writer(second, "resp_2").created())
+    assert sends(d.session.abandon(second, 0.5)) == []
+
+
+def test_a_missing_parent_falls_back_to_the_full_context_once() -> None:
+    d = Driver()
+    first, _ = d.start()
+    w = d.writer(first)
+    stream_text(d, w, ["Hello."])
+    d.feed(w.output_item_done(0, wire.message_item("msg_1", "Hello.")))
+    d.feed(w.completed(wire.usage(1, 1)))
+    context = [*USER, {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "more"}]
+    second, payload = d.start(context)
+    assert payload["previous_response_id"] == "resp_1" and len(payload["input"]) == 1
+    miss = wire.error_event(wire.PREVIOUS_RESPONSE_NOT_FOUND, "gone", stream_id=second.lane)
+    retry = delivered(d.feed(miss))[0]
+    assert isinstance(retry, Retry) and retry.full_context and not retry.fresh_connection
+    third = d.session.open_response(d.conn, context, retry_of=(second, retry))
+    assert third is not None and d.session.create_event(third, {})["input"] == context
