@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipecat_responses_ws.protocol import wire
+from pipecat_responses_ws.emulator import builders
 from pipecat_responses_ws.protocol.chain import ServerChains
 from pipecat_responses_ws.protocol.tool_results import ToolResultGate
 
@@ -24,12 +24,12 @@ def _out(call_id: str, output: str = '"sunny"') -> dict:
 
 
 def _server_message(text: str) -> dict:
-    return wire.message_item("msg_x", text)
+    return builders.message_item("msg_x", text)
 
 
 def _server_call(call_id: str) -> dict:
     # The server's own serialisation differs from the aggregator's json.dumps.
-    return wire.function_call_item(f"fc_{call_id}", call_id, "get_weather", '{"city":"Oslo"}')
+    return builders.function_call_item(f"fc_{call_id}", call_id, "get_weather", '{"city":"Oslo"}')
 
 
 # -- incremental input -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pipecat_responses_ws.emulator import builders
 from pipecat_responses_ws.protocol import events as ev
 from pipecat_responses_ws.protocol import wire
 from pipecat_responses_ws.protocol.errors import ConnectionLost
@@ -52,8 +53,8 @@ class Driver:
         assert response is not None
         return response, self.session.create_event(response, {"model": "m"})
 
-    def writer(self, response: Response, response_id: str = "resp_1") -> wire.ResponseEventWriter:
-        return wire.ResponseEventWriter(response_id, "m", stream_id=response.lane)
+    def writer(self, response: Response, response_id: str = "resp_1") -> builders.ResponseEventWriter:
+        return builders.ResponseEventWriter(response_id, "m", stream_id=response.lane)
 
     def feed(self, event: dict[str, Any] | str, conn: ConnectionState | None = None) -> list[Action]:
         raw = event if isinstance(event, str) else json.dumps(event)
@@ -72,9 +73,9 @@ def sends(actions: list[Action]) -> list[dict[str, Any]]:
     return [a.payload for a in actions if isinstance(a, SendEvent)]
 
 
-def stream_text(d: Driver, w: wire.ResponseEventWriter, words: list[str]) -> list[Action]:
+def stream_text(d: Driver, w: builders.ResponseEventWriter, words: list[str]) -> list[Action]:
     actions = d.feed(w.created()) + d.feed(w.in_progress())
-    actions += d.feed(w.output_item_added(0, wire.message_item("msg_1", "", "in_progress")))
+    actions += d.feed(w.output_item_added(0, builders.message_item("msg_1", "", "in_progress")))
     for word in words:
         actions += d.feed(w.output_text_delta("msg_1", 0, word))
     return actions
@@ -104,7 +105,7 @@ def test_malformed_frames_become_typed_values_with_a_reason(raw: str, reason: st
 
 
 def test_events_parse_into_their_types() -> None:
-    w = wire.ResponseEventWriter("resp_1", "m", stream_id="lane-0")
+    w = builders.ResponseEventWriter("resp_1", "m", stream_id="lane-0")
     delta = ev.parse_event(json.dumps(w.output_text_delta("msg_1", 0, "Hi ")))
     assert delta == ev.TextDelta("lane-0", 0, "msg_1", "Hi ")
     assert isinstance(ev.parse_event(json.dumps(w.content_part_added("msg_1", 0))), ev.ItemEvent)
@@ -130,7 +131,7 @@ def test_events_route_by_lane_and_abandoned_lanes_drop_until_their_terminal() ->
     assert sends(d.session.abandon(first, d.now)) == [{"type": "response.cancel", "response_id": "resp_1"}]
     assert delivered(d.feed(w1.output_text_delta("msg", 0, "stale "))) == []
     assert texts(stream_text(d, d.writer(second, "resp_2"), ["fresh "])) == ["fresh "]
-    assert delivered(d.feed(w1.completed(wire.usage(1, 7)))) == []
+    assert delivered(d.feed(w1.completed(builders.usage(1, 7)))) == []
     assert d.conn.stats.abandoned_output_tokens == 7
     third, _ = d.start()
     assert third.lane == first.lane  # freed by its terminal, reused
@@ -165,12 +166,12 @@ def test_default_lane_request_scoped_errors_find_their_response_and_others_are_c
     old, _ = d.start()
     new, payload = d.start()
     assert "stream_id" not in payload
-    d.feed(wire.ResponseEventWriter("resp_old", "m").created())
+    d.feed(builders.ResponseEventWriter("resp_old", "m").created())
     d.session.abandon(old, 0.0)
-    assert delivered(d.feed(wire.ResponseEventWriter("resp_old", "m").output_text_delta("m", 0, "x"))) == []
-    not_found = delivered(d.feed(wire.error_event(wire.PREVIOUS_RESPONSE_NOT_FOUND, "gone")))
+    assert delivered(d.feed(builders.ResponseEventWriter("resp_old", "m").output_text_delta("m", 0, "x"))) == []
+    not_found = delivered(d.feed(builders.error_event(wire.PREVIOUS_RESPONSE_NOT_FOUND, "gone")))
     assert len(not_found) == 1 and isinstance(not_found[0], Failed) and new.finished
-    assert [type(a) for a in d.feed(wire.error_event("server_error", "hmm"))] == [Log, ReportError]
+    assert [type(a) for a in d.feed(builders.error_event("server_error", "hmm"))] == [Log, ReportError]
 
 
 # -- a response's own events --------------------------------------------------------------------
@@ -181,13 +182,13 @@ def test_a_call_is_ready_once_at_its_item_done_and_broken_arguments_never_are() 
     response, _ = d.start()
     w = d.writer(response)
     d.feed(w.created())
-    d.feed(w.output_item_added(0, wire.function_call_item("fc_1", "call_1", "f", "", "in_progress")))
+    d.feed(w.output_item_added(0, builders.function_call_item("fc_1", "call_1", "f", "", "in_progress")))
     assert delivered(d.feed(w.function_call_arguments_delta("fc_1", 0, '{"a"'))) == []
-    ready = delivered(d.feed(w.output_item_done(0, wire.function_call_item("fc_1", "call_1", "f", '{"a": 1}'))))
+    ready = delivered(d.feed(w.output_item_done(0, builders.function_call_item("fc_1", "call_1", "f", '{"a": 1}'))))
     assert ready == [ToolCallReady("call_1", "f", {"a": 1})] and not response.replay_safe
-    broken = delivered(d.feed(w.output_item_done(1, wire.function_call_item("fc_2", "call_2", "f", '{"a": '))))
+    broken = delivered(d.feed(w.output_item_done(1, builders.function_call_item("fc_2", "call_2", "f", '{"a": '))))
     assert type(broken[0]).__name__ == "ToolCallRejected"
-    finished = delivered(d.feed(w.completed(wire.usage(1, 2))))
+    finished = delivered(d.feed(w.completed(builders.usage(1, 2))))
     assert isinstance(finished[0], Finished) and len(finished[0].output) == 2
 
 
@@ -218,15 +219,15 @@ def test_a_function_calls_item_done_sent_twice_runs_the_tool_once_and_the_group_
     response, _ = d.start()
     w = d.writer(response)
     d.feed(w.created())
-    d.feed(w.output_item_added(0, wire.function_call_item("fc_1", "call_1", "f", "", "in_progress")))
-    done = w.output_item_done(0, wire.function_call_item("fc_1", "call_1", "f", "{}"))
+    d.feed(w.output_item_added(0, builders.function_call_item("fc_1", "call_1", "f", "", "in_progress")))
+    done = w.output_item_done(0, builders.function_call_item("fc_1", "call_1", "f", "{}"))
     assert delivered(d.feed(done)) == [ToolCallReady("call_1", "f", {})]
     # A proxy repeating the frame byte for byte, and a server repeating the item with a new number.
     assert delivered(d.feed(done)) == []
-    renumbered = w.output_item_done(0, wire.function_call_item("fc_1", "call_1", "f", "{}"))
+    renumbered = w.output_item_done(0, builders.function_call_item("fc_1", "call_1", "f", "{}"))
     assert delivered(d.feed(renumbered)) == []
     assert d.session.tools.on_result({"tool_call_id": "call_1", "result": 1}) == []  # held for the group
-    released = [a for a in d.feed(w.completed(wire.usage(1, 1))) if isinstance(a, ReleaseToolResults)]
+    released = [a for a in d.feed(w.completed(builders.usage(1, 1))) if isinstance(a, ReleaseToolResults)]
     assert released and released[0].results[0]["tool_call_id"] == "call_1" and "run_llm" not in released[0].results[0]
 
 
@@ -245,9 +246,9 @@ def test_a_server_that_never_sends_created_still_works() -> None:
     d = Driver()
     response, _ = d.start()
     w = d.writer(response)
-    d.feed(w.output_item_added(0, wire.message_item("msg_1", "", "in_progress")))
+    d.feed(w.output_item_added(0, builders.message_item("msg_1", "", "in_progress")))
     assert texts(d.feed(w.output_text_delta("msg_1", 0, "Hello."))) == ["Hello."]
-    assert isinstance(delivered(d.feed(w.completed(wire.usage(1, 1))))[0], Finished)
+    assert isinstance(delivered(d.feed(w.completed(builders.usage(1, 1))))[0], Finished)
 
 
 def test_the_connection_limit_without_a_lane_resends_a_waiting_turn_on_a_fresh_connection_at_once() -> None:
@@ -255,7 +256,7 @@ def test_the_connection_limit_without_a_lane_resends_a_waiting_turn_on_a_fresh_c
     waiting, _ = d.start()
     streaming, _ = d.start()
     stream_text(d, d.writer(streaming, "resp_2"), ["Still "])
-    actions = d.feed(wire.error_event(wire.CONNECTION_LIMIT_REACHED, "limit"))
+    actions = d.feed(builders.error_event(wire.CONNECTION_LIMIT_REACHED, "limit"))
     assert [a for a in actions if isinstance(a, Retire)] and not d.conn.usable
     retry = delivered(actions)
     assert len(retry) == 1 and isinstance(retry[0], Retry) and retry[0].fresh_connection
@@ -269,7 +270,7 @@ def test_the_connection_limit_without_a_lane_resends_a_waiting_turn_on_a_fresh_c
 def test_the_connection_limit_on_a_lane_retires_the_connection_too() -> None:
     d = Driver()
     response, _ = d.start()
-    event = wire.error_event(wire.CONNECTION_LIMIT_REACHED, "limit", stream_id=response.lane)
+    event = builders.error_event(wire.CONNECTION_LIMIT_REACHED, "limit", stream_id=response.lane)
     actions = d.feed(event)
     assert d.conn.expired and [a for a in actions if isinstance(a, Retire)]
     assert isinstance(delivered(actions)[0], Retry)
@@ -295,7 +296,7 @@ def test_an_error_quoting_the_key_is_reported_without_it() -> None:
     register_secret("sk-test-very-secret-1234")
     d = Driver()
     d.start()
-    actions = d.feed(wire.error_event("invalid_api_key", "Incorrect API key provided: sk-test-very-secret-1234."))
+    actions = d.feed(builders.error_event("invalid_api_key", "Incorrect API key provided: sk-test-very-secret-1234."))
     reported = [a.error for a in actions if isinstance(a, ReportError)]
     assert reported and "sk-test-very-secret-1234" not in str(reported[0]) and "<redacted>" in str(reported[0])
     assert redact("Authorization: Bearer abcdefghijklmnop") == "Authorization: Bearer <redacted>"
@@ -358,7 +359,7 @@ def test_a_rejected_cancel_is_not_sent_again_on_that_connection() -> None:
     first, _ = d.start()
     d.feed(d.writer(first).created())
     d.session.abandon(first, 0.0)
-    rejection = d.feed(wire.error_event(wire.UNKNOWN_EVENT, "Unknown event type 'response.cancel'"))
+    rejection = d.feed(builders.error_event(wire.UNKNOWN_EVENT, "Unknown event type 'response.cancel'"))
     assert [type(a) for a in rejection] == [Log] and not d.conn.cancel_supported
     second, _ = d.start()
     d.feed(d.writer(second, "resp_2").created())
@@ -370,13 +371,29 @@ def test_a_missing_parent_falls_back_to_the_full_context_once() -> None:
     first, _ = d.start()
     w = d.writer(first)
     stream_text(d, w, ["Hello."])
-    d.feed(w.output_item_done(0, wire.message_item("msg_1", "Hello.")))
-    d.feed(w.completed(wire.usage(1, 1)))
+    d.feed(w.output_item_done(0, builders.message_item("msg_1", "Hello.")))
+    d.feed(w.completed(builders.usage(1, 1)))
     context = [*USER, {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "more"}]
     second, payload = d.start(context)
     assert payload["previous_response_id"] == "resp_1" and len(payload["input"]) == 1
-    miss = wire.error_event(wire.PREVIOUS_RESPONSE_NOT_FOUND, "gone", stream_id=second.lane)
+    miss = builders.error_event(wire.PREVIOUS_RESPONSE_NOT_FOUND, "gone", stream_id=second.lane)
     retry = delivered(d.feed(miss))[0]
     assert isinstance(retry, Retry) and retry.full_context and not retry.fresh_connection
     third = d.session.open_response(d.conn, context, retry_of=(second, retry))
     assert third is not None and d.session.create_event(third, {})["input"] == context
+
+
+def test_the_protocol_core_does_no_io() -> None:
+    import ast
+    from pathlib import Path
+
+    import pipecat_responses_ws.protocol as protocol
+
+    forbidden = ("asyncio", "websockets", "pipecat", "loguru", "socket", "time")
+    for path in Path(protocol.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            assert not [n for n in names if n.split(".")[0] in forbidden], f"{path.name} imports {names}"

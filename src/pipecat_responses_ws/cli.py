@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from loguru import logger
+from .log import logger
 
 Handler = Callable[[argparse.Namespace], int]
 

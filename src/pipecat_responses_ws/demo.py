@@ -18,7 +18,6 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
-from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
@@ -35,6 +34,7 @@ from pipecat.services.llm_service import FunctionCallParams
 
 from .emulator import Emulator, Reply, ToolCall
 from .harness.pipeline import Conversation
+from .log import logger
 from .service import ResponsesWSLLMService
 
 INSTRUCTIONS = "You are a friendly voice assistant. Answer in one or two short sentences."

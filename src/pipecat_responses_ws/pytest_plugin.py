@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - exercised only where pytest-asyncio is missing
-    pytest_asyncio = None
+    pytest_asyncio = None  # type: ignore[assignment]
 
 MISSING_ASYNCIO = (
     "the 'emulator' fixture needs pytest-asyncio (pip install pytest-asyncio); "

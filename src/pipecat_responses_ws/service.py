@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 from pipecat.adapters.llm.services.open_ai_responses_adapter import OpenAIResponsesLLMAdapter
 from pipecat.frames.frames import (
@@ -162,7 +162,7 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         """The connection manager (connection, lane and cancel figures live on it)."""
         return self._client
 
-    async def setup(self, setup: FrameProcessorSetup) -> None:
+    async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]  # as Pipecat's own
         await super().setup(setup)
         # Connect and warm up now, in the background, so the first turn finds a hot socket.
         self._starting = asyncio.create_task(self._client.start())
@@ -235,7 +235,7 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         )
         fields = self._fields(params.get("instructions"), params.get("tools"))
         self._last_fields = fields
-        return fields, list(params["input"])
+        return fields, cast(list[dict[str, Any]], list(params["input"]))
 
     def _warm_up_request(self) -> dict[str, Any] | None:
         # The last turn's instructions and tools, with the settings as they are now.

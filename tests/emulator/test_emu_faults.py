@@ -10,7 +10,7 @@ import pytest
 from emu_helpers import Connect, MakeEmulator, terminal_of, text_of
 from websockets.exceptions import ConnectionClosed
 
-from pipecat_responses_ws.emulator import Emulator, Fault, Reply
+from pipecat_responses_ws.emulator import Emulator, Fault, Reply, builders
 from pipecat_responses_ws.emulator.model import PlannedText
 from pipecat_responses_ws.emulator.settings import Ids
 from pipecat_responses_ws.emulator.stream import Pacing, ResponseStream
@@ -154,7 +154,7 @@ async def test_reply_pacing_overrides(emu: Emulator, connect: Connect) -> None:
 
 def test_jitter_is_seeded_and_bounded() -> None:
     def delays(seed: str) -> list[float]:
-        writer = wire.ResponseEventWriter("resp_1", "m")
+        writer = builders.ResponseEventWriter("resp_1", "m")
         pacing = Pacing(0.1, 50.0, jitter=0.5)
         plan = [PlannedText("a b c d e f g h")]
         stream = ResponseStream(writer, plan, pacing=pacing, rng=random.Random(seed), new_id=Ids())

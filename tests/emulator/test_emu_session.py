@@ -7,6 +7,7 @@ from typing import Any
 
 from emu_helpers import validate_events
 
+from pipecat_responses_ws.emulator import builders
 from pipecat_responses_ws.emulator.cache import ResponseStore
 from pipecat_responses_ws.emulator.model import PlannedCall, PlannedText
 from pipecat_responses_ws.emulator.session import Accepted, Action, ConnectionState, Job, Send, Start
@@ -70,7 +71,7 @@ def test_failed_response_never_takes_a_slot() -> None:
 
 
 def test_stream_layout_pacing_and_stop() -> None:
-    writer = wire.ResponseEventWriter("resp_1", "m", stream_id="s")
+    writer = builders.ResponseEventWriter("resp_1", "m", stream_id="s")
     plan = [PlannedText("a b c"), PlannedCall("f", '{"k": "vvvvvvvvvvvvvvvv"}')]
     stream = ResponseStream(
         writer, plan, pacing=Pacing(0.5, 10.0), rng=random.Random(0), new_id=Ids(), input_tokens=3

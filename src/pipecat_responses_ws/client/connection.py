@@ -399,7 +399,7 @@ class Connection:
 
 def _close_of(error: ConnectionClosed | None, ws: ClientConnection | None = None) -> tuple[int | None, str]:
     """The close code and reason the peer sent (or that the transport's loss implies)."""
-    received = error.rcvd if error is not None else (ws.close_rcvd if ws is not None else None)
+    received = error.rcvd if error is not None else (ws.protocol.close_rcvd if ws is not None else None)
     if received is not None:
         return received.code, received.reason
     if error is not None and error.sent is not None:

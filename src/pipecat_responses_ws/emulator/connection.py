@@ -14,10 +14,10 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from loguru import logger
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from ..log import logger
 from .conversation import conversation_tokens, count_tokens, normalize_input
 from .model import plan_from_reply, respond
 from .records import InjectedFault, ReceivedFrame, ResponseRecord

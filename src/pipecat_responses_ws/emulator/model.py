@@ -98,7 +98,7 @@ def _function_tools(request: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
     for tool in request.get("tools") or []:
         if not isinstance(tool, dict) or tool.get("type") != "function":
             continue
-        spec = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        spec: dict[str, Any] = tool["function"] if isinstance(tool.get("function"), dict) else tool
         name = spec.get("name")
         if isinstance(name, str) and name:
             parameters = spec.get("parameters")

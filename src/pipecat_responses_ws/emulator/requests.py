@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol import wire
+from . import builders
 from .conversation import Item, normalize_input
 
 Event = dict[str, Any]
@@ -37,16 +38,16 @@ class CreateRequest:
 def parse_frame(message: str | bytes) -> tuple[dict[str, Any] | None, Event | None]:
     """The JSON object in a frame, or the connection-level error explaining why there is none."""
     if isinstance(message, bytes):
-        return None, wire.error_event(
+        return None, builders.error_event(
             wire.INVALID_JSON, "Binary frames are not supported; send each event as JSON in a text frame."
         )
     try:
         payload = json.loads(message)
     except ValueError as exc:
-        return None, wire.error_event(wire.INVALID_JSON, f"The frame is not valid JSON: {exc}.")
+        return None, builders.error_event(wire.INVALID_JSON, f"The frame is not valid JSON: {exc}.")
     if not isinstance(payload, dict):
         kind = type(payload).__name__
-        return None, wire.error_event(wire.INVALID_JSON, f"Expected a JSON object per frame, got {kind}.")
+        return None, builders.error_event(wire.INVALID_JSON, f"Expected a JSON object per frame, got {kind}.")
     return payload, None
 
 
@@ -55,7 +56,7 @@ def unknown_type_error(event_type: Any) -> Event:
         message = "The event has no 'type'; expected 'response.create' or 'response.steer'."
     else:
         message = f"Unknown event type {event_type!r}; expected 'response.create' or 'response.steer'."
-    return wire.error_event(wire.UNKNOWN_EVENT, message, param="type")
+    return builders.error_event(wire.UNKNOWN_EVENT, message, param="type")
 
 
 def check_create(payload: dict[str, Any], lanes_seen: set[str]) -> CreateRequest | Event:
@@ -65,24 +66,24 @@ def check_create(payload: dict[str, Any], lanes_seen: set[str]) -> CreateRequest
     echo = lane if wire.is_valid_stream_id(lane) else None
 
     def invalid(param: str, message: str) -> Event:
-        return wire.error_event(wire.INVALID_REQUEST, message, param=param, stream_id=echo)
+        return builders.error_event(wire.INVALID_REQUEST, message, param=param, stream_id=echo)
 
     if fields.get("background"):
-        return wire.error_event(
+        return builders.error_event(
             wire.UNSUPPORTED_PARAMETER,
             "'background' is not supported over WebSocket; use HTTP for background responses.",
             param="background",
             stream_id=echo,
         )
     if lane is not None and not wire.is_valid_stream_id(lane):
-        return wire.error_event(
+        return builders.error_event(
             wire.INVALID_STREAM_ID,
             "Invalid stream_id: use 1 to 256 characters of [A-Za-z0-9_.-], or omit it for the default lane.",
             param="stream_id",
         )
     new_lane = lane is not None and lane not in lanes_seen
     if new_lane and len(lanes_seen) >= wire.MAX_NAMED_LANES:
-        return wire.error_event(
+        return builders.error_event(
             wire.STREAM_LIMIT_REACHED,
             f"This connection already used {wire.MAX_NAMED_LANES} distinct stream_id values, the limit. "
             "Reuse a stream_id or open a new connection.",
@@ -104,7 +105,7 @@ def check_create(payload: dict[str, Any], lanes_seen: set[str]) -> CreateRequest
 
 
 def not_found_error(parent_id: str, lane: str | None) -> Event:
-    return wire.error_event(
+    return builders.error_event(
         wire.PREVIOUS_RESPONSE_NOT_FOUND,
         f"Previous response with id '{parent_id}' not found.",
         param="previous_response_id",
@@ -114,7 +115,7 @@ def not_found_error(parent_id: str, lane: str | None) -> Event:
 
 def connection_limit_error(lane: str | None = None) -> Event:
     """``websocket_connection_limit_reached``; connection-level unless ``lane`` names the request's lane."""
-    return wire.error_event(wire.CONNECTION_LIMIT_REACHED, AGE_LIMIT_MESSAGE, stream_id=lane)
+    return builders.error_event(wire.CONNECTION_LIMIT_REACHED, AGE_LIMIT_MESSAGE, stream_id=lane)
 
 
 def steer_echo(raw_input: Any, items: list[Item] | None) -> Any:

@@ -15,6 +15,7 @@ from typing import Protocol
 from websockets.exceptions import ConnectionClosed
 
 from ..protocol import wire
+from . import builders
 from .records import ResponseRecord
 from .script import DUPLICATING_FAULTS, Fault
 from .session import Action, Job
@@ -157,13 +158,13 @@ class ResponseRunner:
         elif kind == "stray_error":
             code = fault.code or "server_error"
             message = "An error not tied to any request (injected fault)."
-            await self._outlet.send(wire.error_event(code, message, status=500, error_type="server_error"))
+            await self._outlet.send(builders.error_event(code, message, status=500, error_type="server_error"))
         elif kind == "stop_reading":
             self._outlet.stop_reading()
         elif kind == "key_error":
             # A gateway that echoes the credential: the client must keep it out of its logs and errors.
             message = f"Incorrect API key provided: {self._outlet.presented_key() or ''}."
-            await self._outlet.send(wire.error_event(KEY_ERROR_CODE, message, status=401))
+            await self._outlet.send(builders.error_event(KEY_ERROR_CODE, message, status=401))
         return True
 
     def _raw_frame(self, fault: Fault) -> str:

@@ -8,11 +8,11 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import Self
 
-from loguru import logger
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from ..log import logger
 from .connection import ConnectionHandler
 from .handshake import bearer_token, decide, split_target
 from .records import Handshake, Records

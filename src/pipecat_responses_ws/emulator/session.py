@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol import wire
+from . import builders
 from .cache import CachedResponse, ConnectionCache, ResponseStore
 from .conversation import Item, steer_input_items
 from .requests import (
@@ -64,7 +65,7 @@ class Job:
     generate: bool
     status: str = QUEUED
     history: tuple[Item, ...] = ()
-    writer: wire.ResponseEventWriter | None = None
+    writer: builders.ResponseEventWriter | None = None
     output: list[Item] = field(default_factory=list)
     end_reason: str | None = None
     steers: list[tuple[str, list[Item]]] = field(default_factory=list)
@@ -222,7 +223,7 @@ class ConnectionState:
                 continue
             job.history = parent.conversation if parent is not None else ()
             model = job.request.get("model")
-            job.writer = wire.ResponseEventWriter(
+            job.writer = builders.ResponseEventWriter(
                 job.response_id, model if isinstance(model, str) and model else self._model, job.lane, job.request
             )
             job.status = RUNNING
@@ -244,14 +245,14 @@ class ConnectionState:
                     "Unknown event type 'response.cancel': response.cancel is not a supported event "
                     "of the Responses WebSocket API; the response continues."
                 )
-                actions.append(Send(wire.error_event(wire.UNKNOWN_EVENT, message, param="type")))
+                actions.append(Send(builders.error_event(wire.UNKNOWN_EVENT, message, param="type")))
             return actions
         if response_id is None:
             job = next((j for j in self._running.values() if j.lane is None), None)
             return [Cancel(job, stop=True)] if job is not None else []
         if job is None:
             message = f"Response '{response_id}' was not started on this connection; nothing to cancel."
-            return [Send(wire.error_event(wire.RESPONSE_NOT_FOUND, message, param="response_id"))]
+            return [Send(builders.error_event(wire.RESPONSE_NOT_FOUND, message, param="response_id"))]
         return [Cancel(job, stop=job.status == RUNNING)]
 
     # -- response.steer -------------------------------------------------------------------------
@@ -261,14 +262,14 @@ class ConnectionState:
         raw_input = payload.get("input")
         if not isinstance(target_id, str) or not target_id:
             message = "response.steer needs 'previous_response_id', the id of the response to steer."
-            return [Send(wire.error_event(wire.INVALID_REQUEST, message, param="previous_response_id"))]
+            return [Send(builders.error_event(wire.INVALID_REQUEST, message, param="previous_response_id"))]
         items = steer_input_items(raw_input)
         echo = steer_echo(raw_input, items)
         job = self._started.get(target_id)
 
         def failed(code: str, message: str) -> list[Action]:
             if job is None or job.writer is None:
-                return [Send(wire.steer_failed_event(code, message, target_id, echo))]
+                return [Send(builders.steer_failed_event(code, message, target_id, echo))]
             return [Send(job.writer.steer_failed(code, message, echo))]
 
         if items is None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..protocol import wire
+from . import builders
 from .model import Plan, PlannedCall, PlannedReasoning, PlannedText
 
 Event = dict[str, Any]
@@ -54,7 +54,7 @@ class ResponseStream:
 
     def __init__(
         self,
-        writer: wire.ResponseEventWriter,
+        writer: builders.ResponseEventWriter,
         plan: Plan,
         *,
         pacing: Pacing,
@@ -168,14 +168,14 @@ class ResponseStream:
     def _plan_message(self, index: int, text: str) -> None:
         w = self.writer
         item_id = self._new_id("msg")
-        added = wire.message_item(item_id, "", "in_progress")
+        added = builders.message_item(item_id, "", "in_progress")
         self._entries.append(_Entry(0.0, lambda: w.output_item_added(index, added), boundary=True))
         self._entries.append(_Entry(0.0, lambda: w.content_part_added(item_id, index)))
-        chunks = self._take_tokens(list(wire.text_chunks(text)))
+        chunks = self._take_tokens(list(builders.text_chunks(text)))
         for chunk, delay in chunks:
             self._entries.append(_Entry(delay, self._text_delta(item_id, index, chunk)))
         said = "".join(chunk for chunk, _ in chunks)
-        done = wire.message_item(item_id, said, "incomplete" if self._truncated else "completed")
+        done = builders.message_item(item_id, said, "incomplete" if self._truncated else "completed")
         self._entries.append(_Entry(0.0, lambda: w.output_text_done(item_id, index, said)))
         self._entries.append(_Entry(0.0, lambda: w.content_part_done(item_id, index, said)))
         self._entries.append(_Entry(0.0, lambda: w.output_item_done(index, done)))
@@ -183,16 +183,16 @@ class ResponseStream:
     def _plan_reasoning(self, index: int, summary: str) -> None:
         w = self.writer
         item_id = self._new_id("rs")
-        added = wire.reasoning_item(item_id)
+        added = builders.reasoning_item(item_id)
         self._entries.append(_Entry(0.0, lambda: w.output_item_added(index, added), boundary=True))
         self._entries.append(_Entry(0.0, lambda: w.reasoning_summary_part_added(item_id, index)))
-        chunks = self._take_tokens(list(wire.text_chunks(summary)))
+        chunks = self._take_tokens(list(builders.text_chunks(summary)))
         for chunk, delay in chunks:
             self._entries.append(_Entry(delay, self._reasoning_delta(item_id, index, chunk)))
         said = "".join(chunk for chunk, _ in chunks)
         # Opaque to the client but deterministic, so a test can follow it back into the next request.
         encrypted = "enc_" + hashlib.sha256(f"{item_id}:{said}".encode()).hexdigest()[:32]
-        done = wire.reasoning_item(item_id, said, encrypted)
+        done = builders.reasoning_item(item_id, said, encrypted)
         self._entries.append(_Entry(0.0, lambda: w.reasoning_summary_text_done(item_id, index, said)))
         self._entries.append(_Entry(0.0, lambda: w.reasoning_summary_part_done(item_id, index, said)))
         self._entries.append(_Entry(0.0, lambda: w.output_item_done(index, done)))
@@ -200,14 +200,14 @@ class ResponseStream:
     def _plan_call(self, index: int, call: PlannedCall) -> None:
         w = self.writer
         item_id, call_id = self._new_id("fc"), self._new_id("call")
-        added = wire.function_call_item(item_id, call_id, call.name, "", "in_progress")
+        added = builders.function_call_item(item_id, call_id, call.name, "", "in_progress")
         self._entries.append(_Entry(0.0, lambda: w.output_item_added(index, added), boundary=True))
         chunks = self._take_tokens(argument_chunks(call.arguments))
         for chunk, delay in chunks:
             self._entries.append(_Entry(delay, self._arguments_delta(item_id, index, chunk)))
         arguments = "".join(chunk for chunk, _ in chunks)
         status = "incomplete" if self._truncated else "completed"
-        done = wire.function_call_item(item_id, call_id, call.name, arguments, status)
+        done = builders.function_call_item(item_id, call_id, call.name, arguments, status)
         self._entries.append(_Entry(0.0, lambda: w.function_call_arguments_done(item_id, index, arguments, call.name)))
         self._entries.append(_Entry(0.0, lambda: w.output_item_done(index, done)))
 
@@ -236,7 +236,7 @@ class ResponseStream:
 
     def _terminal(self, end: tuple[str, str | None]) -> Event:
         kind, code = end
-        usage = wire.usage(self._input_tokens, self.tokens, self._cached_tokens, self.reasoning_tokens)
+        usage = builders.usage(self._input_tokens, self.tokens, self._cached_tokens, self.reasoning_tokens)
         self.end_reason = kind
         if kind == "completed":
             return self.writer.completed(usage)

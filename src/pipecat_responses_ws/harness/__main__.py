@@ -7,8 +7,7 @@ import asyncio
 import gc
 import sys
 
-from loguru import logger
-
+from ..log import logger
 from .report import summarise, table, write_json, write_plot
 from .runner import REPLY_GAP, RunResult, resolve_factory, run_scenario
 from .scenario import scenarios

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pipecat.frames.frames import (
     EndFrame,
@@ -196,4 +196,4 @@ class Conversation:
         return self.frames(FunctionCallResultFrame)
 
     def messages(self) -> list[dict[str, Any]]:
-        return [m for m in self.context.get_messages() if isinstance(m, dict)]
+        return [cast(dict[str, Any], m) for m in self.context.get_messages() if isinstance(m, dict)]

@@ -145,7 +145,7 @@ def replies_for(turn: Turn) -> list[Reply]:
             return [Reply(text=text, fault=Fault(kind=t.fault, after_events=8))]
         # connection_limit(_lane), before response.created: nothing was generated, so a replay on a
         # fresh connection is safe, and the expired connection makes every later turn need one too.
-        return [Reply(text=text, fault=Fault(kind=t.fault))]
+        return [Reply(text=text, fault=Fault(kind=str(t.fault)))]
     # Barge-ins: the abandoned response; the fresh answer after it is the default echo of u{n}b.
     long_text = tagged_text(t.tag("a"), LONG_WORDS)
     if t.phase == "before_request":

@@ -44,9 +44,10 @@ def _normalized(text: str) -> str:
 def _arguments_of(arguments: Any) -> str:
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments) if arguments else {}
+            parsed = json.loads(arguments) if arguments else {}
         except json.JSONDecodeError:
             return arguments
+        return json.dumps(parsed, sort_keys=True, separators=(",", ":"))
     return json.dumps(arguments, sort_keys=True, separators=(",", ":"))
 
 
@@ -69,7 +70,7 @@ def item_key(item: dict[str, Any]) -> ItemKey:
 
 
 def is_function_call_output(key: ItemKey) -> bool:
-    return key[0] == "function_call_output"
+    return bool(key[0] == "function_call_output")
 
 
 def call_id_of(key: ItemKey) -> str | None:
