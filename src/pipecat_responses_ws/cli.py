@@ -12,8 +12,12 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .log import logger
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -46,8 +50,37 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     parser.add_argument(
         "--handshake-delay", type=float, default=0.0, help="seconds added to each handshake, as a real network would"
     )
+    parser.add_argument(
+        "--multiplexing",
+        choices=["lanes", "none"],
+        default="lanes",
+        help="lanes as OpenAI runs them, or none: one response at a time per connection, as Azure OpenAI, LocalAI "
+        "and vLLM do (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--stream-id",
+        dest="stream_id_policy",
+        choices=["ignore", "reject"],
+        default="ignore",
+        help="with --multiplexing none: drop a create's stream_id, or refuse the create with an "
+        "unknown_parameter error (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--argument-delta-chars",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="stream function-call arguments N characters per delta (default: at most three deltas per call)",
+    )
     parser.add_argument("--log-level", default="INFO", help="loguru level, e.g. DEBUG for every event (default: INFO)")
     parser.set_defaults(handler=_serve)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of characters, not {value}")
+    return value
 
 
 def add_harness_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,16 +117,22 @@ def _serve(args: argparse.Namespace) -> int:
     logger.remove()
     logger.add(sys.stderr, level=args.log_level.upper())
     try:
-        asyncio.run(_serve_until_stopped(args))
+        emulator = _emulator(args)
+    except ValueError as exc:
+        # Flags that are each valid but do not go together (--stream-id reject needs --multiplexing none).
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve_until_stopped(emulator))
     except KeyboardInterrupt:
         pass
     return 0
 
 
-async def _serve_until_stopped(args: argparse.Namespace) -> None:
+def _emulator(args: argparse.Namespace) -> Emulator:
     from .emulator import Emulator
 
-    emulator = Emulator(
+    return Emulator(
         api_key=args.api_key,
         cancel_policy=args.cancel_policy,
         ttft=args.ttft,
@@ -105,7 +144,13 @@ async def _serve_until_stopped(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         handshake_delay=args.handshake_delay,
+        multiplexing=args.multiplexing,
+        stream_id_policy=args.stream_id_policy,
+        argument_delta_chars=args.argument_delta_chars,
     )
+
+
+async def _serve_until_stopped(emulator: Emulator) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -2,7 +2,8 @@
 
 It speaks the protocol as documented: lanes, the connection-local cache, the limits,
 ``generate: false``, steering, the age limit, and a policy for the undocumented
-``response.cancel``. Tests script it with :class:`Reply`, break it with :class:`Fault` and
+``response.cancel``; with ``multiplexing="none"`` it plays a server without lanes (Azure OpenAI,
+LocalAI, vLLM) instead. Tests script it with :class:`Reply`, break it with :class:`Fault` and
 inspect what happened through :attr:`Emulator.records`.
 
 Where the protocol is silent, the choices are written down next to the code that makes them:

@@ -11,7 +11,9 @@ Two places hold them:
   response is still streaming. Completed, incomplete (steered, truncated) and cancelled
   responses take their lane's slot; a failed one never does. A failed same-lane continuation
   evicts its parent from the slot; a failed fork from another lane leaves that lane's slot alone.
-  The whole cache goes with the connection.
+  The whole cache goes with the connection. On a connection without lanes (multiplexing
+  ``none``) every response is on the default lane, so the cache is one slot: the connection's
+  most recent finished response, as Azure OpenAI documents.
 
 A cached entry holds the full conversation (parent's conversation + input + output), so a chain
 is read without walking it.

@@ -29,7 +29,14 @@ from .stream import Pacing, ResponseStream
 
 
 class ConnectionHandler:
-    def __init__(self, shared: Shared, ws: ServerConnection, connection_id: int, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        shared: Shared,
+        ws: ServerConnection,
+        connection_id: int,
+        api_key: str | None = None,
+        model: str | None = None,
+    ) -> None:
         self.connection_id = connection_id
         self._shared = shared
         self._ws = ws
@@ -37,7 +44,13 @@ class ConnectionHandler:
         self._api_key = api_key
         settings = shared.settings
         self.state = ConnectionState(
-            store=shared.store, new_id=shared.new_id, cancel_policy=settings.cancel_policy, model=settings.model
+            store=shared.store,
+            new_id=shared.new_id,
+            cancel_policy=settings.cancel_policy,
+            # The upgrade's ``?model=`` names this connection's responses when a create names none.
+            model=model or settings.model,
+            multiplexing=settings.multiplexing,
+            stream_id_policy=settings.stream_id_policy,
         )
         self._runners: dict[str, ResponseRunner] = {}
         self._response_tasks: set[asyncio.Task[None]] = set()
@@ -153,6 +166,9 @@ class ConnectionHandler:
             settings.tokens_per_second if reply is None or reply.tokens_per_second is None else reply.tokens_per_second,
             settings.jitter,
         )
+        delta_chars = settings.argument_delta_chars
+        if reply is not None and reply.argument_delta_chars is not None:
+            delta_chars = reply.argument_delta_chars
         input_tokens = _instruction_tokens(job.request.get("instructions")) + conversation_tokens(conversation)
         stream = ResponseStream(
             job.writer,
@@ -164,6 +180,7 @@ class ConnectionHandler:
             input_tokens=input_tokens,
             cached_tokens=conversation_tokens(list(job.history)),
             max_output_tokens=job.request.get("max_output_tokens"),
+            argument_delta_chars=delta_chars,
         )
         record.status, record.created_at, record.input_tokens = job.status, time.monotonic(), input_tokens
         runner = ResponseRunner(self, job, stream, fault, record)

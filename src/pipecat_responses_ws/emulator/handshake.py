@@ -1,8 +1,10 @@
 """Whether an upgrade request becomes a connection, decided from its path and headers alone.
 
 The upgrade is served at any path ending in ``/responses`` (the SDK appends it to whatever base
-URL it was given), with any query string. Bodies are shaped like the API's HTTP errors; none
-repeats the key that was sent.
+URL it was given), with any query string (``?model=`` included, which some gateways want). The
+key comes as ``Authorization: Bearer <key>`` or as Azure's ``api-key: <key>``; either is enough,
+and when the emulator has a key, every one presented must be it. Bodies are shaped like the
+API's HTTP errors; none repeats the key that was sent.
 """
 
 from __future__ import annotations
@@ -42,17 +44,31 @@ def bearer_token(authorization: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def decide(path: str, authorization: str | None, *, api_key: str | None, forced_status: int | None) -> Decision:
+def azure_key(header: str | None) -> str | None:
+    """The key of an ``api-key`` header (Azure OpenAI's way), if it holds one."""
+    key = header.strip() if header is not None else ""
+    return key or None
+
+
+def decide(
+    path: str,
+    authorization: str | None,
+    *,
+    api_key: str | None,
+    forced_status: int | None,
+    api_key_header: str | None = None,
+) -> Decision:
     """Accept, or the HTTP status and body to refuse with; path first, then forced rejections, then auth."""
     if not path.endswith("/responses"):
         return Decision(404, _error_body(f"No WebSocket endpoint at {path!r}; use .../responses.", "not_found", None))
     if forced_status is not None:
         return _forced(forced_status)
-    token = bearer_token(authorization)
-    if token is None:
-        message = "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' on the upgrade."
+    presented = [key for key in (bearer_token(authorization), azure_key(api_key_header)) if key is not None]
+    if not presented:
+        message = "You didn't provide an API key. Send 'Authorization: Bearer <key>' or 'api-key: <key>'."
         return Decision(401, _error_body(message, "invalid_request_error", None))
-    if api_key is not None and token != api_key:
+    # Two different keys are refused rather than one picked: a client sending both should send the same.
+    if api_key is not None and any(key != api_key for key in presented):
         return Decision(401, _error_body("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
     return Decision(ACCEPT)
 

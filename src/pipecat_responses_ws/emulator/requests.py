@@ -3,7 +3,8 @@
 Pure functions returning either the parsed request or the ``error`` event to answer with. Error
 codes and ``stream_id`` echo rules follow PROTOCOL.md §3.4 and §6.2; codes the protocol leaves
 unnamed (``invalid_json``, ``unknown_event_type``, ``unsupported_parameter``,
-``invalid_request``) are the shared names in :mod:`pipecat_responses_ws.protocol.wire`.
+``invalid_request``) are the shared names in :mod:`pipecat_responses_ws.protocol.wire`;
+``unknown_parameter`` (a lane-free server refusing ``stream_id``) is defined here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from .conversation import Item, normalize_input
 
 Event = dict[str, Any]
 
+# The code OpenAI's HTTP API gives a request field it does not know; servers without lanes may give it to ``stream_id``.
+UNKNOWN_PARAMETER = "unknown_parameter"
 AGE_LIMIT_MESSAGE = (
     "Responses websocket connection limit reached (60 minutes). Create a new websocket connection to continue."
 )
@@ -102,6 +105,11 @@ def check_create(payload: dict[str, Any], lanes_seen: set[str]) -> CreateRequest
     prewarm = isinstance(fields.get("prompt_cache_options"), dict) and fields["prompt_cache_options"].get("prewarm")
     generate = fields.get("generate", True) is not False and not prewarm
     return CreateRequest(fields, lane, items, parent, generate, new_lane)
+
+
+def unknown_parameter_error(param: str) -> Event:
+    """What a server without lanes that refuses unknown parameters answers a create carrying ``param`` with."""
+    return builders.error_event(UNKNOWN_PARAMETER, f"Unknown parameter: '{param}'.", param=param)
 
 
 def not_found_error(parent_id: str, lane: str | None) -> Event:

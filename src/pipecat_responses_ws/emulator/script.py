@@ -124,8 +124,9 @@ class Reply:
 
     ``reasoning`` makes the first output item a ``reasoning`` item whose summary streams as
     ``response.reasoning_summary_text.delta`` events and which carries ``encrypted_content``.
-    ``ttft`` and ``tokens_per_second`` override the emulator's pacing for this response; a
-    ``fault`` here wins over any fault queued with ``Emulator.add_fault``.
+    ``ttft`` and ``tokens_per_second`` override the emulator's pacing for this response, and
+    ``argument_delta_chars`` its cutting of call arguments (N characters per delta); a ``fault``
+    here wins over any fault queued with ``Emulator.add_fault``.
     """
 
     text: str | None = None
@@ -134,6 +135,16 @@ class Reply:
     tokens_per_second: float | None = None
     fault: Fault | None = None
     reasoning: str | None = None
+    argument_delta_chars: int | None = None
+
+    def __post_init__(self) -> None:
+        check_delta_chars(self.argument_delta_chars)
+
+
+def check_delta_chars(value: int | None) -> None:
+    """``argument_delta_chars`` is ``None`` (the default cutting) or a positive whole number of characters."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"argument_delta_chars must be None or a positive int, not {value!r}")
 
 
 class Script:

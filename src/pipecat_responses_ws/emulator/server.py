@@ -14,7 +14,7 @@ from websockets.http11 import Request, Response
 
 from ..log import logger
 from .connection import ConnectionHandler
-from .handshake import bearer_token, decide, split_target
+from .handshake import azure_key, bearer_token, decide, split_target
 from .records import Handshake, Records
 from .script import Fault, Reply
 from .settings import Settings, Shared
@@ -28,6 +28,11 @@ class Emulator:
 
     Use as ``async with Emulator(...) as emu`` or with :meth:`start` / :meth:`stop`. Point the
     official SDK at :attr:`base_url` (``websocket_base_url``) and a raw client at :attr:`ws_url`.
+
+    ``multiplexing="none"`` plays a server without lanes (Azure OpenAI, LocalAI, vLLM): one
+    response at a time per connection, no ``stream_id`` on any event, a one-slot cache;
+    ``stream_id_policy`` says whether a create's ``stream_id`` is ignored or refused there.
+    ``argument_delta_chars`` cuts call arguments into deltas of that many characters.
     """
 
     def __init__(
@@ -44,6 +49,9 @@ class Emulator:
         port: int = 0,
         model: str = "emulated",
         handshake_delay: float = 0.0,
+        multiplexing: str = "lanes",
+        stream_id_policy: str = "ignore",
+        argument_delta_chars: int | None = None,
     ) -> None:
         settings = Settings(
             api_key=api_key,
@@ -56,6 +64,9 @@ class Emulator:
             age_limit_close_code=age_limit_close_code,
             model=model,
             handshake_delay=handshake_delay,
+            multiplexing=multiplexing,
+            stream_id_policy=stream_id_policy,
+            argument_delta_chars=argument_delta_chars,
         )
         self._shared = Shared(settings)
         self._host = host
@@ -169,7 +180,13 @@ class Emulator:
         path, query = split_target(request.path)
         authorization = request.headers.get("Authorization")
         forced = self._rejections.pop(0) if self._rejections and path.endswith("/responses") else None
-        decision = decide(path, authorization, api_key=self.settings.api_key, forced_status=forced)
+        decision = decide(
+            path,
+            authorization,
+            api_key=self.settings.api_key,
+            forced_status=forced,
+            api_key_header=request.headers.get("api-key"),
+        )
         headers = {name.lower(): ", ".join(request.headers.get_all(name)) for name in request.headers}
         self.records.handshakes.append(Handshake(connection_id, path, query, headers, decision.status))
         self.records.notify()
@@ -186,7 +203,8 @@ class Emulator:
 
     async def _handle(self, ws: ServerConnection) -> None:
         connection_id = self._ids.pop(ws)
-        handler = ConnectionHandler(self._shared, ws, connection_id, _presented_key(ws))
+        _, query = split_target(ws.request.path) if ws.request is not None else ("", {})
+        handler = ConnectionHandler(self._shared, ws, connection_id, _presented_key(ws), query.get("model") or None)
         self._connections[connection_id] = handler
         self.connection_count += 1
         self.records.notify()
@@ -203,7 +221,7 @@ def _presented_key(ws: ServerConnection) -> str | None:
     if ws.request is None:
         return None
     headers = ws.request.headers
-    return bearer_token(headers.get("Authorization")) or headers.get("api-key")
+    return bearer_token(headers.get("Authorization")) or azure_key(headers.get("api-key"))
 
 
 def _reason(status: int) -> str:

@@ -26,6 +26,16 @@ open but takes no more work: every create, new or still queued, is refused with
 ``websocket_connection_limit_reached`` and never becomes a response, while responses already
 streaming finish. The socket is left open because the protocol does not say whether the server
 closes it; a client must act on the error alone.
+
+Multiplexing ``none`` is the profile of servers without lanes (Azure OpenAI's WebSocket mode,
+LocalAI, vLLM, load simulators): every create is a default-lane job, so the connection runs one
+response at a time in arrival order, no event carries ``stream_id``, the cache keeps one slot
+(the connection's latest finished response) and the 32-lane limit never applies. Whether such a
+server ignores a create's ``stream_id`` or refuses it is not documented, so it is a policy:
+``ignore`` drops the field before any check (an invalid value is not an error either); ``reject``
+answers a create that has the key at all, whatever its value, with a connection-level ``error``
+(``unknown_parameter``, param ``stream_id``) and creates no response, as a server that refuses
+unknown parameters would.
 """
 
 from __future__ import annotations
@@ -44,10 +54,13 @@ from .requests import (
     connection_limit_error,
     not_found_error,
     steer_echo,
+    unknown_parameter_error,
     unknown_type_error,
 )
 
 CANCEL_POLICIES = frozenset({"error", "ignore", "honor"})
+MULTIPLEXING_MODES = frozenset({"lanes", "none"})
+STREAM_ID_POLICIES = frozenset({"ignore", "reject"})
 RUNNING, QUEUED = "in_progress", "queued"
 # A job cut by the connection's expiry: it sent no terminal and never will.
 EXPIRED = "expired"
@@ -120,11 +133,19 @@ class ConnectionState:
         new_id: Callable[[str], str],
         cancel_policy: str = "error",
         model: str = "emulated",
+        multiplexing: str = "lanes",
+        stream_id_policy: str = "ignore",
     ) -> None:
         if cancel_policy not in CANCEL_POLICIES:
             raise ValueError(f"cancel_policy must be one of {sorted(CANCEL_POLICIES)}, not {cancel_policy!r}")
+        if multiplexing not in MULTIPLEXING_MODES:
+            raise ValueError(f"multiplexing must be one of {sorted(MULTIPLEXING_MODES)}, not {multiplexing!r}")
+        if stream_id_policy not in STREAM_ID_POLICIES:
+            raise ValueError(f"stream_id_policy must be one of {sorted(STREAM_ID_POLICIES)}, not {stream_id_policy!r}")
         self.cache = ConnectionCache(store)
         self.cancel_policy = cancel_policy
+        self.lanes = multiplexing == "lanes"
+        self.stream_id_policy = stream_id_policy
         self._model = model
         self._new_id = new_id
         self._lanes_seen: set[str] = set()
@@ -183,10 +204,18 @@ class ConnectionState:
     # -- response.create ------------------------------------------------------------------------
 
     def _create(self, payload: dict[str, Any]) -> list[Action]:
+        unknown_stream_id = False
+        if not self.lanes:
+            # A server without lanes has no such parameter: it is gone before any check can read it.
+            unknown_stream_id = "stream_id" in payload and self.stream_id_policy == "reject"
+            payload = {key: value for key, value in payload.items() if key != "stream_id"}
         if self.expired:
             # Checked first: an expired connection refuses every create the same way, valid or not.
             lane = payload.get("stream_id")
             return [Send(self._expiry_error(lane if wire.is_valid_stream_id(lane) else None))]
+        if unknown_stream_id:
+            # Before the other checks, as a server validating its parameters' names first would.
+            return [Send(unknown_parameter_error("stream_id"))]
         checked = check_create(payload, self._lanes_seen)
         if not isinstance(checked, CreateRequest):
             return [Send(checked)]

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from .cache import ResponseStore
 from .records import Records
-from .script import Script
-from .session import CANCEL_POLICIES
+from .script import Script, check_delta_chars
+from .session import CANCEL_POLICIES, MULTIPLEXING_MODES, STREAM_ID_POLICIES
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,12 @@ class Settings:
     model: str = "emulated"
     # A real handshake costs TCP + TLS + the upgrade, round trips away; loopback costs none of that.
     handshake_delay: float = 0.0
+    # "lanes" as OpenAI runs them; "none" for servers that run one response at a time (see .session).
+    multiplexing: str = "lanes"
+    # With multiplexing "none": whether a create's stream_id is dropped ("ignore") or refused ("reject").
+    stream_id_policy: str = "ignore"
+    # None: a call's arguments stream in at most three deltas; N: in N-character deltas, as some gateways cut them.
+    argument_delta_chars: int | None = None
 
     def __post_init__(self) -> None:
         if self.cancel_policy not in CANCEL_POLICIES:
@@ -36,6 +42,16 @@ class Settings:
             raise ValueError("max_connection_age must be positive")
         if self.handshake_delay < 0:
             raise ValueError("handshake_delay must not be negative")
+        if self.multiplexing not in MULTIPLEXING_MODES:
+            raise ValueError(f"multiplexing must be one of {sorted(MULTIPLEXING_MODES)}, not {self.multiplexing!r}")
+        if self.stream_id_policy not in STREAM_ID_POLICIES:
+            raise ValueError(
+                f"stream_id_policy must be one of {sorted(STREAM_ID_POLICIES)}, not {self.stream_id_policy!r}"
+            )
+        if self.stream_id_policy == "reject" and self.multiplexing == "lanes":
+            # Refusing stream_id where lanes exist would be a profile no server has, so it is a mistake, not a choice.
+            raise ValueError("stream_id_policy 'reject' needs multiplexing 'none'; a server with lanes takes stream_id")
+        check_delta_chars(self.argument_delta_chars)
 
     def __repr__(self) -> str:
         # Settings end up in logs and assertion messages; the key must not.
@@ -44,7 +60,8 @@ class Settings:
             f"Settings(api_key={key}, cancel_policy={self.cancel_policy!r}, ttft={self.ttft}, "
             f"tokens_per_second={self.tokens_per_second}, jitter={self.jitter}, seed={self.seed}, "
             f"max_connection_age={self.max_connection_age}, age_limit_close_code={self.age_limit_close_code}, "
-            f"model={self.model!r}, handshake_delay={self.handshake_delay})"
+            f"model={self.model!r}, handshake_delay={self.handshake_delay}, multiplexing={self.multiplexing!r}, "
+            f"stream_id_policy={self.stream_id_policy!r}, argument_delta_chars={self.argument_delta_chars})"
         )
 
 

@@ -36,12 +36,19 @@ class _Entry:
     terminal: bool = False
 
 
-def argument_chunks(arguments: str) -> list[str]:
-    """Function-call arguments cut into at most three deltas, as a model streams them."""
+def argument_chunks(arguments: str, chars: int | None = None) -> list[str]:
+    """Function-call arguments cut into deltas: at most three, as a model streams them, or ``chars`` characters each.
+
+    ``chars=1`` is what a gateway relaying byte by byte sends (tens of thousands of deltas for one
+    call); the cut is one slice per delta, so planning stays linear in their number.
+    """
     if not arguments:
         return []
-    pieces = min(3, max(1, len(arguments) // 8))
-    size = math.ceil(len(arguments) / pieces)
+    if chars is not None:
+        size = chars
+    else:
+        pieces = min(3, max(1, len(arguments) // 8))
+        size = math.ceil(len(arguments) / pieces)
     return [arguments[i : i + size] for i in range(0, len(arguments), size)]
 
 
@@ -49,7 +56,8 @@ class ResponseStream:
     """Produces a response's events one at a time; ``stop`` and ``steer`` change what comes next.
 
     ``end_reason`` after the terminal: ``completed``, ``failed``, ``incomplete`` (a fault or
-    ``max_output_tokens``), ``cancelled`` or ``steered``.
+    ``max_output_tokens``), ``cancelled`` or ``steered``. Every delta, whatever its size, is paced
+    and counted as one output token, so ``argument_delta_chars`` deltas count one token each.
     """
 
     def __init__(
@@ -64,6 +72,7 @@ class ResponseStream:
         input_tokens: int = 0,
         cached_tokens: int = 0,
         max_output_tokens: int | None = None,
+        argument_delta_chars: int | None = None,
     ) -> None:
         self.writer = writer
         self.tokens = 0
@@ -76,6 +85,7 @@ class ResponseStream:
         self._rng = rng
         self._new_id = new_id
         self._budget = max_output_tokens if isinstance(max_output_tokens, int) and max_output_tokens > 0 else None
+        self._argument_delta_chars = argument_delta_chars
         self._planned_tokens = 0
         self._truncated = False
         self._stop: tuple[str, str | None] | None = None
@@ -202,7 +212,7 @@ class ResponseStream:
         item_id, call_id = self._new_id("fc"), self._new_id("call")
         added = builders.function_call_item(item_id, call_id, call.name, "", "in_progress")
         self._entries.append(_Entry(0.0, lambda: w.output_item_added(index, added), boundary=True))
-        chunks = self._take_tokens(argument_chunks(call.arguments))
+        chunks = self._take_tokens(argument_chunks(call.arguments, self._argument_delta_chars))
         for chunk, delay in chunks:
             self._entries.append(_Entry(delay, self._arguments_delta(item_id, index, chunk)))
         arguments = "".join(chunk for chunk, _ in chunks)

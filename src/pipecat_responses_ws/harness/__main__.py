@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cancel-policy", action="append", choices=["error", "ignore", "honor"],
                    help="how the emulator treats response.cancel (repeatable; default ignore)")
     p.add_argument("--faults", choices=["none", "some"], default="none")
+    p.add_argument("--multiplexing", choices=["lanes", "none"], default="lanes",
+                   help="the emulator's lanes as OpenAI runs them, or none: one response at a time per connection, "
+                        "as Azure OpenAI runs it, with stream_id ignored (default: %(default)s)")
     p.add_argument("--rtvi", action=argparse.BooleanOptionalAction, default=False,
                    help="add Pipecat's RTVI observer, as PipelineWorker does by default; it costs every service the "
                         "same few ms per turn, which hides the LLM stage's own figures (default: off)")
@@ -47,13 +50,13 @@ async def _run_all(args: argparse.Namespace) -> list[RunResult]:
                 gc.collect()
                 result = await run_scenario(
                     factory, scenario, cancel_policy=policy, service_name=name, rtvi=args.rtvi,
-                    reply_gap=args.reply_gap,
+                    reply_gap=args.reply_gap, multiplexing=args.multiplexing,
                 )
                 results.append(result)
                 done += 1
                 if result.total_violations:
                     bad = {k: v for k, v in result.violations.items() if v}
-                    print(f"  {name}/{policy} {scenario.describe()}: {bad} {result.note}", file=sys.stderr)
+                    print(f"  {result.label} {scenario.describe()}: {bad} {result.note}", file=sys.stderr)
                 if done % 10 == 0 or done == total:
                     print(f"[{done}/{total}] runs", file=sys.stderr, flush=True)
     return results

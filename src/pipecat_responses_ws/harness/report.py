@@ -21,10 +21,10 @@ def _spread_ms(values: list[float]) -> dict[str, float | None]:
 
 
 def summarise(results: Iterable[RunResult]) -> dict[str, dict[str, Any]]:
-    """Per ``service/cancel_policy``: runs, violations by invariant and the figures."""
+    """Per ``service/cancel_policy`` (``/none`` added for an emulator without lanes): runs, violations and figures."""
     groups: dict[str, list[RunResult]] = {}
     for r in results:
-        groups.setdefault(f"{r.service}/{r.cancel_policy}", []).append(r)
+        groups.setdefault(r.label, []).append(r)
     out: dict[str, dict[str, Any]] = {}
     for key, runs in groups.items():
         eligible = sum(r.eligible for r in runs)
@@ -84,7 +84,8 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
 
 def write_json(path: str | Path, summary: dict[str, Any], results: list[RunResult]) -> None:
     runs = [
-        {"service": r.service, "cancel_policy": r.cancel_policy, "scenario": r.scenario.to_dict(),
+        {"service": r.service, "cancel_policy": r.cancel_policy, "multiplexing": r.multiplexing,
+         "scenario": r.scenario.to_dict(),
          "violations": r.violations, "penalties_ms": [p * 1000 for p in r.penalties],
          "plain_turn_ms": [b * 1000 for b in r.baseline], "tool_dispatch_ms": [d * 1000 for d in r.tool_dispatch],
          "note": r.note}
@@ -107,7 +108,7 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed (pip install 'pipecat-responses-ws[plot]'); no plot written"
-    keys = sorted({f"{r.service}/{r.cancel_policy}" for r in results})
+    keys = sorted({r.label for r in results})
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     panels = (
         (axes[0], "penalties", "baseline", "barge-in → next first text, minus model time"),
@@ -116,7 +117,7 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
     for ax, attr, dashed, title in panels:
         for n, key in enumerate(keys):
             color = f"C{n}"
-            mine = [r for r in results if f"{r.service}/{r.cancel_policy}" == key]
+            mine = [r for r in results if r.label == key]
             _cdf(ax, [v * 1000 for r in mine for v in getattr(r, attr)], key, color, "-")
             if dashed:
                 values = [v * 1000 for r in mine for v in getattr(r, dashed)]

@@ -97,10 +97,17 @@ class RunResult:
     abandoned_tokens: int = 0
     reply_gap: float = REPLY_GAP
     note: str = ""
+    multiplexing: str = "lanes"  # the emulator's: "lanes", or "none" for a server without lanes
 
     @property
     def total_violations(self) -> int:
         return sum(self.violations.values())
+
+    @property
+    def label(self) -> str:
+        """``service/cancel_policy``, plus ``/none`` when the emulator had no lanes (so lanes keep their old labels)."""
+        base = f"{self.service}/{self.cancel_policy}"
+        return base if self.multiplexing == "lanes" else f"{base}/{self.multiplexing}"
 
 
 class _Run:
@@ -277,11 +284,15 @@ async def run_scenario(
     wait: float = WAIT,
     rtvi: bool = False,
     reply_gap: float = REPLY_GAP,
+    multiplexing: str = "lanes",
 ) -> RunResult:
-    """Play ``scenario`` against a fresh service and emulator; never raises for a misbehaving service."""
+    """Play ``scenario`` against a fresh service and emulator; never raises for a misbehaving service.
+
+    ``multiplexing="none"`` gives the emulator no lanes (one response at a time, ``stream_id`` ignored).
+    """
     note = ""
     async with Emulator(cancel_policy=cancel_policy, ttft=TTFT, tokens_per_second=TOKENS_PER_SECOND,
-                        seed=scenario.seed) as emu:
+                        seed=scenario.seed, multiplexing=multiplexing) as emu:
         llm = service_factory(emu.ws_url)
         conv = Conversation(llm, context=LLMContext(tools=tools_schema()), rtvi=rtvi)
         run = _Run(emu, conv, wait, reply_gap)
@@ -297,7 +308,7 @@ async def run_scenario(
             await asyncio.sleep(0.3)  # late stale text, if any, must be seen to be counted
         obs = _observe(run)
         result = RunResult(service_name, cancel_policy, scenario, check(obs), run.penalties, note=note,
-                           user_turns=len(scenario.turns), reply_gap=reply_gap)
+                           user_turns=len(scenario.turns), reply_gap=reply_gap, multiplexing=multiplexing)
         result.baseline = run.baseline
         result.tool_dispatch = [
             r.time - obs.completed_calls[r.call_id] for r in obs.tool_runs if r.call_id in obs.completed_calls
