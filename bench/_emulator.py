@@ -57,7 +57,7 @@ async def emulator_process(**settings: Any) -> AsyncIterator[EmulatorProcess]:
 async def _serve(args: argparse.Namespace) -> None:
     from loguru import logger
 
-    from pipecat_responses_ws.emulator import Emulator, Reply
+    from pipecat_responses_ws.emulator import Emulator, Reply, ToolCall
 
     logger.remove()  # the benchmark's terminal is for its figures
     emulator = Emulator(
@@ -65,11 +65,17 @@ async def _serve(args: argparse.Namespace) -> None:
         ttft=args.ttft,
         tokens_per_second=args.tokens_per_second,
         max_connection_age=args.max_connection_age,
+        multiplexing=args.multiplexing,
+        argument_delta_chars=args.argument_delta_chars,
     )
     async with emulator:
         if args.long_replies:
             text = " ".join(f"w{n}" for n in range(args.words))
             emulator.queue_replies(*(Reply(text=text) for _ in range(args.long_replies)))
+        if args.long_calls:
+            # Arguments of --call-chars characters: a JSON object of one long string.
+            call = ToolCall("write_note", {"text": "x" * max(0, args.call_chars - 12)})
+            emulator.queue_replies(*(Reply(calls=[call]) for _ in range(args.long_calls)))
         print(emulator.ws_url, flush=True)
         # Serve until the parent closes our stdin (or dies).
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
@@ -83,6 +89,10 @@ def main() -> None:
     parser.add_argument("--max-connection-age", type=float, default=3600.0)
     parser.add_argument("--long-replies", type=int, default=0, help="queue this many scripted replies of --words")
     parser.add_argument("--words", type=int, default=10_000)
+    parser.add_argument("--multiplexing", default="lanes", choices=["lanes", "none"])
+    parser.add_argument("--argument-delta-chars", type=int, default=None, help="characters per argument delta")
+    parser.add_argument("--long-calls", type=int, default=0, help="queue this many replies of one long call")
+    parser.add_argument("--call-chars", type=int, default=100_000, help="characters of each long call's arguments")
     asyncio.run(_serve(parser.parse_args()))
 
 

@@ -44,7 +44,7 @@ class Driver:
     """A session, one connection, and helpers to play server events at it."""
 
     def __init__(self, **options: Any) -> None:
-        self.session = ClientSession(SessionOptions(**options))
+        self.session = ClientSession(SessionOptions(**{"named_lanes": True, **options}))
         self.conn = self.session.connection("conn#1")
         self.now = 0.0
 
@@ -381,6 +381,107 @@ def test_a_missing_parent_falls_back_to_the_full_context_once() -> None:
     assert isinstance(retry, Retry) and retry.full_context and not retry.fresh_connection
     third = d.session.open_response(d.conn, context, retry_of=(second, retry))
     assert third is not None and d.session.create_event(third, {})["input"] == context
+
+
+# -- endpoints without lanes --------------------------------------------------------------------
+
+
+def laneless_writer(response_id: str = "resp_1") -> builders.ResponseEventWriter:
+    return builders.ResponseEventWriter(response_id, "m")  # what a server that ignores stream_id sends
+
+
+def test_auto_finds_lanes_where_the_server_echoes_them() -> None:
+    d = Driver(named_lanes=None)
+    probe, payload = d.start([], generate=False)
+    assert payload["stream_id"] == probe.lane and d.conn.lanes is None
+    actions = d.feed(d.writer(probe).created())
+    assert d.conn.lanes is True and any(isinstance(a, Log) and "lanes supported" in a.message for a in actions)
+    assert d.session.open_response(d.conn, USER) is not None and d.conn.router.named
+
+
+def test_auto_goes_lane_free_where_the_server_ignores_stream_id_and_keeps_the_answer() -> None:
+    d = Driver(named_lanes=None)
+    probe, _ = d.start([], generate=False)
+    w = laneless_writer()
+    actions = d.feed(w.created())
+    assert d.conn.lanes is False and not d.conn.router.named
+    assert any(isinstance(a, Log) and "no lanes" in a.message for a in actions)
+    assert isinstance(delivered(d.feed(w.completed(builders.usage(1, 0))))[0], Finished)
+    turn, payload = d.start()
+    assert "stream_id" not in payload and payload["previous_response_id"] == "resp_1"
+    assert texts(stream_text(d, laneless_writer("resp_2"), ["Hi."])) == ["Hi."]
+    # Said once: a second connection finding the same is not news.
+    other = d.session.connection("conn#2")
+    second = d.session.open_response(other, [], generate=False)
+    assert second is not None
+    d.session.create_event(second, {})
+    assert not [a for a in d.feed(laneless_writer("resp_3").created(), other) if isinstance(a, Log)]
+
+
+def test_auto_goes_lane_free_where_the_server_refuses_stream_id_and_resends_without_it() -> None:
+    d = Driver(named_lanes=None)
+    turn, payload = d.start()
+    assert "stream_id" in payload
+    refusal = builders.error_event("unknown_parameter", "Unknown parameter: 'stream_id'.", param="stream_id")
+    retry = delivered(d.feed(refusal))
+    assert d.conn.lanes is False and len(retry) == 1 and isinstance(retry[0], Retry)
+    assert not retry[0].fresh_connection and not retry[0].full_context and d.conn.usable
+    again = d.session.open_response(d.conn, USER, retry_of=(turn, retry[0]))
+    assert again is not None and "stream_id" not in d.session.create_event(again, {})
+
+
+def test_a_surprise_mid_connection_switches_without_losing_the_turn() -> None:
+    d = Driver(named_lanes=None)
+    first, _ = d.start()
+    d.feed(d.writer(first).created())
+    d.feed(d.writer(first).completed(builders.usage(1, 1)))
+    assert d.conn.lanes is True
+    turn, _ = d.start()
+    # A proxy in front starts dropping the lane: the answer still reaches its turn.
+    assert texts(stream_text(d, laneless_writer("resp_2"), ["Still ", "here."])) == ["Still ", "here."]
+    assert d.conn.lanes is False
+
+
+def test_forced_lanes_on_a_server_without_them_say_why_once() -> None:
+    d = Driver(named_lanes=True)
+    d.start()
+    first = d.feed(laneless_writer().created())
+    assert [a for a in first if isinstance(a, Log) and a.level == "WARNING" and "lanes='auto'" in a.message]
+    assert not [a for a in d.feed(laneless_writer().in_progress()) if isinstance(a, Log) and a.level == "WARNING"]
+
+
+def test_a_barge_in_without_lanes_moves_to_a_spare_unless_cancel_is_known_to_stop_the_answer() -> None:
+    d = Driver(named_lanes=False)
+    turn, _ = d.start()
+    w = laneless_writer()
+    stream_text(d, w, ["Once "])
+    actions = d.session.abandon(turn, 0.0)
+    retire = [a for a in actions if isinstance(a, Retire)]
+    assert retire and retire[0].soon and not d.conn.usable and sends(actions)  # cancel sent as well
+    assert d.session.stats.barge_ins_to_spare == 1
+    # The cancelled answer ended at once: this endpoint honours cancel, so the next barge-in stays.
+    d.now = 0.05
+    d.feed(w.cancelled(builders.usage(1, 1)))
+    assert d.session.cancel_honoured is True
+    spare = d.session.connection("conn#2")
+    d.session.taken_over(spare)
+    nxt = d.session.open_response(spare, [*USER, {"role": "user", "content": "stop"}])
+    assert nxt is not None
+    d.session.create_event(nxt, {})
+    assert d.session.stats.input_items_resent == 2
+    d.session.receive(spare, ev.parse_event(json.dumps(laneless_writer("resp_2").created())), 0.1)
+    stays = d.session.abandon(nxt, 0.2)
+    assert not [a for a in stays if isinstance(a, Retire)] and sends(stays) and spare.usable
+    assert d.session.stats.barge_ins_on_same_connection == 1
+
+
+def test_an_ignored_cancel_keeps_barge_ins_on_spares() -> None:
+    d = Driver(named_lanes=False)
+    turn, _ = d.start()
+    stream_text(d, laneless_writer(), ["Once "])
+    d.session.abandon(turn, 0.0)
+    d.session.closed(d.conn, 1000, "closed by the client", 1.0)  # the grace ran out, no terminal
+    assert d.session.cancel_honoured is False
 
 
 def test_the_protocol_core_does_no_io() -> None:

@@ -13,6 +13,7 @@ import asyncio
 import os
 import time
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from pipecat.adapters.llm.services.open_ai_responses_adapter import OpenAIResponsesLLMAdapter
 from pipecat.frames.frames import (
@@ -79,7 +80,7 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         api_key: str | None = None,
         ws_url: str = DEFAULT_WS_URL,
         settings: ResponsesWSSettings | None = None,
-        lanes: bool = True,
+        lanes: bool | str = "auto",
         lane_pool_size: int = 4,
         store: bool = False,
         send_cancel: bool = True,
@@ -99,8 +100,11 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             api_key: OpenAI API key; defaults to ``OPENAI_API_KEY``.
             ws_url: The Responses WebSocket endpoint (an emulator's ``ws_url`` for offline use).
             settings: Model, instructions and generation settings (updatable at run time).
-            lanes: One ``stream_id`` lane per turn. ``False`` for gateways without lanes: the
-                default lane, cancel, and events of an abandoned response dropped as they arrive.
+            lanes: ``"auto"`` (the default) finds out per connection whether the server multiplexes
+                ``stream_id`` lanes (OpenAI does; Azure OpenAI and most gateways do not). ``True``
+                or ``False`` skips finding out. With lanes every turn takes its own; without, a
+                barge-in moves the next turn to a warm spare connection unless the server has
+                shown that it stops a cancelled answer at once.
             lane_pool_size: Lanes kept for reuse (more are opened only while all are busy).
             store: Sent as ``store``; with ``False`` continuation relies on the connection cache.
             send_cancel: Send ``response.cancel`` on interruption (stopped on a connection whose
@@ -119,22 +123,24 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         if settings is not None:
             merged.apply_update(settings)
         super().__init__(settings=merged, **kwargs)
+        if lanes not in ("auto", True, False):
+            raise ValueError(f"lanes must be 'auto', True or False, not {lanes!r}")
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or ""
         register_secret(self._api_key)
         self._store = store
         self._first_event_timeout = first_event_timeout
         self._stall_timeout = stall_timeout
-        headers = {"Authorization": f"Bearer {self._api_key}", **(extra_headers or {})}
+        headers = {**_auth_header(ws_url, self._api_key), **(extra_headers or {})}
         self._session = ClientSession(
-            SessionOptions(named_lanes=lanes, pool_size=lane_pool_size, send_cancel=send_cancel),
+            SessionOptions(
+                named_lanes=None if lanes == "auto" else bool(lanes), pool_size=lane_pool_size, send_cancel=send_cancel
+            ),
             holds_results=self._holds_results,
         )
         self._client = ResponsesClient(
             ClientOptions(
                 url=ws_url,
                 headers=headers,
-                lanes=lanes,
-                pool_size=lane_pool_size,
                 connect_timeout=connect_timeout,
                 send_timeout=send_timeout,
                 max_connection_age=max_connection_age,
@@ -259,8 +265,9 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
                 raise
             if isinstance(ending, Finished):
                 return
-            where = "on a fresh connection" if ending.fresh_connection else "with the full context"
-            logger.info(f"{self}: {ending.reason}; nothing was spoken yet, sending the turn again {where}")
+            where = " on a fresh connection" if ending.fresh_connection else ""
+            where = where or (" with the full context" if ending.full_context else "")
+            logger.info(f"{self}: {ending.reason}; nothing was spoken yet, sending the turn again{where}")
             retry_of = (response, ending)
 
     async def _stream(self, conn: Connection, response: Response, context: LLMContext) -> Finished | Retry:
@@ -382,6 +389,14 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
 
     def _on_connection_error(self, conn: Connection, error: ResponsesWSError) -> None:
         self.create_task(self.push_error(f"{self}: {error}"), "responses-ws-error")
+
+
+def _auth_header(url: str, api_key: str) -> dict[str, str]:
+    # Azure OpenAI takes its key as ``api-key``; an Entra token goes in extra_headers as Authorization.
+    host = urlsplit(url).hostname or ""
+    if host.endswith((".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")):
+        return {"api-key": api_key}
+    return {"Authorization": f"Bearer {api_key}"}
 
 
 def _is_final(kwargs: dict[str, Any]) -> bool:

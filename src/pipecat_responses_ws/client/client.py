@@ -21,18 +21,19 @@ from ..log import logger
 from ..protocol import wire
 from ..protocol.errors import AuthenticationError, ResponsesWSError
 from ..protocol.response import Failed, Finished, Response, Retry
-from ..protocol.session import ClientSession, SessionOptions
+from ..protocol.session import ClientSession
 from .connection import Connection
 
 CLOSE_OLD_CONNECTION_AFTER_SECS = 30.0
+# A connection given up on a barge-in lives this long after the spare took over: long enough to see
+# whether the endpoint honoured the cancel, short enough to stop paying for the abandoned answer.
+SPARE_GRACE_SECS = 1.0
 
 
 @dataclass
 class ClientOptions:
     url: str
     headers: dict[str, str]
-    lanes: bool = True
-    pool_size: int = 4
     connect_timeout: float = 10.0
     send_timeout: float = 5.0
     warm_up_timeout: float = 5.0
@@ -48,6 +49,8 @@ class ClientStats:
     rotations: int = 0
     connect_secs: list[float] = field(default_factory=list)
     warm_up_secs: list[float] = field(default_factory=list)
+    spares_opened: int = 0  # warm connections kept for barge-ins on endpoints without lanes
+    spare_takeovers: int = 0
 
 
 class ResponsesClient:
@@ -64,7 +67,7 @@ class ResponsesClient:
         name: str = "responses-ws",
     ) -> None:
         self.options = options
-        self.session = session or ClientSession(SessionOptions(named_lanes=options.lanes, pool_size=options.pool_size))
+        self.session = session or ClientSession()
         self.stats = ClientStats()
         self.retired: list[Connection] = []
         self._warm_up_request = warm_up_request
@@ -72,6 +75,8 @@ class ResponsesClient:
         self._on_tool_results = on_tool_results
         self._name = name
         self._current: Connection | None = None
+        self._spare: Connection | None = None
+        self._spare_task: asyncio.Task[None] | None = None
         self._connecting: asyncio.Task[Connection] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -130,7 +135,7 @@ class ResponsesClient:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        connections = [c for c in [self._current, *self.retired] if c is not None]
+        connections = [c for c in [self._current, self._spare, *self.retired] if c is not None]
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
         self._current = None
 
@@ -152,6 +157,7 @@ class ResponsesClient:
             self.stats.rotations += 1
             logger.debug(f"{self._name}: swapped connections ({reason})")
             self._retire(old)
+        self._keep_spare()
         return conn
 
     async def _open(self) -> Connection:
@@ -172,37 +178,43 @@ class ResponsesClient:
         return conn
 
     async def _warm_up(self, conn: Connection) -> None:
-        """``generate: false`` with instructions and tools: the next turn starts hot."""
+        """``generate: false`` with instructions and tools: the next turn starts hot. Its answer also
+        shows whether the server multiplexes lanes (a refused ``stream_id`` means one more try without)."""
         fields = self._warm_up_request() if self._warm_up_request is not None else None
         if fields is None:
             return
-        response = conn.open_response([], generate=False)
-        if response is None:
-            return
         started = time.monotonic()
-        try:
-            await conn.send_create(response, fields)
-            async with asyncio.timeout(self.options.warm_up_timeout):
-                while True:
-                    happening = await conn.next_happening(response, None, None)
-                    if isinstance(happening, Finished):
-                        self.stats.warm_up_secs.append(time.monotonic() - started)
-                        return
-                    if isinstance(happening, Failed | Retry):
-                        logger.warning(f"{self._name}: warm-up skipped: {_reason(happening)}")
-                        return
-        except TimeoutError:
-            logger.warning(f"{self._name}: warm-up skipped: no answer within {self.options.warm_up_timeout:g}s")
-            conn.abandon(response)
+        for _attempt in range(2):
+            response = conn.open_response([], generate=False)
+            if response is None:
+                return
+            try:
+                await conn.send_create(response, fields)
+                async with asyncio.timeout(self.options.warm_up_timeout):
+                    while True:
+                        happening = await conn.next_happening(response, None, None)
+                        if isinstance(happening, Finished | Failed | Retry):
+                            break
+            except TimeoutError:
+                logger.warning(f"{self._name}: warm-up skipped: no answer within {self.options.warm_up_timeout:g}s")
+                conn.abandon(response)
+                return
+            if isinstance(happening, Finished):
+                self.stats.warm_up_secs.append(time.monotonic() - started)
+                return
+            if not (isinstance(happening, Retry) and not happening.fresh_connection and conn.usable):
+                logger.warning(f"{self._name}: warm-up skipped: {_reason(happening)}")
+                return
 
     def _retire(self, old: Connection) -> None:
         self.retired.append(old)
-        self._spawn(self._close_when_quiet(old))
+        grace = SPARE_GRACE_SECS if old.state.retiring else CLOSE_OLD_CONNECTION_AFTER_SECS
+        self._spawn(self._close_when_quiet(old, grace))
 
-    async def _close_when_quiet(self, conn: Connection) -> None:
+    async def _close_when_quiet(self, conn: Connection, grace: float) -> None:
         waits = {asyncio.create_task(conn.quiet.wait()), asyncio.create_task(conn.closed.wait())}
         try:
-            await asyncio.wait(waits, timeout=CLOSE_OLD_CONNECTION_AFTER_SECS, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
         finally:
             # Also when the client closes first: no wait is left pending at shutdown.
             for wait in waits:
@@ -212,11 +224,56 @@ class ResponsesClient:
             if conn in self.retired:
                 self.retired.remove(conn)  # its figures go with it; a long-lived bot rotates forever
 
-    def _connection_retired(self, conn: Connection, reason: str) -> None:
-        if conn is not self._current or self._closing:
+    def _connection_retired(self, conn: Connection, reason: str, soon: bool) -> None:
+        if self._closing:
             return
-        logger.warning(f"{conn.name}: {reason}; replacing it in the background")
+        if conn is self._spare:
+            self._spare = None
+            self._retire(conn)
+            self._keep_spare()
+            return
+        if conn is not self._current:
+            return
+        spare = self._spare
+        if soon and spare is not None and spare.usable and not self._too_old(spare):
+            # The next turn goes to the warm spare at once; nothing waits for the abandoned answer.
+            self._spare, self._current = None, spare
+            self.stats.spare_takeovers += 1
+            self.session.taken_over(spare.state)
+            logger.debug(f"{spare.name} takes over from {conn.name} ({reason})")
+            self._retire(conn)
+            self._keep_spare()
+            return
+        logger.log("INFO" if soon else "WARNING", f"{conn.name}: {reason}; replacing it in the background")
         self._spawn(self._reconnect_with_backoff())
+
+    def _keep_spare(self) -> None:
+        """Keep one warm spare while the connection has no lanes and the endpoint has not shown that
+        it honours ``response.cancel``: a barge-in then never waits for the abandoned answer."""
+        conn = self._current
+        if (
+            self._closing
+            or self._spare is not None
+            or (self._spare_task is not None and not self._spare_task.done())
+            or conn is None
+            or conn.state.lanes is not False
+            or self.session.cancel_honoured
+        ):
+            return
+        self._spare_task = self._spawn(self._open_spare())
+
+    async def _open_spare(self) -> None:
+        try:
+            spare = await self._open()
+            await self._warm_up(spare)
+        except ResponsesWSError as e:
+            logger.warning(f"{self._name}: no spare connection for now: {e}")
+            return
+        self.stats.spares_opened += 1
+        if self._closing or not spare.usable:
+            await spare.close()
+            return
+        self._spare = spare
 
     async def _reconnect_with_backoff(self) -> None:
         first, cap = self.options.reconnect_backoff
@@ -246,6 +303,11 @@ class ResponsesClient:
                 await asyncio.sleep(0.5)
                 continue
             rotate_at = self.options.max_connection_age - self.options.rollover_margin
+            spare = self._spare
+            if spare is not None and spare.age >= rotate_at:
+                self._spare = None
+                self._retire(spare)
+                self._keep_spare()
             wait = rotate_at - conn.age
             if wait > 0:
                 await asyncio.sleep(min(wait, 1.0))
@@ -259,10 +321,11 @@ class ResponsesClient:
                 logger.warning(f"{self._name}: proactive rotation failed: {e}")
                 await asyncio.sleep(1.0)
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
 
 def _reason(happening: Failed | Retry) -> str:

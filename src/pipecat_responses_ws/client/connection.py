@@ -171,7 +171,7 @@ class Connection:
         session: ClientSession,
         *,
         send_timeout: float = 5.0,
-        on_retire: Callable[[Connection, str], None] | None = None,
+        on_retire: Callable[[Connection, str, bool], None] | None = None,
         on_error: Callable[[Connection, ResponsesWSError], None] | None = None,
         on_tool_results: Callable[[list[dict[str, Any]]], None] | None = None,
         name: str = "connection",
@@ -374,7 +374,7 @@ class Connection:
                 self._spawn(self._send_quietly(action.payload))
             elif isinstance(action, Retire):
                 if self._on_retire is not None:
-                    self._on_retire(self, action.reason)
+                    self._on_retire(self, action.reason, action.soon)
             elif isinstance(action, ReportError):
                 if self._on_error is not None:
                     self._on_error(self, action.error)

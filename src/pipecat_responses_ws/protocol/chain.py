@@ -17,7 +17,7 @@ the full context:
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .items import ItemKey, call_id_of, is_function_call_output, item_key
@@ -145,6 +145,12 @@ class ServerChains:
         for lane, known in list(self._by_lane.items()):
             if known.response_id == response_id:
                 del self._by_lane[lane]
+
+    def keep_latest(self) -> None:
+        """The server keeps one response per connection (no lanes): only the newest can be a parent."""
+        if self._by_lane:
+            latest = max(self._by_lane.values(), key=lambda known: known.serial)
+            self._by_lane = {None: replace(latest, lane=None)}
 
     def clear(self) -> None:
         self._by_lane.clear()

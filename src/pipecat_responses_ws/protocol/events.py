@@ -179,6 +179,24 @@ ServerEvent = (
 )
 
 
+_WIRE_NAMES: dict[type, str] = {
+    TextDelta: wire.OUTPUT_TEXT_DELTA,
+    ReasoningDelta: wire.REASONING_SUMMARY_TEXT_DELTA,
+    ResponseCreated: wire.CREATED,
+    OutputItemAdded: wire.OUTPUT_ITEM_ADDED,
+    OutputItemDone: wire.OUTPUT_ITEM_DONE,
+    ServerError: wire.ERROR,
+    MalformedEvent: "a malformed event",
+}
+
+
+def event_name(event: ServerEvent) -> str:
+    """The wire name of ``event``'s type, for log lines."""
+    if isinstance(event, ResponseEnded):
+        return f"response.{event.status}"
+    return _WIRE_NAMES.get(type(event)) or str(getattr(event, "type", type(event).__name__))
+
+
 class _Shape(Exception):
     """A field of a known event has the wrong type."""
 

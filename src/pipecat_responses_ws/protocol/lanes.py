@@ -89,10 +89,17 @@ class LaneRouter:
             self.finish(response)
         return stuck
 
+    def go_lane_free(self) -> None:
+        """The server ignores or refuses lanes: what is in flight shares one FIFO, in the order it was sent."""
+        in_flight = sorted(self.responses(), key=lambda response: response.serial)
+        self._lanes = {None: deque(in_flight)} if in_flight else {}
+        self._retired.clear()
+        self.named = False
+
     def finish(self, response: Response) -> None:
         """``response`` no longer holds its lane (its terminal was read, or it was never sent)."""
         response.finished = True
-        queue = self._lanes.get(response.lane)
+        queue = self._lanes.get(response.lane if self.named else None)
         if queue and response in queue:
             queue.remove(response)
 

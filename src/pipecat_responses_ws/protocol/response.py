@@ -133,6 +133,7 @@ class Response:
     ended: bool = False  # its owner was told how it ended
     text_delivered: bool = False
     calls_started: int = 0
+    resends_context: bool = False  # the first request on a spare that took over
     owner: Any = None  # the I/O layer's sink for this response's happenings
     _last_sequence: int = -1
     _announced: dict[str, tuple[str, str] | None] = field(default_factory=dict)  # item id -> function call
@@ -153,14 +154,14 @@ class Response:
         """Why ``event`` is not this response's to act on, or None when it is."""
         if not self.created and isinstance(event, _ITEM_EVENTS) and event.item_id not in self._announced:
             return (
-                f"{_type_of(event)} for item {event.item_id!r} before response.created, "
+                f"{ev.event_name(event)} for item {event.item_id!r} before response.created, "
                 "and this response never announced that item"
             )
         sequence = event.sequence_number
         if sequence is not None:
             if sequence <= self._last_sequence:
                 last = self._last_sequence
-                return f"{_type_of(event)} repeats or goes back in sequence_number ({sequence} after {last})"
+                return f"{ev.event_name(event)} repeats or goes back in sequence_number ({sequence} after {last})"
             self._last_sequence = sequence
         return None
 
@@ -217,15 +218,3 @@ class Response:
             return ToolCallRejected(call_id, name, "function call without call_id or name")
         self._ready_calls.add(call_id)
         return ToolCallReady(call_id, name, arguments)
-
-
-_NAMES: dict[type, str] = {
-    ev.TextDelta: "output_text.delta",
-    ev.ReasoningDelta: "reasoning_summary_text.delta",
-    ev.OutputItemDone: "output_item.done",
-    ev.OutputItemAdded: "output_item.added",
-}
-
-
-def _type_of(event: ev.ServerEvent) -> str:
-    return _NAMES.get(type(event)) or str(getattr(event, "type", type(event).__name__))

@@ -31,6 +31,8 @@ from .tool_results import ToolResultGate
 CANCEL_REJECTION_WINDOW_SECS = 2.0
 # An abandoned response that has not ended after this long never will: its lane is retired.
 STUCK_LANE_SECS = 60.0
+# A cancelled answer that ends this soon shows the endpoint honours response.cancel.
+CANCEL_HONOURED_WITHIN_SECS = 0.5
 # Codes that end the connection's usefulness: nothing was generated for the request they answer.
 _CONNECTION_SPENT = frozenset({wire.CONNECTION_LIMIT_REACHED, wire.STREAM_LIMIT_REACHED})
 
@@ -68,10 +70,16 @@ class Log:
 
 @dataclass(frozen=True, slots=True)
 class Retire:
-    """Start nothing new on ``connection``; replace it, and close it once it is quiet."""
+    """Start nothing new on ``connection``; replace it, and close it once it is quiet.
+
+    ``soon``: a barge-in on a connection without lanes. The next turn must not queue behind the
+    abandoned answer, so a warm spare takes over at once, and the old connection is closed
+    after a short grace (closing it also stops the server generating what nobody will hear).
+    """
 
     connection: ConnectionState
     reason: str
+    soon: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,11 @@ class ServiceStats:
     input_items_sent: int = 0
     bytes_sent: int = 0
     events_skipped: int = 0  # malformed, unknown, duplicated or stray server events
+    # Barge-ins on connections without lanes: which path each took, and what moving cost.
+    barge_ins_to_spare: int = 0
+    barge_ins_on_same_connection: int = 0
+    input_items_resent: int = 0  # sent again in full on a spare that took over
+    bytes_resent: int = 0
 
 
 @dataclass
@@ -116,7 +129,11 @@ class ConnectionStats:
 
 @dataclass(frozen=True)
 class SessionOptions:
-    named_lanes: bool = True
+    """``named_lanes``: ``True`` (the server multiplexes ``stream_id`` lanes), ``False`` (it does not),
+    ``None`` (find out per connection: the first request carries a lane, and the server's answer
+    tells whether it echoes, ignores or refuses it)."""
+
+    named_lanes: bool | None = None
     pool_size: int = 4
     send_cancel: bool = True
     lane_prefix: str = "lane-"
@@ -127,20 +144,26 @@ class ConnectionState:
 
     def __init__(self, name: str, options: SessionOptions) -> None:
         self.name = name
-        self.router = LaneRouter(named=options.named_lanes, prefix=options.lane_prefix, pool_size=options.pool_size)
+        named = options.named_lanes is not False
+        self.router = LaneRouter(named=named, prefix=options.lane_prefix, pool_size=options.pool_size)
+        # Whether this connection's server multiplexes lanes; None until its first answer shows it.
+        self.lanes: bool | None = options.named_lanes
         self.chains = ServerChains()
         self.stats = ConnectionStats()
         self.cancel_supported = True
         self.expired = False  # the server said this connection is spent (age or lane limit)
         self.closed = False
+        self.retiring = False  # given up for a spare after a barge-in
         self.close_reason: str | None = None
         self.last_cancel_at: float | None = None
         self.unknown_types: set[str] = set()
+        self.took_over = False  # a spare that took over after a barge-in; its first request resends
+        self.warned_laneless = False
 
     @property
     def usable(self) -> bool:
         """New responses may start here."""
-        return not (self.closed or self.expired)
+        return not (self.closed or self.expired or self.retiring)
 
     def is_quiet(self) -> bool:
         return self.router.is_quiet()
@@ -159,6 +182,10 @@ class ClientSession:
         self.tools = ToolResultGate()
         self._holds_results = holds_results or (lambda _name: True)
         self._serial = 0
+        # What the endpoint has shown: whether it stops an answer soon after response.cancel
+        # (then a barge-in without lanes can stay on its connection), and its lane support.
+        self.cancel_honoured: bool | None = None
+        self._lanes_logged: bool | None = None
 
     def connection(self, name: str) -> ConnectionState:
         """A new connection's state (its socket is the I/O layer's)."""
@@ -217,12 +244,24 @@ class ClientSession:
             if plan.parent is not None and plan.parent.segments:
                 self.stats.incremental_turns += 1
             self.stats.input_items_sent += len(plan.input)
+            conn = response.connection
+            if conn.took_over:
+                # What moving to the spare cost: this context went again, in full.
+                conn.took_over = False
+                response.resends_context = True
+                self.stats.input_items_resent += len(plan.input)
         response.sent = True
         return payload
 
     def sent(self, response: Response, size: int) -> None:
         if response.generate:
             self.stats.bytes_sent += size
+            if response.resends_context:
+                self.stats.bytes_resent += size
+
+    def taken_over(self, conn: ConnectionState) -> None:
+        """``conn``, a warm spare, took over from a connection given up on a barge-in."""
+        conn.took_over = True
 
     def retire_stuck(self, conn: ConnectionState, now: float) -> list[Action]:
         return [
@@ -252,7 +291,21 @@ class ClientSession:
             response.abandoned = True
             response.abandoned_at = now
             actions += self._cancel(response, now)
+            if not response.connection.router.named:
+                actions += self._leave_laneless(response.connection)
         return actions
+
+    def _leave_laneless(self, conn: ConnectionState) -> list[Action]:
+        """Without lanes the next request would queue behind the abandoned answer. Stay only where
+        the endpoint has shown that it stops an answer soon after a cancel; otherwise a spare takes over."""
+        if conn.closed or conn.retiring:
+            return []
+        if self.cancel_honoured and self.options.send_cancel and conn.cancel_supported:
+            self.stats.barge_ins_on_same_connection += 1
+            return []
+        self.stats.barge_ins_to_spare += 1
+        conn.retiring = True
+        return [Retire(conn, "barge-in on a connection without lanes", soon=True)]
 
     def _cancel(self, response: Response, now: float) -> list[Action]:
         conn = response.connection
@@ -288,11 +341,14 @@ class ClientSession:
             conn.unknown_types.add(event.type)
             return [Log("INFO", f"{conn.name}: skipped {event.type!r}, an event type this client does not know")]
         router = conn.router
+        learned: list[Action] = []
+        if router.named and (conn.lanes is None or event.stream_id is None):
+            learned = self._learn_lanes(conn, event)
         response = router.owner(event)
         if response is None:
             if router.is_connection_level(event):
-                return self._connection_event(conn, event, now)
-            return []  # a lane nobody waits on any more
+                return learned + self._connection_event(conn, event, now)
+            return learned  # a lane nobody waits on any more
         reason = response.accept(event)
         if reason is not None:
             self.stats.events_skipped += 1
@@ -300,7 +356,7 @@ class ClientSession:
             return [Log(level, f"{conn.name}: skipped an event on lane {response.lane}: {reason}")]
         abandoned = response.abandoned
         happening = response.feed(event)
-        actions: list[Action] = []
+        actions: list[Action] = learned
         if isinstance(event, ev.ResponseCreated):
             if abandoned:
                 actions += self._cancel(response, now)  # abandoned before its id was known
@@ -332,6 +388,10 @@ class ClientSession:
             conn.stats.abandoned_output_tokens += _int(usage.get("output_tokens"))
             if response.abandoned_at is not None:
                 conn.stats.cancel_to_terminal_secs.append(now - response.abandoned_at)
+                if response.cancel_sent:
+                    self.cancel_honoured = (
+                        event.status != "completed" and now - response.abandoned_at <= CANCEL_HONOURED_WITHIN_SECS
+                    )
             return None
         if event.status == "completed":
             if event.response_id:
@@ -372,13 +432,64 @@ class ClientSession:
             return self._replay_or_fail(response, f"the server says the connection is spent ({code})", error)
         return Failed(ResponsesWSError(event.message, code=code, response_id=response.response_id, lane=response.lane))
 
+    # -- lanes, found out rather than assumed --------------------------------------------------
+
+    def _learn_lanes(self, conn: ConnectionState, event: ev.ServerEvent) -> list[Action]:
+        """What ``event`` shows of lane support, on a connection whose requests carry lanes."""
+        if event.stream_id is not None:
+            if conn.lanes is None and conn.router.owner(event) is not None:
+                conn.lanes = True
+                return self._lanes_decided(conn, True, "the server echoes stream_id")
+            return []
+        if isinstance(event, ev.ServerError):
+            if not _about_stream_id(event):
+                return []  # connection-level: handled as such
+            reason = f"the server refuses stream_id ({event.code}: {event.message})"
+        elif conn.router.in_flight:
+            reason = f"the server answered without the request's stream_id ({ev.event_name(event)})"
+        else:
+            return []
+        if self.options.named_lanes is True:
+            if conn.warned_laneless:
+                return []
+            conn.warned_laneless = True
+            advice = "this endpoint seems to have no lanes: pass lanes='auto' (the default) or lanes=False"
+            return [Log("WARNING", f"{conn.name}: {reason}; {advice}")]
+        conn.lanes = False
+        conn.router.go_lane_free()
+        conn.chains.keep_latest()
+        return self._lanes_decided(conn, False, reason)
+
+    def _lanes_decided(self, conn: ConnectionState, lanes: bool, reason: str) -> list[Action]:
+        if self._lanes_logged is lanes:
+            return []  # said once; only a change is news
+        self._lanes_logged = lanes
+        if lanes:
+            return [Log("INFO", f"{conn.name}: lanes supported ({reason}); each turn takes its own lane")]
+        what = "one response at a time per connection; a barge-in moves the next turn to a warm spare connection"
+        return [Log("INFO", f"{conn.name}: no lanes ({reason}): {what}")]
+
+    def _refused_lane(self, conn: ConnectionState) -> list[Action]:
+        """A request refused for its ``stream_id`` goes again on the same connection, without one."""
+        refused = next(
+            (r for r in conn.router.responses() if r.sent and r.lane is not None and not r.created and not r.ended),
+            None,
+        )
+        if refused is None:
+            return []
+        conn.router.finish(refused)
+        return self._end(refused, Retry("the server refuses stream_id; sending it again without one"))
+
     def _connection_event(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
         if not isinstance(event, ev.ServerError):
-            return [Log("DEBUG", f"{conn.name}: ignored {type(event).__name__} without a lane")]
+            return [Log("DEBUG", f"{conn.name}: ignored {ev.event_name(event)} without a lane")]
+        if _about_stream_id(event) and not conn.router.named:
+            return self._refused_lane(conn)
         if event.code in _CONNECTION_SPENT:
             return self._expire(conn, f"the server says the connection is spent ({event.code})", now)
         if self._looks_like_cancel_rejection(conn, event, now):
             conn.cancel_supported = False
+            self.cancel_honoured = False
             return [
                 Log(
                     "INFO",
@@ -442,6 +553,8 @@ class ClientSession:
         actions: list[Action] = [Retire(conn, f"connection closed ({described})")]
         for response in conn.router.responses():
             conn.router.finish(response)
+            if response.abandoned and response.cancel_sent and self.cancel_honoured is None:
+                self.cancel_honoured = False  # the cancelled answer never ended while the socket lived
             if response.abandoned or response.ended:
                 continue
             error = ConnectionLost(
@@ -487,6 +600,10 @@ class ClientSession:
         if released:
             actions.append(ReleaseToolResults(released))
         return actions
+
+
+def _about_stream_id(error: ev.ServerError) -> bool:
+    return error.param == "stream_id" or "stream_id" in error.message.lower()
 
 
 def _int(value: Any) -> int:
