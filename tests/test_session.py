@@ -14,6 +14,16 @@ import pytest
 from pipecat_responses_ws.emulator import builders
 from pipecat_responses_ws.protocol import events as ev
 from pipecat_responses_ws.protocol import wire
+from pipecat_responses_ws.protocol.actions import (
+    Action,
+    Deliver,
+    Log,
+    ReleaseToolResults,
+    ReportError,
+    Retire,
+    SendEvent,
+    Touch,
+)
 from pipecat_responses_ws.protocol.errors import ConnectionLost
 from pipecat_responses_ws.protocol.redaction import redact, register_secret
 from pipecat_responses_ws.protocol.response import (
@@ -24,17 +34,9 @@ from pipecat_responses_ws.protocol.response import (
     ToolCallReady,
 )
 from pipecat_responses_ws.protocol.session import (
-    Action,
     ClientSession,
     ConnectionState,
-    Deliver,
-    Log,
-    ReleaseToolResults,
-    ReportError,
-    Retire,
-    SendEvent,
     SessionOptions,
-    Touch,
 )
 
 USER = [{"role": "user", "content": "hi"}]

@@ -97,7 +97,8 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         """Create the service.
 
         Args:
-            api_key: OpenAI API key; defaults to ``OPENAI_API_KEY``.
+            api_key: The API key; defaults to ``OPENAI_API_KEY``. Sent as ``Authorization: Bearer``,
+                or as ``api-key`` to Azure hosts (``*.openai.azure.com`` and the like).
             ws_url: The Responses WebSocket endpoint (an emulator's ``ws_url`` for offline use).
             settings: Model, instructions and generation settings (updatable at run time).
             lanes: ``"auto"`` (the default) finds out per connection whether the server multiplexes
@@ -116,7 +117,8 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             send_timeout: Seconds a send may block before the connection is dropped.
             max_connection_age: The server's connection age limit (60 minutes at OpenAI).
             rollover_margin: Rotate to a fresh connection this long before the age limit, while idle.
-            extra_headers: Extra handshake headers.
+            extra_headers: Extra handshake headers; they win over the key's header (an Azure Entra
+                token: ``{"Authorization": "Bearer <token>"}``).
             **kwargs: Passed to Pipecat's ``LLMService`` (``run_in_parallel``, …).
         """
         merged = default_settings("gpt-4.1")

@@ -21,13 +21,14 @@ from ..log import logger
 from ..protocol import wire
 from ..protocol.errors import AuthenticationError, ResponsesWSError
 from ..protocol.response import Failed, Finished, Response, Retry
-from ..protocol.session import ClientSession
+from ..protocol.session import CANCEL_HONOURED_WITHIN_SECS, ClientSession
 from .connection import Connection
 
 CLOSE_OLD_CONNECTION_AFTER_SECS = 30.0
-# A connection given up on a barge-in lives this long after the spare took over: long enough to see
-# whether the endpoint honoured the cancel, short enough to stop paying for the abandoned answer.
-SPARE_GRACE_SECS = 1.0
+# A connection given up on a barge-in lives this long after the spare took over while the endpoint's
+# answer to response.cancel is unknown: long enough to see whether it honours the cancel. Once known,
+# the connection is closed at once, which stops the server generating the abandoned answer.
+SPARE_GRACE_SECS = CANCEL_HONOURED_WITHIN_SECS
 
 
 @dataclass
@@ -208,7 +209,10 @@ class ResponsesClient:
 
     def _retire(self, old: Connection) -> None:
         self.retired.append(old)
-        grace = SPARE_GRACE_SECS if old.state.retiring else CLOSE_OLD_CONNECTION_AFTER_SECS
+        if not old.state.retiring:
+            grace = CLOSE_OLD_CONNECTION_AFTER_SECS
+        else:
+            grace = SPARE_GRACE_SECS if self.session.cancel_honoured is None else 0.0
         self._spawn(self._close_when_quiet(old, grace))
 
     async def _close_when_quiet(self, conn: Connection, grace: float) -> None:

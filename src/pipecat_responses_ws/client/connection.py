@@ -27,14 +27,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ..log import exception_text, logger
 from ..protocol import events as ev
-from ..protocol.chain import ServerChains
-from ..protocol.errors import AuthenticationError, ConnectionLost, HandshakeRejected, PhaseTimeout, ResponsesWSError
-from ..protocol.response import Happening, Response, Retry
-from ..protocol.session import (
+from ..protocol.actions import (
     Action,
-    ClientSession,
-    ConnectionState,
-    ConnectionStats,
     Deliver,
     Log,
     ReleaseToolResults,
@@ -42,6 +36,14 @@ from ..protocol.session import (
     Retire,
     SendEvent,
     Touch,
+)
+from ..protocol.chain import ServerChains
+from ..protocol.errors import AuthenticationError, ConnectionLost, HandshakeRejected, PhaseTimeout, ResponsesWSError
+from ..protocol.response import Happening, Response, Retry
+from ..protocol.session import (
+    ClientSession,
+    ConnectionState,
+    ConnectionStats,
 )
 
 Express = Callable[[ev.TextDelta], Awaitable[None]]

@@ -96,10 +96,6 @@ class OutputItemAdded:
     item_id: str | None
     item: dict[str, Any]
 
-    @property
-    def item_type(self) -> Any:
-        return self.item.get("type")
-
 
 @dataclass(frozen=True, slots=True)
 class OutputItemDone:
@@ -107,10 +103,6 @@ class OutputItemDone:
     sequence_number: int | None
     item_id: str | None
     item: dict[str, Any]
-
-    @property
-    def item_type(self) -> Any:
-        return self.item.get("type")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 from . import events as ev
 from . import wire
+from .actions import Action, Deliver, Log, ReleaseToolResults, ReportError, Retire, SendEvent, Touch
 from .chain import InputPlan, ServerChains
 from .errors import ConnectionLost, PhaseTimeout, PreviousResponseNotFound, ResponsesWSError
 from .lanes import LaneRouter
@@ -35,68 +36,6 @@ STUCK_LANE_SECS = 60.0
 CANCEL_HONOURED_WITHIN_SECS = 0.5
 # Codes that end the connection's usefulness: nothing was generated for the request they answer.
 _CONNECTION_SPENT = frozenset({wire.CONNECTION_LIMIT_REACHED, wire.STREAM_LIMIT_REACHED})
-
-# -- actions --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Deliver:
-    """Hand ``happening`` to the owner of ``response``."""
-
-    response: Response
-    happening: Happening
-
-
-@dataclass(frozen=True, slots=True)
-class Touch:
-    """``response`` showed a sign of life that its owner need not hear about (for its timeouts)."""
-
-    response: Response
-
-
-@dataclass(frozen=True, slots=True)
-class SendEvent:
-    """Write ``payload`` on ``connection`` without awaiting it (best effort)."""
-
-    connection: ConnectionState
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Log:
-    level: str  # a loguru level name
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class Retire:
-    """Start nothing new on ``connection``; replace it, and close it once it is quiet.
-
-    ``soon``: a barge-in on a connection without lanes. The next turn must not queue behind the
-    abandoned answer, so a warm spare takes over at once, and the old connection is closed
-    after a short grace (closing it also stops the server generating what nobody will hear).
-    """
-
-    connection: ConnectionState
-    reason: str
-    soon: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ReportError:
-    """A server error no response owns: the user should see it (as a non-fatal ``ErrorFrame``)."""
-
-    error: ResponsesWSError
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseToolResults:
-    """Function call results the gate now lets through, ``run_llm`` already decided."""
-
-    results: list[dict[str, Any]]
-
-
-Action = Deliver | Touch | SendEvent | Log | Retire | ReportError | ReleaseToolResults
 
 # -- state ----------------------------------------------------------------------------------------
 
