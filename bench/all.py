@@ -24,6 +24,7 @@ BENCHMARKS = [
     ("scale.py", "3. concurrent sessions", [], ["--levels", "10,25,50", "--window", "10"]),
     ("rollover.py", "4. the turn that crosses the connection-age limit", [], ["--turns", "40"]),
     ("incremental.py", "5. incremental share and bytes over 50 turns", [], ["--turns", "24"]),
+    ("argument_deltas.py", "6. one-character argument deltas", [], ["--chars", "20000", "--reps", "1"]),
 ]
 
 

@@ -4,7 +4,7 @@
 
 Each line you type becomes a user message; the bot's words print as they stream, and a tool call
 (a fake ``get_weather``) shows up before the answer that uses its result. An empty line or
-Ctrl-D quits.
+Ctrl-D quits; Ctrl-C stops at once, even mid-answer (exit status 130).
 
 Run it::
 
@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
@@ -158,9 +160,35 @@ async def chat(llm: ResponsesWSLLMService, read_line: ReadLine, out: TextIO) -> 
             message = {"role": "user", "content": line}
             await worker.queue_frame(LLMMessagesAppendFrame([message], run_llm=True))
             await printer.answered.wait()
-    finally:
+    except BaseException:
+        await worker.cancel()  # Ctrl-C (or a failure): stop now instead of letting the answer finish
+        raise
+    else:
         await worker.queue_frame(EndFrame())
+    finally:
         await running
+
+
+def read_stdin_line() -> asyncio.Future[str]:
+    """``sys.stdin.readline()`` on a daemon thread.
+
+    Not ``asyncio.to_thread``: the event loop joins its threads when it closes, so a Ctrl-C would
+    wait until the user pressed Enter.
+    """
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str] = loop.create_future()
+
+    def deliver(text: str) -> None:
+        if not line.done():  # not given up on (cancelled) meanwhile
+            line.set_result(text)
+
+    def read() -> None:
+        text = sys.stdin.readline()
+        with contextlib.suppress(RuntimeError):  # the loop closed while the user was typing
+            loop.call_soon_threadsafe(deliver, text)
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    return line
 
 
 def stdin_lines(out: TextIO) -> ReadLine:
@@ -169,7 +197,7 @@ def stdin_lines(out: TextIO) -> ReadLine:
     async def read_line() -> str | None:
         out.write("you: ")
         out.flush()
-        line = await asyncio.to_thread(sys.stdin.readline)
+        line = await read_stdin_line()
         if not line:  # Ctrl-D: end the prompt's line before the shell prints its own
             out.write("\n")
         return line.strip() or None
@@ -198,7 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logger.remove()  # Pipecat logs every frame at DEBUG; keep the terminal for the chat
     logger.add(sys.stderr, level="WARNING")
-    asyncio.run(run(use_emulator=args.emulator, model=args.model, read_line=stdin_lines(sys.stdout), out=sys.stdout))
+    try:
+        chatting = run(use_emulator=args.emulator, model=args.model, read_line=stdin_lines(sys.stdout), out=sys.stdout)
+        asyncio.run(chatting)
+    except KeyboardInterrupt:
+        print(flush=True)  # end the prompt's (or the bot's) line
+        print("console chat: stopped (Ctrl-C)", file=sys.stderr)
+        return 130  # what a shell reports for a command ended by Ctrl-C
     return 0
 
 

@@ -5,7 +5,7 @@ WebSocket server whose model says what you queue (``Reply``), tool calls include
 service at ``emulator.ws_url`` and run the pipeline your bot runs. The interruption harness then
 puts the same LLM stage through seeded barge-ins, tools and faults and counts broken promises.
 
-Run it from the repository root (needs pytest and pytest-asyncio)::
+Run it from the repository root (needs the ``testing`` extra: ``pip install -e ".[testing]"``)::
 
     pytest examples/test_my_bot.py
 
@@ -25,6 +25,7 @@ from console_chat import chat, create_llm
 from pipecat_responses_ws.emulator import Emulator, Reply, ToolCall
 from pipecat_responses_ws.harness import run_scenario, scenarios
 
+# The plugin marks tests that use the emulator fixture itself; the harness test below uses none.
 pytestmark = pytest.mark.asyncio  # harmless where asyncio_mode is "auto", needed where it is "strict"
 
 

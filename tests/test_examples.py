@@ -1,7 +1,8 @@
 """The examples are built and run here so they cannot rot: each is imported from its file, the voice
 bots are wired with fake keys and a fake websocket (never started, so no network), and the console
 chat runs end to end on the embedded emulator. ``examples/test_my_bot.py`` is collected through
-``testpaths``, not from here, so it runs once.
+``testpaths``, not from here, so it runs once. The voice bots need the ``examples`` extra (Daily,
+FastAPI, uvicorn); where it is not installed their tests are skipped and say so.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ from pipecat_responses_ws import ResponsesWSLLMService
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+NO_EXTRA = 'the examples extra is not installed (pip install -e ".[examples]")'
+
+
+def needs(*modules: str) -> None:
+    """Skip, saying why, unless the voice bots' own dependencies are importable."""
+    for name in modules:
+        pytest.importorskip(name, reason=f"needs {name}: {NO_EXTRA}")
 
 
 def load(name: str) -> ModuleType:
@@ -85,6 +93,7 @@ class FakeWebSocket:
 
 
 async def test_daily_bot_is_wired_in_order_without_touching_the_network(no_network: None) -> None:
+    needs("daily")
     from pipecat.transports.daily.transport import DailyInputTransport, DailyOutputTransport
 
     bot = load("daily_voice_bot")
@@ -103,6 +112,7 @@ async def test_daily_bot_is_wired_in_order_without_touching_the_network(no_netwo
 
 
 def test_daily_main_explains_missing_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    needs("daily")
     monkeypatch.delenv("DAILY_ROOM_URL", raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert load("daily_voice_bot").main() == 2
@@ -113,6 +123,7 @@ def test_daily_main_explains_missing_settings(monkeypatch: pytest.MonkeyPatch, c
 
 
 async def test_twilio_bot_is_wired_for_8_khz_phone_audio(no_network: None) -> None:
+    needs("fastapi")
     from pipecat.serializers.twilio import TwilioFrameSerializer
     from pipecat.transports.websocket.fastapi import FastAPIWebsocketInputTransport, FastAPIWebsocketOutputTransport
 
@@ -129,12 +140,14 @@ async def test_twilio_bot_is_wired_for_8_khz_phone_audio(no_network: None) -> No
 
 
 def test_twilio_bot_hangs_up_only_with_credentials(no_network: None) -> None:
+    needs("fastapi")
     bot = load("twilio_phone_bot")
     worker = bot.build_bot(FakeWebSocket(), "MZ1", "CA1", api_key="sk-test", account_sid="AC1", auth_token="t")
     assert stages(worker)[0]._params.serializer._params.auto_hang_up
 
 
 async def test_twilio_app_answers_the_webhook_and_reads_the_stream_start() -> None:
+    needs("fastapi")
     bot = load("twilio_phone_bot")
     app = bot.create_app(api_key="sk-test", public_host="bot.example.com")
     routes = {getattr(r, "path", None): r for r in app.routes}
@@ -153,6 +166,7 @@ async def test_twilio_app_answers_the_webhook_and_reads_the_stream_start() -> No
 
 
 def test_twilio_main_explains_missing_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    needs("fastapi")
     monkeypatch.delenv("PUBLIC_HOST", raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert load("twilio_phone_bot").main() == 2
@@ -206,3 +220,20 @@ def test_the_suite_collects_the_user_test_example_and_ci_installs_the_examples_e
     ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert '".[test,examples]"' in ci_command
     assert f"```bash\n{ci_command}\n```" in (ROOT / "README.md").read_text()
+
+
+def test_without_the_examples_extra_the_voice_bot_tests_skip_and_say_why(tmp_path: Path) -> None:
+    """This file run as on a machine without Daily, FastAPI and uvicorn (their imports refused)."""
+    (tmp_path / "no_examples_extra.py").write_text(
+        "import sys\n\nfor name in ('daily', 'fastapi', 'uvicorn'):\n    sys.modules[name] = None\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no_examples_extra", "-q", "-rs",
+         str(Path(__file__)), "-k", "daily or twilio"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False,
+    )  # fmt: skip
+    assert "6 skipped" in done.stdout and "failed" not in done.stdout, done.stdout + done.stderr
+    assert 'needs daily: the examples extra is not installed (pip install -e ".[examples]")' in done.stdout
+    assert "needs fastapi" in done.stdout

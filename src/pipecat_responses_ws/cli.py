@@ -1,7 +1,9 @@
-"""Command line: ``pipecat-responses-ws demo | serve | harness``.
+"""Command line: ``pipecat-responses-ws demo | serve | harness``, and ``--version``.
 
 Each subcommand registers itself with :func:`build_parser` through an ``add_*`` function that
 sets ``handler``; :func:`main` parses and dispatches, so adding a command touches nothing else.
+One Ctrl-C ends any command with a one-line goodbye on stderr and exit status 130
+(:mod:`.interrupt`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
+from . import interrupt
 from .log import logger
 
 if TYPE_CHECKING:
@@ -88,11 +92,20 @@ def add_harness_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
     commands.add_parser("harness", help="barge-ins, tools and faults against any Pipecat LLM service")
 
 
+def package_version() -> str:
+    """The installed distribution's version, as pip reports it."""
+    try:
+        return version("pipecat-responses-ws")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pipecat-responses-ws",
         description="OpenAI Responses API over one WebSocket, for Pipecat: emulator, demo and harness.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from .demo import add_demo_command  # imports Pipecat: only when the parser is built
 
@@ -104,13 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["harness"]:
-        from .harness.__main__ import main as harness_main
+    if argv == ["--version"]:  # answered without importing Pipecat, as build_parser() would
+        print(f"pipecat-responses-ws {package_version()}")
+        return 0
+    try:
+        if argv[:1] == ["harness"]:
+            from .harness.__main__ import main as harness_main
 
-        return harness_main(argv[1:])
-    args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
-    return handler(args)
+            return harness_main(argv[1:])
+        args = build_parser().parse_args(argv)
+        handler: Handler = args.handler
+        return handler(args)
+    except KeyboardInterrupt:  # Ctrl-C before a command's event loop runs (Pipecat's imports take a while)
+        print("interrupted", file=sys.stderr)
+        return interrupt.EXIT_INTERRUPTED
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -122,11 +142,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Flags that are each valid but do not go together (--stream-id reject needs --multiplexing none).
         print(f"serve: {exc}", file=sys.stderr)
         return 2
-    try:
-        asyncio.run(_serve_until_stopped(emulator))
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return interrupt.run(_serve_until_stopped(emulator), goodbye="serve: interrupted; the emulator is stopped")
 
 
 def _emulator(args: argparse.Namespace) -> Emulator:
@@ -150,16 +166,17 @@ def _emulator(args: argparse.Namespace) -> Emulator:
     )
 
 
-async def _serve_until_stopped(emulator: Emulator) -> None:
+async def _serve_until_stopped(emulator: Emulator) -> int:
+    """Serve until SIGTERM (exit status 0) or Ctrl-C (:func:`.interrupt.run` makes that 130)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # Not every platform lets asyncio handle signals; Ctrl-C then arrives as KeyboardInterrupt.
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    # Not every platform lets asyncio handle signals; there SIGTERM ends the process as it would anyway.
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
     async with emulator:
         print(f"ws_url:   {emulator.ws_url}", flush=True)
         print(f"base_url: {emulator.base_url}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         await stop.wait()
     print("stopped", flush=True)
+    return 0

@@ -2,8 +2,9 @@
 
 user aggregator → ResponsesWSLLMService → transcript printer → assistant aggregator. The scripted
 conversation streams text, runs a parallel and a chained tool call, and is barged in on
-mid-answer; then a summary of what was measured. ``--interactive`` lets a person type (typing
-while the bot streams is a barge-in); ``--openai`` talks to OpenAI with ``OPENAI_API_KEY``.
+mid-answer; then a summary of what was measured, next to what the emulator was set to do.
+``--interactive`` lets a person type (typing while the bot streams is a barge-in); ``--openai``
+talks to OpenAI with ``OPENAI_API_KEY``. One Ctrl-C ends either.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import itertools
 import os
 import statistics
 import sys
+import threading
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
@@ -32,6 +34,8 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import FunctionCallParams
 
+from . import interrupt
+from .client.connection import Connection
 from .emulator import Emulator, Reply, ToolCall
 from .harness.pipeline import Conversation
 from .log import logger
@@ -149,7 +153,7 @@ async def run_demo(*, interactive: bool, use_openai: bool, model: str, out: Text
                 if emulator is not None:
                     emulator.queue_replies(*_script())
                 await _scripted(conv, out)
-            _summary(conv, llm, out)
+            _summary(conv, llm, out, emulator)
     return 0
 
 
@@ -182,9 +186,8 @@ async def _interactive(conv: Conversation, out: TextIO) -> None:
     """
     out.write("\nType a message and press Enter (empty line or Ctrl-D to quit). "
               "Typing while the bot talks interrupts it.\n")
-    loop = asyncio.get_running_loop()
     _prompt(out, "\n")
-    reading = loop.run_in_executor(None, sys.stdin.readline)
+    reading = _read_line()
     answering: asyncio.Future[Any] | None = None
     try:
         while True:
@@ -198,7 +201,7 @@ async def _interactive(conv: Conversation, out: TextIO) -> None:
                 await conv.interrupt()
             before, errors = len(conv.turns()), len(conv.errors())
             await conv.say(line)
-            reading = loop.run_in_executor(None, sys.stdin.readline)
+            reading = _read_line()
             answering = asyncio.ensure_future(_answered(conv, before, errors))
             await asyncio.wait({reading, answering}, return_when=asyncio.FIRST_COMPLETED)
             if answering.done() and not reading.done():
@@ -206,6 +209,31 @@ async def _interactive(conv: Conversation, out: TextIO) -> None:
     finally:
         if answering is not None:
             answering.cancel()
+
+
+def _read_line() -> asyncio.Future[str]:
+    """The next line of stdin ("" at its end), read on a daemon thread.
+
+    Not the loop's executor: its threads are joined when the loop closes, so a Ctrl-C would wait
+    for the user to press Enter.
+    """
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str] = loop.create_future()
+
+    def deliver(text: str) -> None:
+        if not line.done():
+            line.set_result(text)
+
+    def read() -> None:
+        try:
+            text = sys.stdin.readline()
+        except (OSError, ValueError):  # stdin closed under the reader
+            text = ""
+        with contextlib.suppress(RuntimeError):  # the loop closed while the user was typing
+            loop.call_soon_threadsafe(deliver, text)
+
+    threading.Thread(target=read, name="demo-stdin", daemon=True).start()
+    return line
 
 
 async def _answered(conv: Conversation, before: int, errors: int) -> None:
@@ -221,24 +249,65 @@ def _prompt(out: TextIO, gap: str = "\n\n") -> None:
     out.flush()
 
 
-def _summary(conv: Conversation, llm: ResponsesWSLLMService, out: TextIO) -> None:
+def _summary(conv: Conversation, llm: ResponsesWSLLMService, out: TextIO, emulator: Emulator | None) -> None:
+    """What was measured, next to what the emulator was set to do, so no figure reads better than it is."""
     turns = [t for t in conv.turns() if t.first_text_at is not None]
     first_text = [(t.first_text_at - t.started) * 1000 for t in turns]  # type: ignore[operator]
     stats = llm.stats
-    conn = llm.client.current
+    ttft = ""
+    if emulator is not None:
+        ttft = f" (the emulator is set to {emulator.settings.ttft * 1000:.0f} ms to first token)"
     out.write("\n\n--- summary ---\n")
     if first_text:
         median = statistics.median(first_text)
-        out.write(f"first text after the request: median {median:.0f} ms over {len(turns)} answers\n")
+        out.write(f"first text after the request: median {median:.0f} ms over {len(turns)} answers{ttft}\n")
     barge = _barge_in_recovery(conv)
     if barge is not None:
-        out.write(f"barge-in recovery: the answer after the barge-in streamed {barge:.0f} ms after its request\n")
+        out.write(f"barge-in recovery: the answer after the barge-in streamed {barge:.0f} ms after its request{ttft}\n")
     out.write(f"requests sent incrementally: {stats.incremental_turns}/{stats.turns}"
               f" ({stats.input_items_sent} input items in all)\n")
-    if conn is not None:
-        out.write(f"cancels sent: {conn.stats.cancels_sent}; tokens generated for abandoned answers:"
-                  f" {conn.stats.abandoned_output_tokens}\n")
+    connections = [c for c in (llm.client.current, *llm.client.retired) if c is not None]
+    cancels = sum(c.stats.cancels_sent for c in connections)
+    rejected = any(not c.state.cancel_supported for c in connections)
+    out.write(_cancel_line(cancels, rejected, emulator) + "\n")
+    out.write(_abandoned_line(connections, emulator) + "\n")
     out.write(f"tool calls: {len(conv.tool_starts())}; errors: {len(conv.errors())}\n")
+
+
+# What each of the emulator's cancel policies does with response.cancel (see emulator/session.py).
+CANCEL_POLICY_EFFECT = {
+    "error": "answers it with an error event and keeps generating the abandoned answer",
+    "ignore": "ignores it and keeps generating the abandoned answer",
+    "honor": "stops the abandoned answer at once",
+}
+
+
+def _cancel_line(cancels: int, rejected: bool, emulator: Emulator | None) -> str:
+    line = f"response.cancel sent: {cancels}"
+    if emulator is not None:
+        policy = emulator.settings.cancel_policy
+        line += f"; the emulator's cancel policy is {policy!r}: it {CANCEL_POLICY_EFFECT[policy]}"
+    if rejected:
+        return line + "; the client saw the rejection and sends no more cancels on that connection"
+    return line + ("; the client saw no rejection" if cancels else "")
+
+
+def _abandoned_line(connections: list[Connection], emulator: Emulator | None) -> str:
+    """Tokens spent on answers nobody heard: the emulator's own count where there is one.
+
+    The client only learns a response's usage from its terminal event, so an abandoned answer
+    still streaming (or cut by a closed socket) would count as nothing there.
+    """
+    if emulator is None:
+        reported = sum(c.stats.abandoned_output_tokens for c in connections)
+        return f"tokens reported for abandoned answers that ended: {reported}"
+    abandoned = [r for r in emulator.records.responses if r.generate and r.cancelled_at is not None]
+    if not abandoned:
+        return "cancelled answers: none"
+    tokens = sum(r.output_tokens_generated for r in abandoned)
+    going = sum(r.finished_at is None for r in abandoned)
+    still = f"; {going} still generating" if going else ""
+    return f"tokens the emulator generated for abandoned answers: {tokens} ({len(abandoned)} cancelled{still})"
 
 
 def _barge_in_recovery(conv: Conversation) -> float | None:
@@ -261,4 +330,5 @@ def add_demo_command(commands: Any) -> None:
 def _demo(args: argparse.Namespace) -> int:
     logger.remove()
     logger.add(sys.stderr, level=args.log_level.upper())
-    return asyncio.run(run_demo(interactive=args.interactive, use_openai=args.openai, model=args.model))
+    demo = run_demo(interactive=args.interactive, use_openai=args.openai, model=args.model)
+    return interrupt.run(demo, goodbye="demo: stopped (Ctrl-C)")

@@ -1,13 +1,16 @@
-"""The command line runs, writes its JSON, and explains a missing plot rather than failing."""
+"""The command line runs, writes its JSON, and refuses ``--plot`` without matplotlib before running anything."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from pipecat_responses_ws.harness import __main__ as harness_cli
 from pipecat_responses_ws.harness.__main__ import main
 
 
@@ -15,12 +18,36 @@ async def test_main_writes_a_table_and_json(tmp_path: Path, capsys: pytest.Captu
     out = tmp_path / "out.json"
     # main() runs its own event loop, so it must run outside this test's loop.
     # --verbose leaves loguru's handlers alone for the rest of the test session.
-    argv = ["--service", "ours", "--runs", "1", "--seed", "3", "--json", str(out), "--plot", str(tmp_path / "o.png"),
-            "--verbose"]
+    argv = ["--service", "ours", "--runs", "1", "--seed", "3", "--json", str(out), "--verbose"]
     code = await asyncio.to_thread(main, argv)
     assert code == 0
     printed = capsys.readouterr()
     assert "barge-in penalty ms p95" in printed.out and "ours/ignore" in printed.out
+    assert "error frame(s)" not in printed.out  # no errors, no list
     data = json.loads(out.read_text())
     assert data["summary"]["ours/ignore"]["runs"] == 1
-    assert (tmp_path / "o.png").exists() or "matplotlib" in printed.err
+    assert data["summary"]["ours/ignore"]["errors"] == [] and data["runs"][0]["errors"] == []
+
+
+def test_plot_without_matplotlib_stops_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+
+    def no_runs(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a run started although --plot could not work")
+
+    monkeypatch.setattr(harness_cli, "run_scenario", no_runs)
+    started = time.monotonic()
+    code = main(["--runs", "200", "--plot", str(tmp_path / "o.png"), "--verbose"])
+    assert code == 2 and time.monotonic() - started < 1
+    err = capsys.readouterr().err
+    assert 'pip install -e ".[plot]"' in err and "matplotlib" in err
+    assert not (tmp_path / "o.png").exists()
+
+
+async def test_plot_is_written_where_matplotlib_is_installed(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason='the plot extra is not installed (pip install -e ".[plot]")')
+    argv = ["--service", "ours", "--runs", "1", "--seed", "3", "--plot", str(tmp_path / "o.png"), "--verbose"]
+    assert await asyncio.to_thread(main, argv) == 0
+    assert (tmp_path / "o.png").exists()

@@ -1,14 +1,18 @@
-"""``python -m pipecat_responses_ws.harness``: seeded barge-in runs against one or more services."""
+"""``python -m pipecat_responses_ws.harness``: seeded barge-in runs against one or more services.
+
+Prints a table per service and cancel policy, then the distinct error messages the services
+reported, so a misconfigured service shows its cause without ``--verbose``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import sys
 
+from .. import interrupt
 from ..log import logger
-from .report import summarise, table, write_json, write_plot
+from .report import error_list, plot_missing, summarise, table, write_json, write_plot
 from .runner import REPLY_GAP, RunResult, resolve_factory, run_scenario
 from .scenario import scenarios
 
@@ -36,11 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _run_all(args: argparse.Namespace) -> list[RunResult]:
+async def _run_all(args: argparse.Namespace, results: list[RunResult]) -> int:
+    """Every run, appended to ``results`` as it finishes (so an interrupted session can say how far it got)."""
     plan = scenarios(args.seed, args.runs, faults=args.faults == "some")
     services = args.service or ["ours"]
     policies = args.cancel_policy or ["ignore"]
-    total, done, results = len(plan) * len(services) * len(policies), 0, []
+    total, done = len(plan) * len(services) * len(policies), 0
+    print(f"harness: {total} runs of {', '.join(services)} (cancel policy {', '.join(policies)}, seed {args.seed})",
+          file=sys.stderr, flush=True)
     for name in services:
         factory = resolve_factory(name)
         for policy in policies:
@@ -59,19 +66,31 @@ async def _run_all(args: argparse.Namespace) -> list[RunResult]:
                     print(f"  {result.label} {scenario.describe()}: {bad} {result.note}", file=sys.stderr)
                 if done % 10 == 0 or done == total:
                     print(f"[{done}/{total}] runs", file=sys.stderr, flush=True)
-    return results
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Exit status 1 when any invariant was violated, so CI can gate on it."""
     args = _parser().parse_args(argv)
+    if args.plot and (why_not := plot_missing()):
+        print(why_not, file=sys.stderr)
+        return 2
     if not args.verbose:
         # Hundreds of runs of debug logs would bury the progress lines and the table.
         logger.remove()
         logger.add(sys.stderr, level="CRITICAL")
-    results = asyncio.run(_run_all(args))
+    results: list[RunResult] = []
+
+    def goodbye() -> str:
+        return f"harness: stopped (Ctrl-C) after {len(results)} runs; no table written"
+
+    code = interrupt.run(_run_all(args, results), goodbye=goodbye)
+    if code:
+        return code
     summary = summarise(results)
     print(table(summary))
+    if errors := error_list(summary):
+        print(f"\n{errors}")
     if args.json:
         write_json(args.json, summary, results)
     if args.plot:

@@ -8,6 +8,7 @@ the harness can ask "which text reached the speaker, when, and in which turn".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,16 +106,31 @@ class Conversation:
         runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(self.worker)
         self.runner_task = asyncio.create_task(runner.run())
-        await asyncio.wait_for(self._started.wait(), timeout=10)
+        try:
+            await asyncio.wait_for(self._started.wait(), timeout=10)
+        except BaseException:
+            await self._abandon()
+            raise
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None:
+            # The block failed or was cancelled (a Ctrl-C): nobody waits for the pipeline to drain.
+            await self._abandon()
+            return
         await self.worker.queue_frame(EndFrame())
         if self.runner_task is not None:
             try:
                 await asyncio.wait_for(self.runner_task, timeout=15)
             except TimeoutError:
                 await self.worker.cancel()
+
+    async def _abandon(self) -> None:
+        """Cancel the pipeline and give it a moment to close its processors (and their sockets)."""
+        await self.worker.cancel()
+        if self.runner_task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self.runner_task, timeout=5)
 
     # -- driving ---------------------------------------------------------------------------
 

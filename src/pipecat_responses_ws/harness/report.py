@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .invariants import INVARIANTS
 from .runner import RunResult
+
+PLOT_NEEDS = ('--plot needs matplotlib: pip install "pipecat-responses-ws[plot]" '
+              '(from a checkout: pip install -e ".[plot]")')
+ERROR_CHARS = 160  # an error message in the terminal is cut to this; the JSON keeps it whole
+ERRORS_SHOWN = 10  # distinct messages listed per column
+
+
+def _errors(runs: list[RunResult]) -> list[dict[str, Any]]:
+    """Distinct ErrorFrame texts with how often each came, most frequent first (ties: first seen first)."""
+    counted = Counter(text for r in runs for text in r.errors)
+    return [{"message": text, "count": count} for text, count in counted.most_common()]
 
 
 def _spread_ms(values: list[float]) -> dict[str, float | None]:
@@ -46,6 +58,7 @@ def summarise(results: Iterable[RunResult]) -> dict[str, dict[str, Any]]:
             "reconnects": sum(r.reconnects for r in runs),
             "abandoned_tokens": sum(r.abandoned_tokens for r in runs),
             "failing_runs": [r.scenario.describe() for r in runs if r.total_violations][:20],
+            "errors": _errors(runs),
         }
     return out
 
@@ -82,16 +95,50 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _shorten(text: str, limit: int = ERROR_CHARS) -> str:
+    text = " ".join(text.split())  # one line, whatever the server put in it
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_list(summary: dict[str, dict[str, Any]]) -> str:
+    """The distinct error messages per column, for under the table; empty when no run saw one.
+
+    A service that is misconfigured (a refused key, a wrong URL) fails every turn the same way, so
+    its cause is the first line here rather than something to dig out of ``--verbose`` logs.
+    """
+    lines: list[str] = []
+    for key, figures in summary.items():
+        errors = figures.get("errors") or []
+        if not errors:
+            continue
+        total = sum(e["count"] for e in errors)
+        lines.append(f"{key}: {total} error frame(s), {len(errors)} distinct, most frequent first:")
+        width = len(str(errors[0]["count"]))
+        lines += [f"  {e['count']:>{width}}×  {_shorten(e['message'])}" for e in errors[:ERRORS_SHOWN]]
+        if len(errors) > ERRORS_SHOWN:
+            lines.append(f"  … and {len(errors) - ERRORS_SHOWN} more distinct messages (all of them in --json)")
+    return "\n".join(lines)
+
+
 def write_json(path: str | Path, summary: dict[str, Any], results: list[RunResult]) -> None:
     runs = [
         {"service": r.service, "cancel_policy": r.cancel_policy, "multiplexing": r.multiplexing,
          "scenario": r.scenario.to_dict(),
          "violations": r.violations, "penalties_ms": [p * 1000 for p in r.penalties],
          "plain_turn_ms": [b * 1000 for b in r.baseline], "tool_dispatch_ms": [d * 1000 for d in r.tool_dispatch],
-         "note": r.note}
+         "errors": r.errors, "note": r.note}
         for r in results
     ]
     Path(path).write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))
+
+
+def plot_missing() -> str | None:
+    """Why ``--plot`` cannot work here, if it cannot: checked before any run is spent."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return PLOT_NEEDS
+    return None
 
 
 def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
@@ -107,7 +154,7 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
         matplotlib.use("Agg")  # no display on a server or in CI
         import matplotlib.pyplot as plt
     except ImportError:
-        return "matplotlib is not installed (pip install 'pipecat-responses-ws[plot]'); no plot written"
+        return f"{PLOT_NEEDS}; no plot written"
     keys = sorted({r.label for r in results})
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     panels = (

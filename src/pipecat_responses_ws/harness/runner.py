@@ -28,6 +28,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.aggregators.llm_context import LLMContext
 
 from ..emulator import Emulator
+from ..protocol.redaction import redact
 from .invariants import END, INTERRUPTION, START, TEXT, Event, Observed, ToolRun, check
 from .pipeline import Conversation
 from .scenario import TOOLS, Scenario, Turn, replies_for, tag_finder
@@ -98,6 +99,7 @@ class RunResult:
     reply_gap: float = REPLY_GAP
     note: str = ""
     multiplexing: str = "lanes"  # the emulator's: "lanes", or "none" for a server without lanes
+    errors: list[str] = field(default_factory=list)  # every ErrorFrame's text, in order, keys redacted
 
     @property
     def total_violations(self) -> int:
@@ -285,14 +287,18 @@ async def run_scenario(
     rtvi: bool = False,
     reply_gap: float = REPLY_GAP,
     multiplexing: str = "lanes",
+    emulator_options: dict[str, Any] | None = None,
 ) -> RunResult:
     """Play ``scenario`` against a fresh service and emulator; never raises for a misbehaving service.
 
     ``multiplexing="none"`` gives the emulator no lanes (one response at a time, ``stream_id`` ignored).
+    ``emulator_options`` are further :class:`~pipecat_responses_ws.emulator.Emulator` arguments
+    (``api_key=`` makes it refuse any other key, say); they win over the harness's own settings.
     """
     note = ""
-    async with Emulator(cancel_policy=cancel_policy, ttft=TTFT, tokens_per_second=TOKENS_PER_SECOND,
-                        seed=scenario.seed, multiplexing=multiplexing) as emu:
+    options: dict[str, Any] = {"cancel_policy": cancel_policy, "ttft": TTFT, "tokens_per_second": TOKENS_PER_SECOND,
+                               "seed": scenario.seed, "multiplexing": multiplexing, **(emulator_options or {})}
+    async with Emulator(**options) as emu:
         llm = service_factory(emu.ws_url)
         conv = Conversation(llm, context=LLMContext(tools=tools_schema()), rtvi=rtvi)
         run = _Run(emu, conv, wait, reply_gap)
@@ -310,6 +316,7 @@ async def run_scenario(
         result = RunResult(service_name, cancel_policy, scenario, check(obs), run.penalties, note=note,
                            user_turns=len(scenario.turns), reply_gap=reply_gap, multiplexing=multiplexing)
         result.baseline = run.baseline
+        result.errors = [redact(text) for _, text in obs.errors]
         result.tool_dispatch = [
             r.time - obs.completed_calls[r.call_id] for r in obs.tool_runs if r.call_id in obs.completed_calls
         ]

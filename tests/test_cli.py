@@ -1,0 +1,32 @@
+"""``pipecat-responses-ws --version`` and the package's licence."""
+
+from __future__ import annotations
+
+from importlib.metadata import metadata, version
+from pathlib import Path
+
+import pytest
+
+from pipecat_responses_ws.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"pipecat-responses-ws {version('pipecat-responses-ws')}\n"
+
+
+def test_the_parser_knows_version_too(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"pipecat-responses-ws {version('pipecat-responses-ws')}\n"
+
+
+def test_the_licence_file_matches_the_declared_licence() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("BSD 2-Clause License\n")
+    assert "Copyright (c) 2026, pipecat-responses-ws contributors" in text
+    declared = metadata("pipecat-responses-ws")
+    assert "BSD-2-Clause" in (declared.get("License-Expression") or declared.get("License") or "")
