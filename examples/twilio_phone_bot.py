@@ -177,10 +177,7 @@ def build_bot(
 def twiml(public_host: str) -> str:
     """The answer to Twilio's voice webhook: stream the call's audio to our WebSocket."""
     url = quoteattr(f"wss://{public_host}/ws")
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        f"<Response><Connect><Stream url={url} /></Connect></Response>"
-    )
+    return f'<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url={url} /></Connect></Response>'
 
 
 async def read_twilio_start(websocket: WebSocket) -> tuple[str, str]:
@@ -192,8 +189,9 @@ async def read_twilio_start(websocket: WebSocket) -> tuple[str, str]:
             return start["streamSid"], start["callSid"]
 
 
-def create_app(*, api_key: str, public_host: str, account_sid: str | None = None,
-               auth_token: str | None = None, **options: Any) -> FastAPI:
+def create_app(
+    *, api_key: str, public_host: str, account_sid: str | None = None, auth_token: str | None = None, **options: Any
+) -> FastAPI:
     """The web app Twilio talks to: the webhook and one pipeline per call on ``/ws``."""
     app = FastAPI(title="Twilio phone bot")
 
@@ -206,8 +204,9 @@ def create_app(*, api_key: str, public_host: str, account_sid: str | None = None
         await websocket.accept()
         stream_sid, call_sid = await read_twilio_start(websocket)
         logger.info("call {} connected (stream {})", call_sid, stream_sid)
-        worker = build_bot(websocket, stream_sid, call_sid, api_key=api_key, account_sid=account_sid,
-                           auth_token=auth_token, **options)
+        worker = build_bot(
+            websocket, stream_sid, call_sid, api_key=api_key, account_sid=account_sid, auth_token=auth_token, **options
+        )
         runner = WorkerRunner(handle_sigint=False)  # uvicorn owns Ctrl-C
         await runner.add_workers(worker)
         await runner.run()

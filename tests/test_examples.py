@@ -100,8 +100,15 @@ async def test_daily_bot_is_wired_in_order_without_touching_the_network(no_netwo
     worker = bot.build_bot("https://example.daily.co/test-room", None, "sk-test", llm_model="gpt-test")
 
     kinds = [type(p) for p in stages(worker)]
-    assert kinds == [DailyInputTransport, OpenAISTTService, LLMUserAggregator, ResponsesWSLLMService,
-                     OpenAITTSService, DailyOutputTransport, LLMAssistantAggregator]
+    assert kinds == [
+        DailyInputTransport,
+        OpenAISTTService,
+        LLMUserAggregator,
+        ResponsesWSLLMService,
+        OpenAITTSService,
+        DailyOutputTransport,
+        LLMAssistantAggregator,
+    ]
     llm = next(p for p in stages(worker) if isinstance(p, ResponsesWSLLMService))
     assert llm._settings.model == "gpt-test"
     assert llm.has_function("get_weather")
@@ -131,8 +138,15 @@ async def test_twilio_bot_is_wired_for_8_khz_phone_audio(no_network: None) -> No
     worker = bot.build_bot(FakeWebSocket(), "MZ0001", "CA0001", api_key="sk-test")
 
     kinds = [type(p) for p in stages(worker)]
-    assert kinds == [FastAPIWebsocketInputTransport, OpenAISTTService, LLMUserAggregator, ResponsesWSLLMService,
-                     OpenAITTSService, FastAPIWebsocketOutputTransport, LLMAssistantAggregator]
+    assert kinds == [
+        FastAPIWebsocketInputTransport,
+        OpenAISTTService,
+        LLMUserAggregator,
+        ResponsesWSLLMService,
+        OpenAITTSService,
+        FastAPIWebsocketOutputTransport,
+        LLMAssistantAggregator,
+    ]
     assert worker.params.audio_in_sample_rate == worker.params.audio_out_sample_rate == 8000
     serializer = stages(worker)[0]._params.serializer
     assert isinstance(serializer, TwilioFrameSerializer)
@@ -158,10 +172,12 @@ async def test_twilio_app_answers_the_webhook_and_reads_the_stream_start() -> No
     assert response.media_type == "application/xml"
     assert re.search(r'<Connect><Stream url="wss://bot\.example\.com/ws" ?/></Connect>', body), body
 
-    twilio = FakeWebSocket([
-        {"event": "connected", "protocol": "Call", "version": "1.0.0"},
-        {"event": "start", "streamSid": "MZ9", "start": {"streamSid": "MZ9", "callSid": "CA9"}},
-    ])
+    twilio = FakeWebSocket(
+        [
+            {"event": "connected", "protocol": "Call", "version": "1.0.0"},
+            {"event": "start", "streamSid": "MZ9", "start": {"streamSid": "MZ9", "callSid": "CA9"}},
+        ]
+    )
     assert await bot.read_twilio_start(twilio) == ("MZ9", "CA9")
 
 
@@ -182,7 +198,12 @@ def test_console_chat_runs_on_the_emulator_as_a_user_would_run_it() -> None:
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "console_chat.py"), "--emulator"],
         input="Hello there\nget weather in Oslo please\n\n",
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

@@ -236,8 +236,16 @@ def test_a_function_calls_item_done_sent_twice_runs_the_tool_once_and_the_group_
 def test_a_stray_delta_before_created_for_an_unannounced_item_is_not_spoken() -> None:
     d = Driver()
     response, _ = d.start()
-    stray = {"type": wire.OUTPUT_TEXT_DELTA, "sequence_number": 0, "stream_id": response.lane,
-             "item_id": "msg_stray", "output_index": 0, "content_index": 0, "delta": "stale ", "logprobs": []}
+    stray = {
+        "type": wire.OUTPUT_TEXT_DELTA,
+        "sequence_number": 0,
+        "stream_id": response.lane,
+        "item_id": "msg_stray",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": "stale ",
+        "logprobs": [],
+    }
     skipped = d.feed(stray)
     assert texts(skipped) == [] and any(isinstance(a, Log) and "never announced" in a.message for a in skipped)
     # The response's own stream, numbered from 0 again, is spoken whole.

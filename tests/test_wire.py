@@ -48,8 +48,17 @@ def test_connection_level_error_has_no_lane() -> None:
 
 @pytest.mark.parametrize(
     ("value", "valid"),
-    [("turn-1", True), ("a.b_c-9", True), ("x" * 256, True), ("", False), ("x" * 257, False),
-     ("has space", False), ("ü", False), (None, False), (7, False)],
+    [
+        ("turn-1", True),
+        ("a.b_c-9", True),
+        ("x" * 256, True),
+        ("", False),
+        ("x" * 257, False),
+        ("has space", False),
+        ("ü", False),
+        (None, False),
+        (7, False),
+    ],
 )
 def test_stream_id_rule(value: object, valid: bool) -> None:
     assert wire.is_valid_stream_id(value) is valid

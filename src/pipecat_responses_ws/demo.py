@@ -87,11 +87,18 @@ def _args(arguments: Any) -> str:
 
 def _tools() -> ToolsSchema:
     def schema(name: str, prop: str) -> FunctionSchema:
-        return FunctionSchema(name=name, description=name.replace("_", " "), properties={prop: {"type": "string"}},
-                              required=[prop])
+        return FunctionSchema(
+            name=name, description=name.replace("_", " "), properties={prop: {"type": "string"}}, required=[prop]
+        )
 
-    return ToolsSchema(standard_tools=[schema("get_weather", "city"), schema("get_time", "city"),
-                                       schema("find_restaurant", "city"), schema("book_table", "name")])
+    return ToolsSchema(
+        standard_tools=[
+            schema("get_weather", "city"),
+            schema("get_time", "city"),
+            schema("find_restaurant", "city"),
+            schema("book_table", "name"),
+        ]
+    )
 
 
 def _register_tools(llm: ResponsesWSLLMService) -> None:
@@ -140,8 +147,10 @@ async def _endpoint(use_openai: bool) -> AsyncIterator[tuple[str, str, Emulator 
 async def run_demo(*, interactive: bool, use_openai: bool, model: str, out: TextIO = sys.stdout) -> int:
     async with _endpoint(use_openai) as (url, key, emulator):
         where = "OpenAI" if emulator is None else f"the embedded emulator at {url}"
-        out.write(f"Pipeline: user aggregator -> ResponsesWSLLMService -> transcript -> assistant aggregator\n"
-                  f"LLM endpoint: {where}\n")
+        out.write(
+            f"Pipeline: user aggregator -> ResponsesWSLLMService -> transcript -> assistant aggregator\n"
+            f"LLM endpoint: {where}\n"
+        )
         settings = ResponsesWSLLMService.Settings(model=model, system_instruction=INSTRUCTIONS)
         llm = ResponsesWSLLMService(api_key=key, ws_url=url, settings=settings)
         _register_tools(llm)
@@ -184,8 +193,9 @@ async def _interactive(conv: Conversation, out: TextIO) -> None:
     so the bot's streamed words never land on the prompt line. A line typed before that cuts the
     answer off; it is shown again on its own line, since the terminal echoed it amid the bot's words.
     """
-    out.write("\nType a message and press Enter (empty line or Ctrl-D to quit). "
-              "Typing while the bot talks interrupts it.\n")
+    out.write(
+        "\nType a message and press Enter (empty line or Ctrl-D to quit). Typing while the bot talks interrupts it.\n"
+    )
     _prompt(out, "\n")
     reading = _read_line()
     answering: asyncio.Future[Any] | None = None
@@ -239,8 +249,9 @@ def _read_line() -> asyncio.Future[str]:
 async def _answered(conv: Conversation, before: int, errors: int) -> None:
     """The answer settled (or failed), and the printer, after the probe, has caught up with it."""
     with contextlib.suppress(TimeoutError):
-        await conv.wait_for(lambda: _settled(conv, before) or len(conv.errors()) > errors, timeout=60,
-                            what="the answer")
+        await conv.wait_for(
+            lambda: _settled(conv, before) or len(conv.errors()) > errors, timeout=60, what="the answer"
+        )
     await asyncio.sleep(0.05)
 
 
@@ -264,8 +275,10 @@ def _summary(conv: Conversation, llm: ResponsesWSLLMService, out: TextIO, emulat
     barge = _barge_in_recovery(conv)
     if barge is not None:
         out.write(f"barge-in recovery: the answer after the barge-in streamed {barge:.0f} ms after its request{ttft}\n")
-    out.write(f"requests sent incrementally: {stats.incremental_turns}/{stats.turns}"
-              f" ({stats.input_items_sent} input items in all)\n")
+    out.write(
+        f"requests sent incrementally: {stats.incremental_turns}/{stats.turns}"
+        f" ({stats.input_items_sent} input items in all)\n"
+    )
     connections = [c for c in (llm.client.current, *llm.client.retired) if c is not None]
     cancels = sum(c.stats.cancels_sent for c in connections)
     rejected = any(not c.state.cancel_supported for c in connections)

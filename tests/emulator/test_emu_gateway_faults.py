@@ -148,9 +148,7 @@ async def test_stray_early_delta_comes_before_created_whatever_after_events(
 # -- the connection limit -----------------------------------------------------------------------------
 
 
-async def test_connection_limit_refuses_this_response_and_every_later_create(
-    emu: Emulator, connect: Connect
-) -> None:
+async def test_connection_limit_refuses_this_response_and_every_later_create(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     emu.queue_replies(Reply(text="never said", fault=Fault("connection_limit")))
     await peer.create(input="x", stream_id="a")
@@ -237,9 +235,7 @@ async def test_stop_reading_blocks_a_large_send_while_the_response_streams(emu: 
 # -- connection-level errors of the wrong kind or shape -----------------------------------------------
 
 
-async def test_key_error_quotes_the_presented_key_and_the_response_continues(
-    emu: Emulator, connect: Connect
-) -> None:
+async def test_key_error_quotes_the_presented_key_and_the_response_continues(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu, token="sk-test-echoed-4242")
     emu.queue_replies(Reply(text="carry on", fault=Fault("key_error", after_events=3)))
     await peer.create(input="x", stream_id="a")

@@ -58,8 +58,11 @@ async def test_busy_lane_queues_fifo_without_error(emu: Emulator, connect: Conne
         events += await peer.response(lane="solo")
     kinds = [e["type"] for e in events if e["type"] in wire.LIFECYCLE_EVENTS]
     assert kinds == [wire.CREATED, wire.IN_PROGRESS, wire.COMPLETED] * 3
-    assert [terminal["response"]["output"][0]["content"][0]["text"] for terminal in events if
-            terminal["type"] == wire.COMPLETED] == ["first answer here", "second", "third"]
+    assert [
+        terminal["response"]["output"][0]["content"][0]["text"]
+        for terminal in events
+        if terminal["type"] == wire.COMPLETED
+    ] == ["first answer here", "second", "third"]
     assert not any(e["type"] == wire.ERROR for e in events)
     records = emu.records.responses
     assert records[0].finished_at <= records[1].created_at <= records[1].finished_at <= records[2].created_at

@@ -73,9 +73,7 @@ def test_failed_response_never_takes_a_slot() -> None:
 def test_stream_layout_pacing_and_stop() -> None:
     writer = builders.ResponseEventWriter("resp_1", "m", stream_id="s")
     plan = [PlannedText("a b c"), PlannedCall("f", '{"k": "vvvvvvvvvvvvvvvv"}')]
-    stream = ResponseStream(
-        writer, plan, pacing=Pacing(0.5, 10.0), rng=random.Random(0), new_id=Ids(), input_tokens=3
-    )
+    stream = ResponseStream(writer, plan, pacing=Pacing(0.5, 10.0), rng=random.Random(0), new_id=Ids(), input_tokens=3)
     assert stream.planned_events == 2 + (2 + 3 + 3) + (1 + 3 + 2) + 1
     delays, events = [], []
     while (delay := stream.peek_delay()) is not None:

@@ -25,8 +25,13 @@ def _result(service: str, *errors: str) -> RunResult:
 
 
 async def test_a_refused_key_is_what_the_run_reports() -> None:
-    result = await run_scenario(resolve_factory("ours"), _one(Turn(1, "text")), service_name="ours", wait=0.5,
-                                emulator_options={"api_key": RIGHT_KEY})
+    result = await run_scenario(
+        resolve_factory("ours"),
+        _one(Turn(1, "text")),
+        service_name="ours",
+        wait=0.5,
+        emulator_options={"api_key": RIGHT_KEY},
+    )
     assert result.errors, result
     assert all("401" in text for text in result.errors), result.errors
     assert result.violations["unanswered_turns"] == 1
@@ -40,7 +45,9 @@ def test_messages_are_counted_most_frequent_first_and_cut_for_the_terminal(tmp_p
     results = [_result("a", "rare"), _result("a", "often", "often"), _result("a", "often", long), _result("b")]
     summary = summarise(results)
     assert summary["a/ignore"]["errors"] == [
-        {"message": "often", "count": 3}, {"message": "rare", "count": 1}, {"message": long, "count": 1},
+        {"message": "often", "count": 3},
+        {"message": "rare", "count": 1},
+        {"message": long, "count": 1},
     ]
     assert summary["b/ignore"]["errors"] == []
     lines = error_list(summary).splitlines()

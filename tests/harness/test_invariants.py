@@ -33,8 +33,13 @@ def test_another_turns_words_in_a_bracket_are_a_leak() -> None:
 
 
 def test_abandoned_words_after_the_cut_are_a_leak_even_in_a_new_bracket() -> None:
-    events = [Event(1.0, START), Event(1.1, TEXT, "t1as0w0"), Event(1.2, INTERRUPTION), Event(1.3, START),
-              Event(1.4, TEXT, "t1as0w1")]
+    events = [
+        Event(1.0, START),
+        Event(1.1, TEXT, "t1as0w0"),
+        Event(1.2, INTERRUPTION),
+        Event(1.3, START),
+        Event(1.4, TEXT, "t1as0w1"),
+    ]
     assert leaked_text(Observed(events=events, abandoned={"1a": 1.2})) == 1
 
 
@@ -57,8 +62,10 @@ def test_a_call_run_before_its_arguments_completed_is_caught() -> None:
 
 
 def test_a_tool_call_without_output_in_the_context_is_caught() -> None:
-    messages = [{"role": "assistant", "tool_calls": [{"id": "call_1"}, {"id": "call_2"}]},
-                {"role": "tool", "tool_call_id": "call_1", "content": "{}"}]
+    messages = [
+        {"role": "assistant", "tool_calls": [{"id": "call_1"}, {"id": "call_2"}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "{}"},
+    ]
     assert calls_without_output(Observed(messages=messages)) == 1
 
 

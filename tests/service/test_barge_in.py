@@ -180,7 +180,9 @@ async def test_many_rapid_barge_ins_never_wait_and_never_leak() -> None:
 async def test_without_lanes_stale_events_are_dropped_as_they_arrive(policy: str) -> None:
     # Compatibility mode for gateways without stream_id: one FIFO lane on the server.
     async with session(emulator={"cancel_policy": policy, "tokens_per_second": 50}, service={"lanes": False}) as (
-        emu, llm, conv,
+        emu,
+        llm,
+        conv,
     ):
         emu.queue_replies(Reply(text=LONG_TEXT), Reply(text="Fresh answer here."))
         await conv.say("Tell me everything.")

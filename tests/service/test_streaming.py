@@ -53,8 +53,12 @@ async def test_multi_turn_sends_only_new_items_after_a_warm_up() -> None:
 
 async def test_settings_reach_the_request() -> None:
     settings = ResponsesWSLLMService.Settings(
-        temperature=0.3, max_completion_tokens=99, tool_choice="none", parallel_tool_calls=False,
-        reasoning=ResponsesWSLLMService.Reasoning(effort="low"), service_tier="auto",
+        temperature=0.3,
+        max_completion_tokens=99,
+        tool_choice="none",
+        parallel_tool_calls=False,
+        reasoning=ResponsesWSLLMService.Reasoning(effort="low"),
+        service_tier="auto",
     )
     async with Emulator(ttft=0.01, tokens_per_second=500) as emu:
         llm = ResponsesWSLLMService(api_key="k", ws_url=emu.ws_url, settings=settings, warm_up=False)

@@ -40,8 +40,11 @@ async def test_single_tool_starts_before_the_terminal_event() -> None:
         await conv.say("What's the weather in Oslo?")
         await conv.wait_text("clear in Oslo")
         item_done = next(s.time for s in emu.records.sent() if s.event["type"] == "response.output_item.done")
-        completed = next(s.time for s in emu.records.sent() if s.event["type"] == "response.completed"
-                         and s.event["response"]["output"])
+        completed = next(
+            s.time
+            for s in emu.records.sent()
+            if s.event["type"] == "response.completed" and s.event["response"]["output"]
+        )
         assert len(log) == 1 and log[0][2] == {"city": "Oslo"}
         assert log[0][0] < completed - 0.5  # started long before the delayed terminal
         assert log[0][0] - item_done < 0.2
@@ -53,7 +56,9 @@ async def test_single_tool_starts_before_the_terminal_event() -> None:
 async def test_parallel_tools_run_once_each_and_the_model_is_asked_once() -> None:
     log: list = []
     async with session(tools=weather_tools("get_weather", "get_time"), setup=_registering(log, delay=0.1)) as (
-        emu, llm, conv,
+        emu,
+        llm,
+        conv,
     ):
         emu.queue_replies(
             Reply(calls=[ToolCall("get_weather", {"city": "Oslo"}), ToolCall("get_time", {"city": "Rome"})]),
@@ -107,9 +112,11 @@ async def test_an_unknown_tool_gets_an_answer_not_a_hang() -> None:
 
 async def test_async_tool_lets_the_conversation_go_on() -> None:
     log: list = []
-    async with session(
-        tools=weather_tools(), setup=_registering(log, delay=1.0, cancel_on_interruption=False)
-    ) as (emu, llm, conv):
+    async with session(tools=weather_tools(), setup=_registering(log, delay=1.0, cancel_on_interruption=False)) as (
+        emu,
+        llm,
+        conv,
+    ):
         emu.queue_replies(
             Reply(calls=[ToolCall("get_weather", {"city": "Oslo"})]),
             Reply(text="Still checking, one moment."),

@@ -93,9 +93,7 @@ def function_call_item(
     }
 
 
-def reasoning_item(
-    item_id: str, summary: str | None = None, encrypted_content: str | None = None
-) -> dict[str, Any]:
+def reasoning_item(item_id: str, summary: str | None = None, encrypted_content: str | None = None) -> dict[str, Any]:
     """A ``reasoning`` output item: no summary part while it streams, one ``summary_text`` when done."""
     item: dict[str, Any] = {
         "id": item_id,
@@ -187,9 +185,7 @@ class ResponseEventWriter:
 
     def incomplete(self, reason: str, usage_: dict[str, Any] | None = None) -> dict[str, Any]:
         self.status = "incomplete"
-        return self._event(
-            INCOMPLETE, response=self.response_object(usage_=usage_, incomplete_reason=reason)
-        )
+        return self._event(INCOMPLETE, response=self.response_object(usage_=usage_, incomplete_reason=reason))
 
     def cancelled(self, usage_: dict[str, Any] | None = None) -> dict[str, Any]:
         """The terminal of a response stopped on request: ``response.incomplete`` with status ``cancelled``.
@@ -225,15 +221,11 @@ class ResponseEventWriter:
 
     def content_part_added(self, item_id: str, output_index: int) -> dict[str, Any]:
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-        return self._event(
-            CONTENT_PART_ADDED, item_id=item_id, output_index=output_index, content_index=0, part=part
-        )
+        return self._event(CONTENT_PART_ADDED, item_id=item_id, output_index=output_index, content_index=0, part=part)
 
     def content_part_done(self, item_id: str, output_index: int, text: str) -> dict[str, Any]:
         part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-        return self._event(
-            CONTENT_PART_DONE, item_id=item_id, output_index=output_index, content_index=0, part=part
-        )
+        return self._event(CONTENT_PART_DONE, item_id=item_id, output_index=output_index, content_index=0, part=part)
 
     def output_text_delta(self, item_id: str, output_index: int, delta: str) -> dict[str, Any]:
         return self._event(
@@ -256,9 +248,7 @@ class ResponseEventWriter:
         )
 
     def function_call_arguments_delta(self, item_id: str, output_index: int, delta: str) -> dict[str, Any]:
-        return self._event(
-            FUNCTION_CALL_ARGUMENTS_DELTA, item_id=item_id, output_index=output_index, delta=delta
-        )
+        return self._event(FUNCTION_CALL_ARGUMENTS_DELTA, item_id=item_id, output_index=output_index, delta=delta)
 
     def function_call_arguments_done(
         self, item_id: str, output_index: int, arguments: str, name: str
@@ -271,9 +261,7 @@ class ResponseEventWriter:
             name=name,
         )
 
-    def reasoning_summary_part_added(
-        self, item_id: str, output_index: int, summary_index: int = 0
-    ) -> dict[str, Any]:
+    def reasoning_summary_part_added(self, item_id: str, output_index: int, summary_index: int = 0) -> dict[str, Any]:
         return self._event(
             REASONING_SUMMARY_PART_ADDED,
             item_id=item_id,

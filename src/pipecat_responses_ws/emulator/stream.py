@@ -125,9 +125,7 @@ class ResponseStream:
         return self._entries[self._index].delay
 
     def next_is_terminal(self) -> bool:
-        return not self.finished and (
-            self._stop_now() or self._steer_now() or self._entries[self._index].terminal
-        )
+        return not self.finished and (self._stop_now() or self._steer_now() or self._entries[self._index].terminal)
 
     def next(self) -> Event:
         if self.finished:

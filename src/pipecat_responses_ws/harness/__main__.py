@@ -22,18 +22,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--service", action="append", help="ours | pipecat | module:factory (repeatable)")
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--cancel-policy", action="append", choices=["error", "ignore", "honor"],
-                   help="how the emulator treats response.cancel (repeatable; default ignore)")
+    p.add_argument(
+        "--cancel-policy",
+        action="append",
+        choices=["error", "ignore", "honor"],
+        help="how the emulator treats response.cancel (repeatable; default ignore)",
+    )
     p.add_argument("--faults", choices=["none", "some"], default="none")
-    p.add_argument("--multiplexing", choices=["lanes", "none"], default="lanes",
-                   help="the emulator's lanes as OpenAI runs them, or none: one response at a time per connection, "
-                        "as Azure OpenAI runs it, with stream_id ignored (default: %(default)s)")
-    p.add_argument("--rtvi", action=argparse.BooleanOptionalAction, default=False,
-                   help="add Pipecat's RTVI observer, as PipelineWorker does by default; it costs every service the "
-                        "same few ms per turn, which hides the LLM stage's own figures (default: off)")
-    p.add_argument("--reply-gap", type=float, default=REPLY_GAP, metavar="SECONDS",
-                   help="from a barge-in to the user's next turn; 0 makes the next turn race the interruption "
-                        f"through the pipeline, which no voice pipeline does (default: {REPLY_GAP:g})")
+    p.add_argument(
+        "--multiplexing",
+        choices=["lanes", "none"],
+        default="lanes",
+        help="the emulator's lanes as OpenAI runs them, or none: one response at a time per connection, "
+        "as Azure OpenAI runs it, with stream_id ignored (default: %(default)s)",
+    )
+    p.add_argument(
+        "--rtvi",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="add Pipecat's RTVI observer, as PipelineWorker does by default; it costs every service the "
+        "same few ms per turn, which hides the LLM stage's own figures (default: off)",
+    )
+    p.add_argument(
+        "--reply-gap",
+        type=float,
+        default=REPLY_GAP,
+        metavar="SECONDS",
+        help="from a barge-in to the user's next turn; 0 makes the next turn race the interruption "
+        f"through the pipeline, which no voice pipeline does (default: {REPLY_GAP:g})",
+    )
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--plot", metavar="PATH")
     p.add_argument("--verbose", action="store_true", help="keep the services' and emulator's logs")
@@ -46,8 +63,11 @@ async def _run_all(args: argparse.Namespace, results: list[RunResult]) -> int:
     services = args.service or ["ours"]
     policies = args.cancel_policy or ["ignore"]
     total, done = len(plan) * len(services) * len(policies), 0
-    print(f"harness: {total} runs of {', '.join(services)} (cancel policy {', '.join(policies)}, seed {args.seed})",
-          file=sys.stderr, flush=True)
+    print(
+        f"harness: {total} runs of {', '.join(services)} (cancel policy {', '.join(policies)}, seed {args.seed})",
+        file=sys.stderr,
+        flush=True,
+    )
     for name in services:
         factory = resolve_factory(name)
         for policy in policies:
@@ -56,8 +76,13 @@ async def _run_all(args: argparse.Namespace, results: list[RunResult]) -> int:
                 # collection does not land inside a run's milliseconds.
                 gc.collect()
                 result = await run_scenario(
-                    factory, scenario, cancel_policy=policy, service_name=name, rtvi=args.rtvi,
-                    reply_gap=args.reply_gap, multiplexing=args.multiplexing,
+                    factory,
+                    scenario,
+                    cancel_policy=policy,
+                    service_name=name,
+                    rtvi=args.rtvi,
+                    reply_gap=args.reply_gap,
+                    multiplexing=args.multiplexing,
                 )
                 results.append(result)
                 done += 1

@@ -12,8 +12,9 @@ from typing import Any
 from .invariants import INVARIANTS
 from .runner import RunResult
 
-PLOT_NEEDS = ('--plot needs matplotlib: pip install "pipecat-responses-ws[plot]" '
-              '(from a checkout: pip install -e ".[plot]")')
+PLOT_NEEDS = (
+    '--plot needs matplotlib: pip install "pipecat-responses-ws[plot]" (from a checkout: pip install -e ".[plot]")'
+)
 ERROR_CHARS = 160  # an error message in the terminal is cut to this; the JSON keeps it whole
 ERRORS_SHOWN = 10  # distinct messages listed per column
 
@@ -76,8 +77,12 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     ]
     for name in INVARIANTS:
         rows.append((f"violations: {name}", [str(summary[k]["violations"][name]) for k in keys]))
-    figures = (("penalty_ms", "barge-in penalty ms"), ("plain_turn_ms", "same, uninterrupted turn ms"),
-               ("barge_in_cost_ms", "penalty minus uninterrupted median ms"), ("tool_dispatch_ms", "tool dispatch ms"))
+    figures = (
+        ("penalty_ms", "barge-in penalty ms"),
+        ("plain_turn_ms", "same, uninterrupted turn ms"),
+        ("barge_in_cost_ms", "penalty minus uninterrupted median ms"),
+        ("tool_dispatch_ms", "tool dispatch ms"),
+    )
     for figure, label in figures:
         for stat in ("median", "p95", "max"):
             rows.append((f"{label} {stat}", [_fmt(summary[k][figure][stat]) for k in keys]))
@@ -90,8 +95,10 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     first = max(len(label) for label, _ in rows)
     widths = [max(len(k), *(len(cells[i]) for _, cells in rows)) for i, k in enumerate(keys)]
     lines = [" " * first + "  " + "  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True))]
-    lines += [label.ljust(first) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
-              for label, cells in rows]
+    lines += [
+        label.ljust(first) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
+        for label, cells in rows
+    ]
     return "\n".join(lines)
 
 
@@ -122,11 +129,18 @@ def error_list(summary: dict[str, dict[str, Any]]) -> str:
 
 def write_json(path: str | Path, summary: dict[str, Any], results: list[RunResult]) -> None:
     runs = [
-        {"service": r.service, "cancel_policy": r.cancel_policy, "multiplexing": r.multiplexing,
-         "scenario": r.scenario.to_dict(),
-         "violations": r.violations, "penalties_ms": [p * 1000 for p in r.penalties],
-         "plain_turn_ms": [b * 1000 for b in r.baseline], "tool_dispatch_ms": [d * 1000 for d in r.tool_dispatch],
-         "errors": r.errors, "note": r.note}
+        {
+            "service": r.service,
+            "cancel_policy": r.cancel_policy,
+            "multiplexing": r.multiplexing,
+            "scenario": r.scenario.to_dict(),
+            "violations": r.violations,
+            "penalties_ms": [p * 1000 for p in r.penalties],
+            "plain_turn_ms": [b * 1000 for b in r.baseline],
+            "tool_dispatch_ms": [d * 1000 for d in r.tool_dispatch],
+            "errors": r.errors,
+            "note": r.note,
+        }
         for r in results
     ]
     Path(path).write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))

@@ -74,8 +74,9 @@ def resolve_factory(name: str) -> ServiceFactory:
 def tools_schema() -> ToolsSchema:
     return ToolsSchema(
         standard_tools=[
-            FunctionSchema(name=n, description=f"{n} for a city", properties={"city": {"type": "string"}},
-                           required=["city"])
+            FunctionSchema(
+                name=n, description=f"{n} for a city", properties={"city": {"type": "string"}}, required=["city"]
+            )
             for n in TOOLS
         ]
     )
@@ -194,8 +195,7 @@ class _Run:
         creates, sent = len(records.creates()), len(records.sent())
         _, since = await self.ask(turn.user_text("a"))
         phase_reached: dict[str | None, Callable[[], bool]] = {
-            "before_request": lambda: sum(isinstance(s.frame, LLMContextFrame) for s in conv.upstream.seen)
-            > contexts,
+            "before_request": lambda: sum(isinstance(s.frame, LLMContextFrame) for s in conv.upstream.seen) > contexts,
             "before_created": lambda: len(records.creates()) > creates,
             "mid_text": lambda: f"t{n}as0w3" in conv.text(),
             "mid_arguments": lambda: any(
@@ -226,8 +226,14 @@ class _Run:
         if tagged is None:
             return TTFT
         first = next(s.time for s in deltas if s.event.get("item_id") == tagged.event.get("item_id"))
-        creates = [f.time for f in records.frames if asked <= f.time <= first and f.payload
-                   and f.payload.get("type") == "response.create" and asked_text in json.dumps(f.payload)]
+        creates = [
+            f.time
+            for f in records.frames
+            if asked <= f.time <= first
+            and f.payload
+            and f.payload.get("type") == "response.create"
+            and asked_text in json.dumps(f.payload)
+        ]
         return first - creates[-1] if creates else TTFT
 
 
@@ -254,8 +260,9 @@ def _observe(run: _Run) -> Observed:
         if s.event["type"] == "response.output_item.done" and s.event["item"].get("type") == "function_call"
     }
     errors = [(s.time, str(s.frame.error)) for s in conv.upstream.seen if isinstance(s.frame, ErrorFrame)]
-    return Observed(events, abandoned, run.tool_runs, completed, conv.messages(), run.unanswered, errors,
-                    run.fault_windows)
+    return Observed(
+        events, abandoned, run.tool_runs, completed, conv.messages(), run.unanswered, errors, run.fault_windows
+    )
 
 
 def _traffic(result: RunResult, emu: Emulator, cuts: list[float]) -> None:
@@ -296,8 +303,14 @@ async def run_scenario(
     (``api_key=`` makes it refuse any other key, say); they win over the harness's own settings.
     """
     note = ""
-    options: dict[str, Any] = {"cancel_policy": cancel_policy, "ttft": TTFT, "tokens_per_second": TOKENS_PER_SECOND,
-                               "seed": scenario.seed, "multiplexing": multiplexing, **(emulator_options or {})}
+    options: dict[str, Any] = {
+        "cancel_policy": cancel_policy,
+        "ttft": TTFT,
+        "tokens_per_second": TOKENS_PER_SECOND,
+        "seed": scenario.seed,
+        "multiplexing": multiplexing,
+        **(emulator_options or {}),
+    }
     async with Emulator(**options) as emu:
         llm = service_factory(emu.ws_url)
         conv = Conversation(llm, context=LLMContext(tools=tools_schema()), rtvi=rtvi)
@@ -313,8 +326,17 @@ async def run_scenario(
                 run.unanswered.append(-1)
             await asyncio.sleep(0.3)  # late stale text, if any, must be seen to be counted
         obs = _observe(run)
-        result = RunResult(service_name, cancel_policy, scenario, check(obs), run.penalties, note=note,
-                           user_turns=len(scenario.turns), reply_gap=reply_gap, multiplexing=multiplexing)
+        result = RunResult(
+            service_name,
+            cancel_policy,
+            scenario,
+            check(obs),
+            run.penalties,
+            note=note,
+            user_turns=len(scenario.turns),
+            reply_gap=reply_gap,
+            multiplexing=multiplexing,
+        )
         result.baseline = run.baseline
         result.errors = [redact(text) for _, text in obs.errors]
         result.tool_dispatch = [

@@ -21,9 +21,7 @@ from . import wire
 from .response import Response
 
 # Errors that answer a create without a response being created: the request is over.
-REQUEST_SCOPED_ERRORS = frozenset(
-    {wire.PREVIOUS_RESPONSE_NOT_FOUND, wire.STREAM_LIMIT_REACHED, wire.INVALID_STREAM_ID}
-)
+REQUEST_SCOPED_ERRORS = frozenset({wire.PREVIOUS_RESPONSE_NOT_FOUND, wire.STREAM_LIMIT_REACHED, wire.INVALID_STREAM_ID})
 
 
 @dataclass
