@@ -289,7 +289,7 @@ def test_the_connection_limit_on_a_lane_retires_the_connection_too() -> None:
 def test_a_send_that_timed_out_closes_the_connection_and_names_the_send_phase() -> None:
     d = Driver()
     response, _ = d.start()
-    actions = d.session.send_failed(response, "send blocked for 5s; connection dropped", 0.0, dropped=True)
+    actions = d.session.send_failed(response, "send blocked for 5s; connection dropped", 0.0)
     assert d.conn.closed and not d.conn.usable and [a for a in actions if isinstance(a, Retire)]
     retry = delivered(actions)[0]
     assert isinstance(retry, Retry) and retry.fresh_connection
@@ -298,7 +298,7 @@ def test_a_send_that_timed_out_closes_the_connection_and_names_the_send_phase() 
     again = d.session.open_response(fresh, USER, retry_of=(response, retry))
     assert again is not None
     d.session.create_event(again, {})
-    failed = delivered(d.session.send_failed(again, "send blocked", 0.0, dropped=True))[0]
+    failed = delivered(d.session.send_failed(again, "send blocked", 0.0))[0]
     assert isinstance(failed, Failed) and failed.error.phase == "send"
 
 
@@ -443,8 +443,9 @@ def test_auto_goes_lane_free_where_the_server_refuses_stream_id_and_resends_with
 def test_a_surprise_mid_connection_switches_without_losing_the_turn() -> None:
     d = Driver(named_lanes=None)
     first, _ = d.start()
-    d.feed(d.writer(first).created())
-    d.feed(d.writer(first).completed(builders.usage(1, 1)))
+    w = d.writer(first)
+    d.feed(w.created())
+    d.feed(w.completed(builders.usage(1, 1)))
     assert d.conn.lanes is True
     turn, _ = d.start()
     # A proxy in front starts dropping the lane: the answer still reaches its turn.
@@ -492,6 +493,52 @@ def test_an_ignored_cancel_keeps_barge_ins_on_spares() -> None:
     d.session.abandon(turn, 0.0)
     d.session.closed(d.conn, 1000, "closed by the client", 1.0)  # the grace ran out, no terminal
     assert d.session.cancel_honoured is False
+
+
+def test_one_event_without_its_lane_after_lanes_worked_never_mixes_two_answers() -> None:
+    d = Driver(named_lanes=None)
+    abandoned, _ = d.start()
+    wa = d.writer(abandoned, "resp_a")
+    stream_text(d, wa, ["Cancelled "])
+    assert d.conn.lanes is True
+    d.session.abandon(abandoned, 0.0)
+    turn, _ = d.start()
+    wb = d.writer(turn, "resp_b")
+    d.feed(wb.created())
+    actions = d.feed(laneless_writer("resp_x").in_progress())  # a proxy dropped the field once
+    assert d.conn.router.named and not d.conn.usable and [a for a in actions if isinstance(a, Retire)]
+    assert texts(d.feed(wa.output_text_delta("msg_1", 0, "answer "))) == []
+    d.feed(wb.output_item_added(0, builders.message_item("msg_b", "", "in_progress")))
+    assert texts(d.feed(wb.output_text_delta("msg_b", 0, "Fresh."))) == ["Fresh."]
+
+
+def test_after_the_switch_the_probe_is_the_connections_one_cached_response() -> None:
+    d = Driver(named_lanes=None)
+    probe, _ = d.start([], generate=False)
+    w = laneless_writer("resp_warm")
+    d.feed(w.created())
+    d.feed(w.completed(builders.usage(1, 0)))
+    assert probe.lane is None and d.conn.chains.staleness(None) > 0 and len(d.conn.chains) == 1
+    d.start()  # the turn continues from it and takes its place
+    assert len(d.conn.chains) == 0
+
+
+def test_a_stuck_abandoned_answer_without_lanes_retires_the_connection() -> None:
+    d = Driver(named_lanes=False)
+    d.session.cancel_honoured = True  # barge-ins stay on the connection
+    turn, _ = d.start()
+    stream_text(d, laneless_writer(), ["Once "])
+    assert not [a for a in d.session.abandon(turn, 0.0) if isinstance(a, Retire)]
+    actions = d.session.retire_stuck(d.conn, 100.0)
+    assert [a for a in actions if isinstance(a, Retire) and a.soon] and not d.conn.usable
+
+
+def test_forced_lanes_refused_by_the_server_end_the_turn_at_once() -> None:
+    d = Driver(named_lanes=True)
+    d.start()
+    refusal = builders.error_event("unknown_parameter", "Unknown parameter: 'stream_id'.", param="stream_id")
+    failed = delivered(d.feed(refusal))
+    assert len(failed) == 1 and isinstance(failed[0], Failed) and "stream_id" in str(failed[0].error)
 
 
 def test_the_protocol_core_does_no_io() -> None:

@@ -112,6 +112,7 @@ class ResponsesClient:
         connection's cache is empty, so the plan is made again there).
         """
         conn = await self.connection()
+        self._keep_spare()  # lane support may have been found out by a turn rather than a warm-up
         response = conn.open_response(full_input, retry_of=retry_of)
         if response is None:
             logger.info(f"{self._name}: every lane is busy; rotating to a fresh connection")
@@ -152,7 +153,7 @@ class ResponsesClient:
         """Make-before-break: open and warm a new connection, swap, retire the old one."""
         conn = await self._open()
         if warm:
-            await self._warm_up(conn)
+            await self._warm_up_or_close(conn)
         old, self._current = self._current, conn
         if old is not None:
             self.stats.rotations += 1
@@ -207,6 +208,14 @@ class ResponsesClient:
                 logger.warning(f"{self._name}: warm-up skipped: {_reason(happening)}")
                 return
 
+    async def _warm_up_or_close(self, conn: Connection) -> None:
+        try:
+            await self._warm_up(conn)
+        except BaseException:
+            # Cancelled (the client is closing) or failed: a connection nobody holds must not stay open.
+            await asyncio.shield(conn.close())
+            raise
+
     def _retire(self, old: Connection) -> None:
         self.retired.append(old)
         if not old.state.retiring:
@@ -239,7 +248,7 @@ class ResponsesClient:
         if conn is not self._current:
             return
         spare = self._spare
-        if soon and spare is not None and spare.usable and not self._too_old(spare):
+        if spare is not None and spare.usable and not self._too_old(spare):
             # The next turn goes to the warm spare at once; nothing waits for the abandoned answer.
             self._spare, self._current = None, spare
             self.stats.spare_takeovers += 1
@@ -269,7 +278,7 @@ class ResponsesClient:
     async def _open_spare(self) -> None:
         try:
             spare = await self._open()
-            await self._warm_up(spare)
+            await self._warm_up_or_close(spare)
         except ResponsesWSError as e:
             logger.warning(f"{self._name}: no spare connection for now: {e}")
             return

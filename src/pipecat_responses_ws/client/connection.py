@@ -137,7 +137,7 @@ class EventQueue:
                     await self._waiter
             except TimeoutError:
                 remaining = self._remaining(started, first_timeout, stall_timeout)
-                if remaining is not None and remaining <= 0:
+                if not self._items and remaining is not None and remaining <= 0:
                     raise
             finally:
                 self._waiter = self._timer = None
@@ -297,7 +297,7 @@ class Connection:
         ws = self._ws
         if ws is None or self.state.closed:
             reason = f"the connection is closed ({self.state.close_reason or 'never opened'})"
-            self._apply(self.session.send_failed(response, reason, time.monotonic(), dropped=False))
+            self._apply(self.session.send_failed(response, reason, time.monotonic()))
             return
         text = json.dumps(payload)
         try:
@@ -306,11 +306,11 @@ class Connection:
         except TimeoutError:
             self.abort()
             reason = f"send blocked for {self._send_timeout:g}s; connection dropped"
-            self._apply(self.session.send_failed(response, reason, time.monotonic(), dropped=True))
+            self._apply(self.session.send_failed(response, reason, time.monotonic()))
             return
         except ConnectionClosed as e:
             reason = f"the connection closed ({_describe_close(e)})"
-            self._apply(self.session.send_failed(response, reason, time.monotonic(), dropped=False))
+            self._apply(self.session.send_failed(response, reason, time.monotonic()))
             return
         self.session.sent(response, len(text))
 

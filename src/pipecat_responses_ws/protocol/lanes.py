@@ -90,6 +90,8 @@ class LaneRouter:
     def go_lane_free(self) -> None:
         """The server ignores or refuses lanes: what is in flight shares one FIFO, in the order it was sent."""
         in_flight = sorted(self.responses(), key=lambda response: response.serial)
+        for response in in_flight:
+            response.lane = None  # what it ends with is the connection's one cached response
         self._lanes = {None: deque(in_flight)} if in_flight else {}
         self._retired.clear()
         self.named = False

@@ -134,6 +134,7 @@ class Response:
     text_delivered: bool = False
     calls_started: int = 0
     resends_context: bool = False  # the first request on a spare that took over
+    sent_lane: str | None = None  # the stream_id its create carried
     owner: Any = None  # the I/O layer's sink for this response's happenings
     _last_sequence: int = -1
     _announced: dict[str, tuple[str, str] | None] = field(default_factory=dict)  # item id -> function call

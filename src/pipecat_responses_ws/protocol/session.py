@@ -174,7 +174,7 @@ class ClientSession:
         plan = response.plan
         payload: dict[str, Any] = {"type": wire.RESPONSE_CREATE, **fields, "input": plan.input}
         if response.lane is not None:
-            payload["stream_id"] = response.lane
+            payload["stream_id"] = response.sent_lane = response.lane
         if plan.previous_response_id:
             payload["previous_response_id"] = plan.previous_response_id
         if not response.generate:
@@ -203,9 +203,16 @@ class ClientSession:
         conn.took_over = True
 
     def retire_stuck(self, conn: ConnectionState, now: float) -> list[Action]:
+        stuck = conn.router.retire_stuck(now, STUCK_LANE_SECS)
+        if not stuck:
+            return []
+        if not conn.router.named and not conn.retiring:
+            # Without lanes the server still runs it ahead of anything sent next: give the connection up.
+            conn.retiring = True
+            reason = "an abandoned response never ended on a connection without lanes"
+            return [Log("WARNING", f"{conn.name}: {reason}; retired"), Retire(conn, reason, soon=True)]
         return [
-            Log("WARNING", f"{conn.name}: lane {stuck.lane} never ended its abandoned response; retired")
-            for stuck in conn.router.retire_stuck(now, STUCK_LANE_SECS)
+            Log("WARNING", f"{conn.name}: lane {r.lane} never ended its abandoned response; retired") for r in stuck
         ]
 
     # -- barge-in -----------------------------------------------------------------------------
@@ -389,11 +396,24 @@ class ClientSession:
         else:
             return []
         if self.options.named_lanes is True:
-            if conn.warned_laneless:
+            actions: list[Action] = []
+            if not conn.warned_laneless:
+                conn.warned_laneless = True
+                advice = "this endpoint seems to have no lanes: pass lanes='auto' (the default) or lanes=False"
+                actions.append(Log("WARNING", f"{conn.name}: {reason}; {advice}"))
+            refused = self._refused(conn) if isinstance(event, ev.ServerError) else None
+            if refused is not None:  # the turn ends now rather than after its first-event timeout
+                conn.router.finish(refused)
+                error = ResponsesWSError(reason, code=event.code if isinstance(event, ev.ServerError) else None)
+                actions += self._end(refused, Failed(error))
+            return actions
+        if conn.lanes is True and conn.router.in_flight > 1:
+            # Lanes worked here and several responses are in flight: their events can no longer be told
+            # apart. Leave them be, and start nothing new on this connection.
+            if conn.retiring:
                 return []
-            conn.warned_laneless = True
-            advice = "this endpoint seems to have no lanes: pass lanes='auto' (the default) or lanes=False"
-            return [Log("WARNING", f"{conn.name}: {reason}; {advice}")]
+            conn.retiring = True
+            return [Log("WARNING", f"{conn.name}: {reason}, after echoing lanes before; retired"), Retire(conn, reason)]
         conn.lanes = False
         conn.router.go_lane_free()
         conn.chains.keep_latest()
@@ -408,12 +428,16 @@ class ClientSession:
         what = "one response at a time per connection; a barge-in moves the next turn to a warm spare connection"
         return [Log("INFO", f"{conn.name}: no lanes ({reason}): {what}")]
 
-    def _refused_lane(self, conn: ConnectionState) -> list[Action]:
-        """A request refused for its ``stream_id`` goes again on the same connection, without one."""
-        refused = next(
-            (r for r in conn.router.responses() if r.sent and r.lane is not None and not r.created and not r.ended),
+    def _refused(self, conn: ConnectionState) -> Response | None:
+        """The oldest request a ``stream_id`` error answers: sent with a lane, not started."""
+        return next(
+            (r for r in conn.router.responses() if r.sent_lane is not None and not r.created and not r.ended),
             None,
         )
+
+    def _refused_lane(self, conn: ConnectionState) -> list[Action]:
+        """A request refused for its ``stream_id`` goes again on the same connection, without one."""
+        refused = self._refused(conn)
         if refused is None:
             return []
         conn.router.finish(refused)
@@ -472,15 +496,14 @@ class ClientSession:
         actions = self._end(response, Failed(error))
         return actions + self.abandon(response, now)
 
-    def send_failed(self, response: Response, reason: str, now: float, *, dropped: bool) -> list[Action]:
-        """Writing ``response``'s create failed; ``dropped``: the transport is gone with it."""
+    def send_failed(self, response: Response, reason: str, now: float) -> list[Action]:
+        """Writing ``response``'s create failed: the socket is gone (or was dropped for blocking)."""
         conn = response.connection
         conn.router.finish(response)
         error = ConnectionLost(reason, phase="send", lane=response.lane)
         actions = self._end(response, self._replay_or_fail(response, reason, error))
-        if dropped:
-            actions += self.closed(conn, None, reason, now)
-        return actions
+        # Nothing more goes on it, so the resend really takes a fresh connection.
+        return actions + self.closed(conn, None, reason, now)
 
     def closed(self, conn: ConnectionState, code: int | None, reason: str, now: float) -> list[Action]:
         """The socket of ``conn`` is gone: every response on it ends now."""
