@@ -51,3 +51,15 @@ async def test_plot_is_written_where_matplotlib_is_installed(tmp_path: Path) -> 
     argv = ["--service", "ours", "--runs", "1", "--seed", "3", "--plot", str(tmp_path / "o.png"), "--verbose"]
     assert await asyncio.to_thread(main, argv) == 0
     assert (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("service", ["nonsense", "no_such_module:factory", "json:no_such_factory"])
+def test_a_service_that_cannot_be_resolved_stops_before_any_run(
+    service: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_runs(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a run started although the service cannot be built")
+
+    monkeypatch.setattr(harness_cli, "run_scenario", no_runs)
+    assert main(["--service", service, "--runs", "1"]) == 2
+    assert f"--service {service!r} cannot be used" in capsys.readouterr().err

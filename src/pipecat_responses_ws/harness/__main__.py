@@ -100,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot and (why_not := plot_missing()):
         print(why_not, file=sys.stderr)
         return 2
+    for name in args.service or ["ours"]:
+        try:  # a misspelt service fails now, with its reason, not after a traceback mid-campaign
+            resolve_factory(name)
+        except (ValueError, ImportError, AttributeError) as e:
+            print(f"harness: --service {name!r} cannot be used: {e}", file=sys.stderr)
+            return 2
     if not args.verbose:
         # Hundreds of runs of debug logs would bury the progress lines and the table.
         logger.remove()
