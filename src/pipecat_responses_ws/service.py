@@ -267,8 +267,12 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
                 raise
             if isinstance(ending, Finished):
                 return
-            where = " on a fresh connection" if ending.fresh_connection else ""
-            where = where or (" with the full context" if ending.full_context else "")
+            if ending.fresh_connection:
+                where = " on a fresh connection"
+            elif ending.full_context:
+                where = " with the full context"
+            else:
+                where = ""
             logger.info(f"{self}: {ending.reason}; nothing was spoken yet, sending the turn again{where}")
             retry_of = (response, ending)
 

@@ -37,8 +37,14 @@ from ..protocol.actions import (
     SendEvent,
     Touch,
 )
-from ..protocol.chain import ServerChains
-from ..protocol.errors import AuthenticationError, ConnectionLost, HandshakeRejected, PhaseTimeout, ResponsesWSError
+from ..protocol.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    HandshakeRejected,
+    PhaseTimeout,
+    ResponsesWSError,
+    describe_close,
+)
 from ..protocol.response import Happening, Response, Retry
 from ..protocol.session import (
     ClientSession,
@@ -75,10 +81,7 @@ class EventQueue:
         return self._progress_at > 0.0
 
     def touch(self) -> None:
-        """An event arrived that the owner need not hear about: the response is alive."""
-        self._alive()
-
-    def _alive(self) -> None:
+        """The response showed a sign of life (a happening, or an event the owner need not hear about)."""
         first = not self._progress_at
         self._progress_at = time.monotonic()
         timer = self._timer
@@ -91,7 +94,7 @@ class EventQueue:
 
     def put(self, item: Happening | _Failure) -> None:
         self._items.append(item)
-        self._alive()
+        self.touch()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -108,7 +111,7 @@ class EventQueue:
             and not waiter.done()
             and not self._items
         ):
-            self._alive()
+            self.touch()
             return self._run_express(self.express, happening)
         self.put(happening)
         return None
@@ -199,10 +202,6 @@ class Connection:
     def stats(self) -> ConnectionStats:
         return self.state.stats
 
-    @property
-    def chains(self) -> ServerChains:
-        return self.state.chains
-
     # -- lifecycle ------------------------------------------------------------------------
 
     async def open(self, timeout: float) -> None:
@@ -239,10 +238,6 @@ class Connection:
     @property
     def age(self) -> float:
         return time.monotonic() - self.opened_at if self.opened_at else 0.0
-
-    @property
-    def is_open(self) -> bool:
-        return self._ws is not None and not self.state.closed
 
     @property
     def usable(self) -> bool:
@@ -309,7 +304,7 @@ class Connection:
             self._apply(self.session.send_failed(response, reason, time.monotonic()))
             return
         except ConnectionClosed as e:
-            reason = f"the connection closed ({_describe_close(e)})"
+            reason = f"the connection closed ({describe_close(*_close_of(e))})"
             self._apply(self.session.send_failed(response, reason, time.monotonic()))
             return
         self.session.sent(response, len(text))
@@ -411,8 +406,3 @@ def _close_of(error: ConnectionClosed | None, ws: ClientConnection | None = None
     if error is not None and error.sent is not None:
         return error.sent.code, error.sent.reason
     return 1006, "no close frame (the transport was lost)"
-
-
-def _describe_close(error: ConnectionClosed) -> str:
-    code, reason = _close_of(error)
-    return f"close code {code}" + (f": {reason}" if reason else "")

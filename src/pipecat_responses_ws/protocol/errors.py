@@ -41,6 +41,13 @@ class AuthenticationError(HandshakeRejected):
     """The key was refused at the handshake: nothing will work until it is fixed."""
 
 
+def describe_close(code: int | None, reason: str) -> str:
+    """How a closed socket is named in errors and logs: its close code and reason."""
+    if code is None:
+        return reason
+    return f"close code {code}" + (f": {reason}" if reason else "")
+
+
 class ConnectionLost(ResponsesWSError):
     """The socket closed, or the server said the connection is spent, while a request was in flight."""
 

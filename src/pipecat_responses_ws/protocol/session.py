@@ -23,7 +23,7 @@ from . import events as ev
 from . import wire
 from .actions import Action, Deliver, Log, ReleaseToolResults, ReportError, Retire, SendEvent, Touch
 from .chain import InputPlan, ServerChains
-from .errors import ConnectionLost, PhaseTimeout, PreviousResponseNotFound, ResponsesWSError
+from .errors import ConnectionLost, PhaseTimeout, PreviousResponseNotFound, ResponsesWSError, describe_close
 from .lanes import LaneRouter
 from .response import ENDINGS, Failed, Finished, Happening, Response, Retry, Skipped, ToolCallReady
 from .tool_results import ToolResultGate
@@ -510,7 +510,7 @@ class ClientSession:
         if conn.closed:
             return []
         conn.closed = True
-        described = reason if code is None else f"close code {code}" + (f": {reason}" if reason else "")
+        described = describe_close(code, reason)
         conn.close_reason = described
         actions: list[Action] = [Retire(conn, f"connection closed ({described})")]
         for response in conn.router.responses():
