@@ -172,19 +172,11 @@ class ResponseRunner:
             return MALFORMED_FRAME
         if fault.kind == "malformed_event":
             return json.dumps(MALFORMED_EVENT)
-        # stray_early_delta: a delta for an item this response never announces, numbered as if it came first.
-        stray: Event = {
-            "type": wire.OUTPUT_TEXT_DELTA,
-            "sequence_number": 0,
-            "item_id": f"msg_stray_{self.job.response_id.removeprefix('resp_')}",
-            "output_index": 0,
-            "content_index": 0,
-            "delta": fault.text,
-            "logprobs": [],
-        }
-        if self.job.lane is not None:
-            stray["stream_id"] = self.job.lane
-        return json.dumps(stray)
+        # stray_early_delta: a delta for an item this response never announces, numbered as if it came first
+        # (a writer of its own, so the response's own numbering is untouched).
+        writer = builders.ResponseEventWriter(self.job.response_id, "", stream_id=self.job.lane)
+        item_id = f"msg_stray_{self.job.response_id.removeprefix('resp_')}"
+        return json.dumps(writer.output_text_delta(item_id, 0, fault.text))
 
     async def _resend(self, event: Event) -> None:
         """``event`` again, byte for byte: ``json.dumps`` of the same dict is the same text."""
