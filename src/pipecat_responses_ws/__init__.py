@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .service import ResponsesWSLLMService, ServiceStats
-    from .settings import ReasoningSettings, ResponsesWSSettings
+    from .settings import ReasoningConfig, ResponsesWSSettings
 
-__all__ = ["ReasoningSettings", "ResponsesWSLLMService", "ResponsesWSSettings", "ServiceStats"]
+__all__ = ["ReasoningConfig", "ResponsesWSLLMService", "ResponsesWSSettings", "ServiceStats"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,7 +19,7 @@ def __getattr__(name: str) -> Any:
         from . import service
 
         return getattr(service, name)
-    if name in ("ReasoningSettings", "ResponsesWSSettings"):
+    if name in ("ReasoningConfig", "ResponsesWSSettings"):
         from . import settings
 
         return getattr(settings, name)

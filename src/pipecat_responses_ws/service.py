@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Mapping
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from pipecat.adapters.llm.services.open_ai_responses_adapter import OpenAIResponsesLLMAdapter
 from pipecat.frames.frames import (
@@ -34,13 +34,17 @@ from pipecat.metrics.metrics import LLMTokenUsage
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.services.llm_service import FunctionCallFromLLM, LLMService
+from pipecat.services.openai.base_llm import OPENAI_MODEL_WITHOUT_RESPONSE_SCHEMA
+from pipecat.utils.tracing.service_decorators import traced_llm
+from pipecat.utils.types import is_given
 
 from .client.client import ClientOptions, ResponsesClient
 from .client.connection import Connection
+from .endpoint import DEFAULT_WS_URL, handshake_headers, websocket_url
 from .log import exception_text, logger
 from .protocol import events as ev
 from .protocol import wire
-from .protocol.errors import AuthenticationError, ResponsesWSError
+from .protocol.errors import AuthenticationError, ConnectionLost, HandshakeRejected, PhaseTimeout, ResponsesWSError
 from .protocol.redaction import register_secret
 from .protocol.response import (
     Failed,
@@ -53,9 +57,15 @@ from .protocol.response import (
     ToolCallRejected,
 )
 from .protocol.session import ClientSession, ServiceStats, SessionOptions
-from .settings import ReasoningSettings, ResponsesWSSettings, default_settings, request_fields
+from .settings import (
+    ReasoningConfig,
+    ResponsesWSSettings,
+    context_tool_choice,
+    default_settings,
+    request_fields,
+    thinking_default,
+)
 
-DEFAULT_WS_URL = "wss://api.openai.com/v1/responses"
 __all__ = ["DEFAULT_WS_URL", "ResponsesWSLLMService", "ServiceStats"]
 
 
@@ -70,16 +80,24 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
     """
 
     Settings = ResponsesWSSettings
-    Reasoning = ReasoningSettings
+    ReasoningConfig = ReasoningConfig
     _settings: ResponsesWSSettings
     adapter_class = OpenAIResponsesLLMAdapter
+    supports_response_schema = True
 
     def __init__(
         self,
         *,
         api_key: str | None = None,
-        ws_url: str = DEFAULT_WS_URL,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        service_tier: str | None = None,
         settings: ResponsesWSSettings | None = None,
+        retry_timeout_secs: float | None = 5.0,
+        retry_on_timeout: bool | None = False,
+        ws_url: str | None = None,
         lanes: bool | str = "auto",
         lane_pool_size: int = 4,
         store: bool = False,
@@ -91,16 +109,27 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         send_timeout: float = 5.0,
         max_connection_age: float = wire.CONNECTION_MAX_AGE_SECS,
         rollover_margin: float = 300.0,
-        extra_headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Create the service.
+        """Create the service. The arguments up to ``retry_on_timeout`` are those of Pipecat's
+        built-in ``OpenAIResponsesLLMService``, with the same meaning.
 
         Args:
             api_key: The API key; defaults to ``OPENAI_API_KEY``. Sent as ``Authorization: Bearer``,
                 or as ``api-key`` to Azure hosts (``*.openai.azure.com`` and the like).
+            base_url: An HTTP base URL (``https://host/v1``); the WebSocket endpoint under it
+                (``wss://host/v1/responses``) is used. Give it or ``ws_url``, not two different ones.
+            organization: Sent as ``OpenAI-Organization`` on the handshake.
+            project: Sent as ``OpenAI-Project`` on the handshake.
+            default_headers: Extra handshake headers; they win over the key's header (an Azure
+                Entra token: ``{"Authorization": "Bearer <token>"}``).
+            service_tier: Sent as ``service_tier`` unless the settings set one.
+            settings: Model, instructions and generation settings (updatable at run time); Pipecat's
+                built-in ``OpenAIResponsesLLMService.Settings`` are accepted as they are.
+            retry_timeout_secs: With ``retry_on_timeout``, how long a turn may wait for its first
+                event before it is sent again (once, and only while nothing was spoken).
+            retry_on_timeout: Send a turn again once when its first event is late.
             ws_url: The Responses WebSocket endpoint (an emulator's ``ws_url`` for offline use).
-            settings: Model, instructions and generation settings (updatable at run time).
             lanes: ``"auto"`` (the default) finds out per connection whether the server multiplexes
                 ``stream_id`` lanes (OpenAI does; Azure OpenAI and most gateways do not). ``True``
                 or ``False`` skips finding out. With lanes every turn takes its own; without, a
@@ -112,36 +141,45 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
                 server rejects it).
             warm_up: Prepare each new connection with ``generate: false``.
             connect_timeout: Seconds for the WebSocket handshake.
-            first_event_timeout: Seconds from sending a request to its first event.
+            first_event_timeout: Seconds from sending a request to its first event (without
+                ``retry_on_timeout``).
             stall_timeout: Seconds allowed between two events of a streaming response.
             send_timeout: Seconds a send may block before the connection is dropped.
             max_connection_age: The server's connection age limit (60 minutes at OpenAI).
             rollover_margin: Rotate to a fresh connection this long before the age limit, while idle.
-            extra_headers: Extra handshake headers; they win over the key's header (an Azure Entra
-                token: ``{"Authorization": "Bearer <token>"}``).
             **kwargs: Passed to Pipecat's ``LLMService`` (``run_in_parallel``, …).
         """
         merged = default_settings("gpt-4.1")
+        if service_tier is not None:
+            merged.service_tier = service_tier
         if settings is not None:
             merged.apply_update(settings)
         super().__init__(settings=merged, **kwargs)
         if lanes not in ("auto", True, False):
             raise ValueError(f"lanes must be 'auto', True or False, not {lanes!r}")
+        url = websocket_url(ws_url, base_url)
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or ""
         register_secret(self._api_key)
         self._store = store
+        if retry_on_timeout and retry_timeout_secs is not None:
+            first_event_timeout = retry_timeout_secs
         self._first_event_timeout = first_event_timeout
         self._stall_timeout = stall_timeout
-        headers = {**_auth_header(ws_url, self._api_key), **(extra_headers or {})}
+        headers = handshake_headers(
+            url, self._api_key, organization=organization, project=project, default_headers=default_headers
+        )
         self._session = ClientSession(
             SessionOptions(
-                named_lanes=None if lanes == "auto" else bool(lanes), pool_size=lane_pool_size, send_cancel=send_cancel
+                named_lanes=None if lanes == "auto" else bool(lanes),
+                pool_size=lane_pool_size,
+                send_cancel=send_cancel,
+                retry_on_first_event_timeout=bool(retry_on_timeout),
             ),
             holds_results=self._holds_results,
         )
         self._client = ResponsesClient(
             ClientOptions(
-                url=ws_url,
+                url=url,
                 headers=headers,
                 connect_timeout=connect_timeout,
                 send_timeout=send_timeout,
@@ -158,7 +196,15 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         self._last_fields: dict[str, Any] | None = None
         self._thinking = False  # a reasoning summary is streaming as thought frames
         self._first_text_pending = False  # the turn's TTFB ends at its first pushed text
+        self._refused_key: str | None = None  # the refusal already reported, not reported again
+        self._calls_started_reported = True  # on_function_calls_started fires once per response
         self.stats: ServiceStats = self._session.stats
+        self._register_event_handler("on_connection_error")
+
+    @staticmethod
+    def model_supports_response_schema(model: str) -> bool:
+        """As Pipecat's built-in: OpenAI models before gpt-4o-mini and gpt-4o-2024-08-06 cannot."""
+        return not OPENAI_MODEL_WITHOUT_RESPONSE_SCHEMA.match(model)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -184,9 +230,19 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         try:
             await asyncio.shield(starting)
         except AuthenticationError as e:
-            await self.push_error(f"{self}: {e}", exception=e, force_treat_as_permanent=True)
+            await self._report_refused_key(e)
         except ResponsesWSError as e:
+            await self._call_event_handler("on_connection_error", f"{e}")
             logger.warning(f"{self}: initial connection failed ({e}); the first turn will retry")
+
+    async def _report_refused_key(self, error: AuthenticationError) -> None:
+        """Once: every later handshake is refused the same way, and one error says it all."""
+        if self._refused_key == str(error):
+            logger.debug(f"{self}: {error} (already reported)")
+            return
+        self._refused_key = str(error)
+        await self._call_event_handler("on_connection_error", f"{error}")
+        await self.push_error(f"{self}: {error}", exception=error, force_treat_as_permanent=True)
 
     async def cleanup(self) -> None:
         await super().cleanup()
@@ -215,7 +271,14 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             with self._client.turn():
                 await self._run_turn(context)
         except AuthenticationError as e:
-            await self.push_error(f"{self}: {e}", exception=e, force_treat_as_permanent=True)
+            await self._report_refused_key(e)
+        except PhaseTimeout as e:
+            if e.phase == "first_event":
+                await self._call_event_handler("on_completion_timeout")
+            await self.push_error(f"{self}: {e}", exception=e)
+        except (HandshakeRejected, ConnectionLost) as e:
+            await self._call_event_handler("on_connection_error", f"{e}")
+            await self.push_error(f"{self}: {e}", exception=e)
         except ResponsesWSError as e:
             await self.push_error(f"{self}: {e}", exception=e)
         except Exception as e:
@@ -227,22 +290,33 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
 
     # -- one turn ---------------------------------------------------------------------------
 
-    def _fields(self, instructions: str | None, tools: Any) -> dict[str, Any]:
-        """The ``response.create`` fields other than the input, for a turn or a warm-up."""
+    def _fields(self, instructions: str | None, tools: Any, tool_choice: Any = None) -> dict[str, Any]:
+        """The ``response.create`` fields other than the input, for a turn, an inference or a warm-up."""
         fields = request_fields(self._settings)
         fields["store"] = self._store
         if instructions:
             fields["instructions"] = instructions
         if isinstance(tools, list) and tools:
             fields["tools"] = tools
+            # The context's choice (Pipecat Flows sets one per node) wins over the settings'.
+            choice = context_tool_choice(tool_choice) if is_given(tool_choice) else None
+            if choice is not None:
+                fields["tool_choice"] = choice
+        if "reasoning" not in fields:
+            # As Pipecat's built-in: a model that reasons runs at its lowest effort unless told otherwise.
+            model = str(self._settings.model or "")
+            default, can_think = thinking_default(model)
+            self._apply_thinking_default(
+                fields, model, default, can_think=can_think, provider="OpenAI", settings_fields="`reasoning`"
+            )
         return fields
 
-    async def _request_fields(self, context: LLMContext) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        params = await self.get_llm_adapter().get_llm_invocation_params(
-            context, system_instruction=self._settings.system_instruction or None
-        )
-        fields = self._fields(params.get("instructions"), params.get("tools"))
-        self._last_fields = fields
+    async def _invocation(
+        self, context: LLMContext, system_instruction: Any
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        instruction = system_instruction if isinstance(system_instruction, str) and system_instruction else None
+        params = await self.get_llm_adapter().get_llm_invocation_params(context, system_instruction=instruction)
+        fields = self._fields(params.get("instructions"), params.get("tools"), context.tool_choice)
         return fields, cast(list[dict[str, Any]], list(params["input"]))
 
     def _warm_up_request(self) -> dict[str, Any] | None:
@@ -251,8 +325,10 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         instructions = last.get("instructions") or self._settings.system_instruction or None
         return {**self._fields(instructions, last.get("tools")), "input": []}
 
+    @traced_llm  # Pipecat's ``llm`` span, as the built-in's
     async def _run_turn(self, context: LLMContext) -> None:
-        fields, full_input = await self._request_fields(context)
+        fields, full_input = await self._invocation(context, self._settings.system_instruction)
+        self._last_fields = fields
         self.stats.turns += 1
         retry_of: tuple[Response, Retry] | None = None
         while True:
@@ -287,7 +363,7 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             if kind is ev.TextDelta:
                 await self._push_text(happening)  # type: ignore[arg-type]
             elif isinstance(happening, ToolCallReady):
-                await self._dispatch_tool(happening, context)
+                await self._dispatch_tool(happening, context, first=response.calls_started == 1)
             elif isinstance(happening, ToolCallAnnounced):
                 await self.stop_ttfb_metrics()
                 await self.stop_ttfat_metrics()
@@ -336,16 +412,24 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
 
     # -- tools ------------------------------------------------------------------------------
 
-    async def _dispatch_tool(self, call: ToolCallReady, context: LLMContext) -> None:
+    async def _dispatch_tool(self, call: ToolCallReady, context: LLMContext, *, first: bool) -> None:
         """Start the call now (its arguments are final); results wait for the group to close.
 
         ``run_function_calls`` only announces the call and starts its task, so awaiting it here
-        does not hold up the stream.
+        does not hold up the stream. ``on_function_calls_started`` fires for a response's first
+        call only (with that call): a "let me check" filler plays once, however many calls follow.
         """
         function_call = FunctionCallFromLLM(
             function_name=call.name, tool_call_id=call.call_id, arguments=call.arguments, context=context
         )
+        self._calls_started_reported = not first
         await self.run_function_calls([function_call])
+        self._calls_started_reported = True
+
+    async def _call_event_handler(self, event_name: str, *args: Any, **kwargs: Any) -> None:
+        if event_name == "on_function_calls_started" and self._calls_started_reported:
+            return
+        await super()._call_event_handler(event_name, *args, **kwargs)
 
     def _holds_results(self, name: str) -> bool:
         # A call that outlives an interruption answers on its own; the others answer as a group.
@@ -394,15 +478,59 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
     # -- connection-level errors --------------------------------------------------------------
 
     def _on_connection_error(self, conn: Connection, error: ResponsesWSError) -> None:
-        self.create_task(self.push_error(f"{self}: {error}"), "responses-ws-error")
+        self.create_task(self._report_connection_error(error), "responses-ws-error")
 
+    async def _report_connection_error(self, error: ResponsesWSError) -> None:
+        await self._call_event_handler("on_connection_error", f"{error}")
+        await self.push_error(f"{self}: {error}", exception=error)
 
-def _auth_header(url: str, api_key: str) -> dict[str, str]:
-    # Azure OpenAI takes its key as ``api-key``; an Entra token goes in extra_headers as Authorization.
-    host = urlsplit(url).hostname or ""
-    if host.endswith((".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")):
-        return {"api-key": api_key}
-    return {"Authorization": f"Bearer {api_key}"}
+    # -- one-shot inference -------------------------------------------------------------------
+
+    async def run_inference(
+        self,
+        context: LLMContext,
+        max_tokens: int | None = None,
+        system_instruction: str | None = None,
+        response_schema: dict[str, Any] | None = None,
+    ) -> str | None:
+        """A one-shot inference on ``context``, outside the pipeline (summaries, classifiers, judges).
+
+        It runs on a lane of its own on the connection already open (no handshake), with
+        ``store: false`` and its context in full; it is never part of the conversation's chain and
+        never holds up a streaming turn. Without lanes it goes to the spare connection. Returns the
+        answer's text; raises ``ResponsesWSError`` when the response fails.
+        """
+        fields, full_input = await self._invocation(context, system_instruction or self._settings.system_instruction)
+        fields["store"] = False
+        if max_tokens is not None:
+            fields["max_output_tokens"] = max_tokens
+        schema = self._check_response_schema(response_schema)
+        if schema is not None:
+            fields["text"] = {"format": {"type": "json_schema", "name": "response", "schema": schema, "strict": True}}
+        retry_of: tuple[Response, Retry] | None = None
+        with self._client.turn():
+            while True:
+                conn, response = await self._client.open_out_of_band(full_input, retry_of)
+                try:
+                    await conn.send_create(response, fields)
+                    ending = await self._await_ending(conn, response)
+                except BaseException:
+                    if not response.finished:
+                        conn.abandon(response)
+                    raise
+                if isinstance(ending, Finished):
+                    return _output_text(ending.output)
+                logger.info(f"{self}: {ending.reason}; sending the inference again")
+                retry_of = (response, ending)
+
+    async def _await_ending(self, conn: Connection, response: Response) -> Finished | Retry:
+        """How an inference ended; its text is read from the finished output, not from deltas."""
+        while True:
+            happening = await conn.next_happening(response, self._first_event_timeout, self._stall_timeout)
+            if isinstance(happening, Finished | Retry):
+                return happening
+            if isinstance(happening, Failed):
+                raise happening.error
 
 
 def _is_final(kwargs: dict[str, Any]) -> bool:
@@ -418,5 +546,17 @@ def _token_usage(usage: dict[str, Any]) -> LLMTokenUsage:
         completion_tokens=int(usage.get("output_tokens") or 0),
         total_tokens=int(usage.get("total_tokens") or 0),
         cache_read_input_tokens=int(input_details.get("cached_tokens") or 0),
+        cache_creation_input_tokens=int(input_details.get("cache_write_tokens") or 0),
         reasoning_tokens=int(output_details.get("reasoning_tokens") or 0),
+    )
+
+
+def _output_text(output: tuple[dict[str, Any], ...]) -> str:
+    """What the SDK's ``Response.output_text`` is: the ``output_text`` parts of the message items."""
+    return "".join(
+        str(part.get("text") or "")
+        for item in output
+        if item.get("type") == "message"
+        for part in item.get("content") or []
+        if part.get("type") == "output_text"
     )

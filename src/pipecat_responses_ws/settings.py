@@ -1,42 +1,36 @@
-"""Runtime-updatable settings, in Pipecat's ``LLMSettings`` style."""
+"""Runtime-updatable settings: Pipecat's own Responses settings, plus what the Responses API takes.
+
+The settings class extends Pipecat's ``OpenAIResponsesLLMSettings``, so a bot switching from
+Pipecat's built-in service keeps its ``Settings(...)`` (``reasoning=ReasoningConfig(...)``
+included) and can pass them to this service unchanged.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipecat.services.settings import LLMSettings
-from pipecat.utils.types import NOT_GIVEN, NotGiven
+from openai import NOT_GIVEN as OPENAI_NOT_GIVEN
+from pipecat.services.openai.responses import llm as builtin_responses
+from pipecat.services.openai.responses.llm import OpenAIResponsesLLMSettings, OpenAIResponsesReasoningConfig
+from pipecat.utils.types import NOT_GIVEN, NotGiven, is_given
+
+ReasoningConfig = OpenAIResponsesReasoningConfig
 
 
 @dataclass
-class ReasoningSettings:
-    """Reasoning for models that reason: ``effort`` ("none", "low", …) and ``summary`` ("auto", …)."""
-
-    effort: str | None = None
-    summary: str | None = None
-
-    def to_request(self) -> dict[str, Any]:
-        return {k: v for k, v in (("effort", self.effort), ("summary", self.summary)) if v is not None}
-
-
-@dataclass
-class ResponsesWSSettings(LLMSettings):
-    """Settings of :class:`ResponsesWSLLMService`.
+class ResponsesWSSettings(OpenAIResponsesLLMSettings):
+    """Settings of :class:`ResponsesWSLLMService` (Pipecat's Responses settings, and these).
 
     Parameters:
-        max_completion_tokens: Sent as ``max_output_tokens``.
         tool_choice: ``"auto"``, ``"none"``, ``"required"`` or ``{"type": "function", "name": …}``.
+            A ``tool_choice`` set on the ``LLMContext`` wins for the turns of that context.
         parallel_tool_calls: Whether the model may call several tools in one response.
-        reasoning: Effort and summary for reasoning models; summaries become thought frames and
-            encrypted reasoning is carried across turns.
         service_tier: ``"auto"``, ``"default"``, ``"flex"``, ``"priority"``, …
     """
 
-    max_completion_tokens: int | NotGiven | None = field(default_factory=lambda: NOT_GIVEN)
     tool_choice: str | dict[str, Any] | NotGiven | None = field(default_factory=lambda: NOT_GIVEN)
     parallel_tool_calls: bool | NotGiven | None = field(default_factory=lambda: NOT_GIVEN)
-    reasoning: ReasoningSettings | NotGiven | None = field(default_factory=lambda: NOT_GIVEN)
     service_tier: str | NotGiven | None = field(default_factory=lambda: NOT_GIVEN)
 
 
@@ -54,13 +48,21 @@ def default_settings(model: str) -> ResponsesWSSettings:
         seed=None,
         filter_incomplete_user_turns=False,
         user_turn_completion_config=None,
-        max_completion_tokens=None,
+        max_completion_tokens=OPENAI_NOT_GIVEN,  # as the built-in: the type has no None
         tool_choice=None,
         parallel_tool_calls=None,
         reasoning=None,
         service_tier=None,
         extra={},
     )
+
+
+def thinking_default(model: str) -> tuple[dict[str, dict[str, Any]] | None, bool]:
+    """The lowest reasoning effort Pipecat lists for ``model`` (sent when none is configured, as
+    Pipecat's built-in does, to protect latency), and whether the model can reason at all."""
+    effort = builtin_responses._THINKING_DEFAULTS.get(builtin_responses._model_name(model))
+    default = {"reasoning": {"effort": effort}} if effort is not None else None
+    return default, bool(builtin_responses._model_supports_reasoning(model))
 
 
 def request_fields(settings: ResponsesWSSettings) -> dict[str, Any]:
@@ -75,12 +77,29 @@ def request_fields(settings: ResponsesWSSettings) -> dict[str, Any]:
         ("service_tier", "service_tier"),
     ):
         value = getattr(settings, name)
-        if value is not None and not isinstance(value, NotGiven):
+        # Pipecat's settings may hold the OpenAI SDK's own NOT_GIVEN: only plain values are sent.
+        if value is not None and is_given(value) and isinstance(value, str | int | float | bool | dict):
             fields[wire_name] = value
     reasoning = settings.reasoning
-    if isinstance(reasoning, ReasoningSettings) and reasoning.to_request():
-        fields["reasoning"] = reasoning.to_request()
-        fields["include"] = ["reasoning.encrypted_content"]
+    if isinstance(reasoning, OpenAIResponsesReasoningConfig):
+        configured = reasoning.model_dump(exclude_none=True)
+        if configured:
+            fields["reasoning"] = configured
+            # Encrypted reasoning comes back so the next turn keeps it (store is false).
+            fields["include"] = ["reasoning.encrypted_content"]
     if isinstance(settings.extra, dict):
         fields.update(settings.extra)
     return fields
+
+
+def context_tool_choice(choice: Any) -> str | dict[str, Any] | None:
+    """An ``LLMContext`` tool choice (Chat Completions' shape) as the Responses API takes it."""
+    if isinstance(choice, str):
+        return choice
+    if isinstance(choice, dict):
+        function = choice.get("function")
+        if choice.get("type") == "function" and isinstance(function, dict) and function.get("name"):
+            return {"type": "function", "name": function["name"]}
+        if choice.get("type") == "function" and choice.get("name"):
+            return {"type": "function", "name": choice["name"]}
+    return None

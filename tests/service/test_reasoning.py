@@ -14,7 +14,7 @@ from pipecat_responses_ws.emulator import Reply
 from .conftest import session
 
 SUMMARY = "Thinking about Oslo weather."
-REASONING = {"reasoning": ResponsesWSLLMService.Reasoning(effort="low", summary="auto")}
+REASONING = {"reasoning": ResponsesWSLLMService.ReasoningConfig(effort="low", summary="auto")}
 
 
 def _reasoning_in(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

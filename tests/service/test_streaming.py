@@ -57,7 +57,7 @@ async def test_settings_reach_the_request() -> None:
         max_completion_tokens=99,
         tool_choice="none",
         parallel_tool_calls=False,
-        reasoning=ResponsesWSLLMService.Reasoning(effort="low"),
+        reasoning=ResponsesWSLLMService.ReasoningConfig(effort="low"),
         service_tier="auto",
     )
     async with Emulator(ttft=0.01, tokens_per_second=500) as emu:

@@ -122,6 +122,35 @@ class ResponsesClient:
                 raise ResponsesWSError("no lane available on a fresh connection")
         return conn, response
 
+    async def open_out_of_band(
+        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+    ) -> tuple[Connection, Response]:
+        """A response for a one-shot inference beside the conversation.
+
+        With lanes it takes a lane of its own on the conversation's connection: no handshake, and a
+        streaming turn is not held up. Without lanes a connection runs one answer at a time, so it
+        goes to the spare connection (opened now if there is none), never ahead of the next turn.
+        """
+        conn = await self.connection()
+        if conn.state.lanes is False or not conn.state.router.named:
+            conn = await self._spare_connection()
+        response = conn.open_response(full_input, retry_of=retry_of, out_of_band=True)
+        if response is None:
+            raise ResponsesWSError(f"{conn.name}: no lane free for an inference")
+        return conn, response
+
+    async def _spare_connection(self) -> Connection:
+        spare = self._spare
+        if spare is None or not spare.usable:
+            task = self._spare_task
+            if task is None or task.done():
+                task = self._spare_task = self._spawn(self._open_spare())
+            await asyncio.shield(task)
+            spare = self._spare
+        if spare is None or not spare.usable:
+            raise ResponsesWSError(f"{self._name}: no spare connection for an inference")
+        return spare
+
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
         """Marks a turn in progress, so idle-time rotation does not swap under it."""
@@ -248,8 +277,9 @@ class ResponsesClient:
         if conn is not self._current:
             return
         spare = self._spare
-        if spare is not None and spare.usable and not self._too_old(spare):
-            # The next turn goes to the warm spare at once; nothing waits for the abandoned answer.
+        if spare is not None and spare.usable and spare.quiet.is_set() and not self._too_old(spare):
+            # The next turn goes to the warm spare at once; nothing waits for the abandoned answer
+            # (nor for an inference: a spare busy with one is not taken).
             self._spare, self._current = None, spare
             self.stats.spare_takeovers += 1
             self.session.taken_over(spare.state)

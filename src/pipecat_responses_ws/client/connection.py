@@ -276,10 +276,13 @@ class Connection:
         *,
         retry_of: tuple[Response, Retry] | None = None,
         generate: bool = True,
+        out_of_band: bool = False,
     ) -> Response | None:
         """A response on a free lane with its event queue, or None if none can start here at once."""
         self._apply(self.session.retire_stuck(self.state, time.monotonic()))
-        response = self.session.open_response(self.state, full_input, retry_of=retry_of, generate=generate)
+        response = self.session.open_response(
+            self.state, full_input, retry_of=retry_of, generate=generate, out_of_band=out_of_band
+        )
         if response is not None:
             response.owner = EventQueue()
             self.quiet.clear()

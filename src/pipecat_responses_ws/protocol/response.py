@@ -70,12 +70,13 @@ class Retry:
     """The response is over without anything audible or any tool run: send the turn again.
 
     ``full_context``: without ``previous_response_id``; ``fresh_connection``: this connection is
-    retired, so the next attempt goes to a new one.
+    retired, so the next attempt goes to a new one; ``after_timeout``: its first event never came.
     """
 
     reason: str
     full_context: bool = False
     fresh_connection: bool = False
+    after_timeout: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +121,13 @@ class Response:
     serial: int
     plan: InputPlan
     generate: bool = True
+    # A one-shot inference beside the conversation (``run_inference``): sent in full, never a
+    # parent of a turn, its tool calls never run.
+    out_of_band: bool = False
     # How the turn got here: a retry inherits what its predecessor already used up.
     full_context_retried: bool = False
     transport_retried: bool = False
+    timeout_retried: bool = False
     response_id: str | None = None
     sent: bool = False
     created: bool = False

@@ -56,6 +56,8 @@ class ServiceStats:
     barge_ins_on_same_connection: int = 0
     input_items_resent: int = 0  # sent again in full on a spare that took over
     bytes_resent: int = 0
+    out_of_band_inferences: int = 0  # run_inference calls (summaries, classifiers, judges)
+    timeout_retries: int = 0  # turns sent again after no first event (retry_on_timeout)
 
 
 @dataclass
@@ -76,6 +78,8 @@ class SessionOptions:
     pool_size: int = 4
     send_cancel: bool = True
     lane_prefix: str = "lane-"
+    # Send a turn again, once, when its first event does not come in time and nothing was spoken.
+    retry_on_first_event_timeout: bool = False
 
 
 class ConnectionState:
@@ -139,12 +143,16 @@ class ClientSession:
         *,
         retry_of: tuple[Response, Retry] | None = None,
         generate: bool = True,
+        out_of_band: bool = False,
     ) -> Response | None:
         """A response on a free lane of ``conn``, continuing the best cached parent; None if no
-        lane is free (the caller moves to a fresh connection)."""
+        lane is free (the caller moves to a fresh connection).
+
+        ``out_of_band``: a one-shot inference on a context of its own. It goes in full (its context
+        is not the conversation's), and what it leaves in the lane's cache is never continued."""
         if not conn.usable:
             return None
-        full = retry_of is not None and retry_of[1].full_context
+        full = out_of_band or (retry_of is not None and retry_of[1].full_context)
         plan = InputPlan(None, list(full_input), None) if full else conn.chains.plan(full_input)
         previous, retry = retry_of if retry_of is not None else (None, None)
 
@@ -156,9 +164,11 @@ class ClientSession:
                 self._serial,
                 plan,
                 generate=generate,
+                out_of_band=out_of_band,
                 full_context_retried=bool(previous and previous.full_context_retried) or full,
                 transport_retried=bool(previous and previous.transport_retried)
                 or bool(retry and retry.fresh_connection),
+                timeout_retried=bool(previous and previous.timeout_retried) or bool(retry and retry.after_timeout),
             )
 
         avoid = plan.parent.lane if plan.parent is not None else None
@@ -179,6 +189,8 @@ class ClientSession:
             payload["previous_response_id"] = plan.previous_response_id
         if not response.generate:
             payload["generate"] = False
+        elif response.out_of_band:
+            self.stats.out_of_band_inferences += 1
         else:
             if plan.parent is not None and plan.parent.segments:
                 self.stats.incremental_turns += 1
@@ -340,7 +352,7 @@ class ClientSession:
                     )
             return None
         if event.status == "completed":
-            if event.response_id:
+            if event.response_id and not response.out_of_band:
                 conn.chains.record(
                     event.response_id, response.lane, response.plan, response.plan.input, list(event.output)
                 )
@@ -489,11 +501,21 @@ class ClientSession:
     # -- what the I/O layer saw ---------------------------------------------------------------
 
     def timed_out(self, response: Response, phase: str, timeout: float, now: float) -> list[Action]:
-        """No event for ``timeout`` seconds in ``phase``: the turn ends (a stall is never replayed)."""
+        """No event for ``timeout`` seconds in ``phase``: the turn ends, or with
+        ``retry_on_first_event_timeout`` goes again once if it never started (a stall is never replayed)."""
         error = PhaseTimeout(
             f"no event for {timeout:g}s", phase=phase, response_id=response.response_id, lane=response.lane
         )
-        actions = self._end(response, Failed(error))
+        happening: Retry | Failed = Failed(error)
+        if (
+            phase == "first_event"
+            and self.options.retry_on_first_event_timeout
+            and response.replay_safe
+            and not response.timeout_retried
+        ):
+            self.stats.timeout_retries += 1
+            happening = Retry(f"no first event within {timeout:g}s", full_context=False, after_timeout=True)
+        actions = self._end(response, happening)
         return actions + self.abandon(response, now)
 
     def send_failed(self, response: Response, reason: str, now: float) -> list[Action]:
@@ -548,6 +570,10 @@ class ClientSession:
             if kind is ev.TextDelta:
                 response.text_delivered = True
             elif isinstance(happening, ToolCallReady):
+                if response.out_of_band:
+                    # An inference answers with text; a call it makes is not the conversation's to run.
+                    name = response.connection.name
+                    return [Log("INFO", f"{name}: an inference asked for {happening.name}; not run")]
                 response.calls_started += 1
                 if self._holds_results(happening.name):
                     # Registered now, in event order, so the group closes after every call of it.

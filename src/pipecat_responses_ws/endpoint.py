@@ -1,0 +1,56 @@
+"""Where the service connects and what its handshake carries, from the constructor's arguments.
+
+The arguments are Pipecat's built-in ones (``base_url``, ``organization``, ``project``,
+``default_headers``) plus ``ws_url``; each ends up in the URL or a header of the one handshake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_WS_URL = "wss://api.openai.com/v1/responses"
+_AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+
+
+def websocket_url(ws_url: str | None, base_url: str | None) -> str:
+    """``ws_url`` as given, or the Responses WebSocket endpoint under an HTTP ``base_url``
+    (``https://host/v1`` → ``wss://host/v1/responses``), or OpenAI's."""
+    derived = _from_base_url(base_url) if base_url else None
+    if ws_url and derived and ws_url != derived:
+        raise ValueError(
+            f"base_url {base_url!r} means {derived!r}, but ws_url is {ws_url!r}: give one of them "
+            "(this service sends everything, run_inference included, over the WebSocket)"
+        )
+    return ws_url or derived or DEFAULT_WS_URL
+
+
+def _from_base_url(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    scheme = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"base_url must be an http(s) URL such as https://api.openai.com/v1, not {base_url!r}")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/responses"):
+        path += "/responses"
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+def handshake_headers(
+    url: str,
+    api_key: str,
+    *,
+    organization: str | None = None,
+    project: str | None = None,
+    default_headers: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The key as the host takes it, the organization and project as OpenAI's SDK sends them, and
+    ``default_headers`` last, so they win (an Azure Entra token: ``{"Authorization": "Bearer …"}``)."""
+    host = urlsplit(url).hostname or ""
+    headers = {"api-key": api_key} if host.endswith(_AZURE_HOSTS) else {"Authorization": f"Bearer {api_key}"}
+    if organization:
+        headers["OpenAI-Organization"] = organization
+    if project:
+        headers["OpenAI-Project"] = project
+    headers.update(default_headers or {})
+    return headers
