@@ -393,6 +393,46 @@ def test_a_missing_parent_falls_back_to_the_full_context_once() -> None:
     assert third is not None and d.session.create_event(third, {})["input"] == context
 
 
+def test_an_out_of_band_inference_goes_in_full_never_becomes_a_parent_and_runs_no_call() -> None:
+    d = Driver()
+    turn, _ = d.start()
+    w = d.writer(turn)
+    stream_text(d, w, ["Hello."])
+    d.feed(w.output_item_done(0, builders.message_item("msg_1", "Hello.")))
+    d.feed(w.completed(builders.usage(1, 1)))
+    context = [*USER, {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "more"}]
+    inference, payload = d.start(context, out_of_band=True)
+    assert "previous_response_id" not in payload and payload["input"] == context
+    assert inference.lane != turn.lane  # the turn's lane keeps its cached answer
+    wi = d.writer(inference, "resp_2")
+    d.feed(wi.created())
+    d.feed(wi.output_item_added(0, builders.function_call_item("fc_1", "call_1", "f", "", "in_progress")))
+    done = d.feed(wi.output_item_done(0, builders.function_call_item("fc_1", "call_1", "f", "{}")))
+    assert not [h for h in delivered(done) if isinstance(h, ToolCallReady)] and inference.calls_started == 0
+    assert isinstance(delivered(d.feed(wi.completed(builders.usage(1, 1))))[0], Finished)
+    _next, payload = d.start(context)
+    assert payload["previous_response_id"] == "resp_1"  # the chain goes on from the turn
+    assert d.session.stats.out_of_band_inferences == 1
+
+
+@pytest.mark.parametrize("retry_on_timeout", [False, True])
+def test_a_late_first_event_ends_the_turn_or_sends_it_again_once(retry_on_timeout: bool) -> None:
+    d = Driver(retry_on_first_event_timeout=retry_on_timeout)
+    first, _ = d.start()
+    verdict = delivered(d.session.timed_out(first, "first_event", 1.0, d.now))[0]
+    if not retry_on_timeout:
+        assert isinstance(verdict, Failed)
+        return
+    assert isinstance(verdict, Retry) and verdict.after_timeout
+    second = d.session.open_response(d.conn, USER, retry_of=(first, verdict))
+    assert second is not None
+    d.session.create_event(second, {})
+    assert isinstance(delivered(d.session.timed_out(second, "first_event", 1.0, d.now))[0], Failed)
+    stalled, _ = d.start()
+    d.feed(d.writer(stalled, "resp_9").created())
+    assert isinstance(delivered(d.session.timed_out(stalled, "stall", 1.0, d.now))[0], Failed)
+
+
 # -- endpoints without lanes --------------------------------------------------------------------
 
 

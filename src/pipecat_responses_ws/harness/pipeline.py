@@ -29,7 +29,10 @@ from pipecat.frames.frames import (
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMAssistantAggregatorParams,
+    LLMContextAggregatorPair,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
@@ -82,9 +85,13 @@ class Conversation:
     runner_task: asyncio.Task[Any] | None = None
     # Processors placed after the LLM's output probe (a transcript printer, a TTS stand-in).
     listeners: list[FrameProcessor] = field(default_factory=list)
+    # The assistant aggregator's options (context summarization, …).
+    assistant_params: LLMAssistantAggregatorParams | None = None
+    # Pipecat's OpenTelemetry spans (turn, llm, …), when the opentelemetry SDK is installed.
+    tracing: bool = False
 
     def __post_init__(self) -> None:
-        self.pair = LLMContextAggregatorPair(self.context)
+        self.pair = LLMContextAggregatorPair(self.context, assistant_params=self.assistant_params)
         self.upstream = Probe("probe-before-llm")
         # Brackets and text are kept up to date as frames pass, so the waits that poll them cost
         # microseconds: the harness must not add its own work to the latencies it measures.
@@ -95,7 +102,9 @@ class Conversation:
             [self.pair.user(), self.upstream, self.llm, self.downstream, *self.listeners, self.pair.assistant()]
         )
         params = PipelineParams(enable_metrics=self.metrics, enable_usage_metrics=self.metrics)
-        self.worker = PipelineWorker(pipeline, params=params, cancel_on_idle_timeout=False, enable_rtvi=self.rtvi)
+        self.worker = PipelineWorker(
+            pipeline, params=params, cancel_on_idle_timeout=False, enable_rtvi=self.rtvi, enable_tracing=self.tracing
+        )
         self._started = asyncio.Event()
 
         @self.worker.event_handler("on_pipeline_started")
