@@ -404,3 +404,65 @@ def test_usage_maps_cache_reads_and_writes_as_the_builtin() -> None:
         }
     )
     assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens, usage.reasoning_tokens) == (4, 3, 2)
+
+
+def _kinds(talk: Conversation) -> list[str]:
+    """The frames after the LLM, by type, repeats collapsed (metrics frames left out)."""
+    kinds: list[str] = []
+    for seen in talk.downstream.seen:
+        name = type(seen.frame).__name__
+        if "Metrics" in name or name in ("StartFrame", "LLMServiceMetadataFrame") or (kinds and kinds[-1] == name):
+            continue
+        kinds.append(name)
+    return kinds
+
+
+async def test_a_text_turn_and_a_tool_turn_give_the_same_frames_and_context_on_both() -> None:
+    seen: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
+    for which in SERVICES:
+
+        def setup(llm: LLMService[Any]) -> None:
+            async def weather(params: FunctionCallParams) -> None:
+                await params.result_callback({"sky": "clear"})
+
+            llm.register_function("get_weather", weather)
+
+        async with running(which, context=LLMContext(tools=weather_tools()), setup=setup) as (emu, _llm, talk):
+            emu.queue_replies(
+                Reply(text="Hello to you."),
+                Reply(calls=[ToolCall("get_weather", {"city": "Paris"})]),
+                Reply(text="It is clear."),
+            )
+            await talk.say("Hello there.")
+            await talk.wait_text("Hello to you.")
+            await talk.say("Weather in Paris?")
+            await talk.wait_text("It is clear.")
+            await talk.wait_turns_ended(3)
+            await asyncio.sleep(0.1)  # the assistant aggregator settles the context
+            messages = [{k: m.get(k) for k in ("role", "content")} for m in talk.messages()]
+            seen[which] = (_kinds(talk), messages)
+    ours, builtin = seen["ours"], seen["pipecat"]
+    assert ours[1] == builtin[1]
+    for kind in ("LLMFullResponseStartFrame", "LLMTextFrame", "LLMFullResponseEndFrame", "FunctionCallsStartedFrame"):
+        assert ours[0].count(kind) == builtin[0].count(kind), (kind, ours[0], builtin[0])
+    assert "FunctionCallResultFrame" in ours[0] and "FunctionCallResultFrame" in builtin[0]
+
+
+async def test_llm_switcher_moves_between_ours_and_the_builtin() -> None:
+    from pipecat.frames.frames import ManuallySwitchServiceFrame
+    from pipecat.pipeline.llm_switcher import LLMSwitcher
+
+    async with Emulator(ttft=0.02, tokens_per_second=400.0) as emu:
+        ours, builtin = make_service("ours", emu), make_service("pipecat", emu)
+        switcher = LLMSwitcher(llms=[ours, builtin])
+        async with Conversation(switcher) as talk:
+            emu.queue_replies(Reply(text="From ours."), Reply(text="Out of band."), Reply(text="From the built-in."))
+            await talk.say("Hello there.")
+            await talk.wait_text("From ours.")
+            assert await switcher.run_inference(LLMContext(messages=[{"role": "user", "content": "Q?"}])) == (
+                "Out of band."
+            )
+            await talk.worker.queue_frame(ManuallySwitchServiceFrame(service=builtin))
+            await talk.say("And you?")
+            await talk.wait_text("From the built-in.")
+    assert not talk.errors(), [e.error for e in talk.errors()]
