@@ -104,15 +104,15 @@ class SessionDriver(ABC):
         self._shared.records.notify()
 
     def _cancel(self, action: Cancel) -> None:
-        self._mark_cancelled(action.job.response_id)
+        self._mark_cancelled(action.job.response_id, time.monotonic())
         runner = self._runners.get(action.job.response_id)
         if action.stop and runner is not None:
             runner.cancel()
 
-    def _mark_cancelled(self, response_id: str) -> None:
+    def _mark_cancelled(self, response_id: str, at: float) -> None:
         record = self._records.get(response_id)
         if record is not None and record.cancelled_at is None:
-            record.cancelled_at = time.monotonic()
+            record.cancelled_at = at
             self._shared.records.notify()
 
     def _start(self, job: Job) -> None:

@@ -77,4 +77,6 @@ class FrontDoor:
         """Drop the connections that never said what they are, then shut the HTTP side down."""
         for transport in list(self.undecided):
             transport.abort()
+        # Idle keep-alive connections close at once; only answers still being written get the timeout.
+        self.http.pre_shutdown()
         await self.http.shutdown(timeout)

@@ -98,7 +98,7 @@ class HttpExchange(SessionDriver):
         self._closing = True
         self._record.closed_at = time.monotonic()
         if self._job is not None:
-            self._mark_cancelled(self._job.response_id)
+            self._mark_cancelled(self._job.response_id, self._record.closed_at)
         self._cut_responses()
         logger.debug("emulator HTTP request {} closed by the client", self.connection_id)
 
@@ -157,12 +157,13 @@ class HttpEndpoint:
         self._shared = shared
         self.exchanges: dict[int, HttpExchange] = {}
         # The TCP connections that already paid the handshake delay: a kept-alive one pays it once.
-        self._connected: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._connected: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         settings, records = self._shared.settings, self._shared.records
-        if settings.handshake_delay and request.protocol not in self._connected:
-            self._connected.add(request.protocol)
+        transport = request.transport
+        if settings.handshake_delay and transport is not None and transport not in self._connected:
+            self._connected.add(transport)
             await asyncio.sleep(settings.handshake_delay)
         path, query = split_target(request.raw_path)
         headers = {name.lower(): ", ".join(request.headers.getall(name)) for name in request.headers}

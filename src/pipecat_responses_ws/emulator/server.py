@@ -111,7 +111,9 @@ class Emulator:
             create_connection=self._front.connection_class(),
         )
         self._port = self._server.sockets[0].getsockname()[1]
-        logger.info("Responses WebSocket emulator listening on {}", self.ws_url)
+        logger.info(
+            "Responses WebSocket emulator listening on {} (HTTP: {}/responses)", self.ws_url, self.http_base_url
+        )
 
     async def stop(self) -> None:
         server, self._server = self._server, None
