@@ -312,3 +312,36 @@ async def test_dropping_connections_and_stopping_end_http_answers_in_progress(
     assert not {event.type async for event in stream} & wire.TERMINAL_EVENTS
     # The emulator ended these answers itself: neither is recorded as the client going away.
     assert [r.closed_at for r in emu.records.http_requests] == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status_line"),
+    [
+        (
+            b"GET /v1/responses HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            b"Authorization: Bearer k\r\n\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\n",
+        ),
+        (
+            b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 16\r\nConnection: close\r\n\r\n{"input": "hi"}\n',
+            b"HTTP/1.1 200 OK\r\n",
+        ),
+    ],
+    ids=["upgrade", "post"],
+)
+async def test_a_request_whose_first_bytes_come_one_at_a_time_still_finds_its_server(
+    emu: Emulator, request_head: bytes, status_line: bytes
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", emu.port)
+    try:
+        for byte in request_head[:3]:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        writer.write(request_head[3:])
+        async with asyncio.timeout(5):
+            assert await reader.readline() == status_line
+    finally:
+        writer.close()

@@ -18,6 +18,8 @@ from aiohttp import web
 from websockets.asyncio.server import ServerConnection
 
 UPGRADE_METHOD = b"GET "
+# websockets' default open_timeout: a connection that says nothing for this long is dropped, as before.
+SILENCE_LIMIT = 10.0
 
 
 class FrontDoor:
@@ -36,6 +38,7 @@ class FrontDoor:
                 # websockets is told of the connection only once it turns out to be an upgrade.
                 self._held = cast(asyncio.Transport, transport)
                 self._head: bytes | None = b""
+                self._silence = asyncio.get_running_loop().call_later(SILENCE_LIMIT, self._held.abort)
                 door.undecided.add(self._held)
 
             def data_received(self, data: bytes) -> None:
@@ -47,6 +50,7 @@ class FrontDoor:
                     self._head = head
                     return
                 self._head = None
+                self._silence.cancel()
                 door.undecided.discard(self._held)
                 if head.startswith(UPGRADE_METHOD):
                     super().connection_made(self._held)
@@ -63,6 +67,7 @@ class FrontDoor:
                 if self._head is None:
                     super().connection_lost(exc)
                 else:
+                    self._silence.cancel()
                     door.undecided.discard(self._held)
 
         return DecidingConnection
