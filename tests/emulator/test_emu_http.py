@@ -345,3 +345,9 @@ async def test_a_request_whose_first_bytes_come_one_at_a_time_still_finds_its_se
             assert await reader.readline() == status_line
     finally:
         writer.close()
+
+
+async def test_a_body_larger_than_aiohttps_default_limit_is_read(emu: Emulator, sdk: Sdk) -> None:
+    words = " ".join(["word"] * 400_000)  # 2 MB: a long conversation sent in full
+    response = await sdk(emu).responses.create(model="m", input=words)
+    assert response.status == "completed" and emu.records.responses[0].input_tokens == 400_000

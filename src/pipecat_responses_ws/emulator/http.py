@@ -39,6 +39,8 @@ from .stream import Event
 
 
 class HttpExchange(SessionDriver):
+    """One ``POST /responses``: its create, its one response, and the answer it becomes."""
+
     def __init__(self, shared: Shared, record: HttpRequest, request: web.BaseRequest, api_key: str | None) -> None:
         state = ConnectionState(
             store=shared.store, new_id=shared.new_id, model=shared.settings.model, multiplexing="none"
@@ -176,7 +178,9 @@ class HttpEndpoint:
         )
         if refused is not None:
             return _refuse(record, refused)
-        raw = await request.read()
+        # Read from the stream itself: request.read() would refuse a body over 1 MiB, and a
+        # conversation sent in full grows past that (the WebSocket side takes 32 MiB frames).
+        raw = await request.content.read()
         body = read_body(raw)
         text = raw.decode("utf-8", errors="replace")
         payload = as_create(body) if isinstance(body, dict) else None

@@ -37,7 +37,7 @@ class Emulator:
     :attr:`http_base_url`: ``POST /v1/responses`` on the same port answers with server-sent events
     (``stream: true``) or one JSON ``Response``, from the same scripted model, faults and records
     (:mod:`.http`). ``websocket="refuse"`` answers every upgrade with HTTP 426, as a gateway
-    without WebSocket mode does, so a client's fall back to HTTP can be tested.
+    without WebSocket mode does, so a client's fallback to HTTP can be tested.
 
     ``multiplexing="none"`` plays a server without lanes (Azure OpenAI, LocalAI, vLLM): one
     response at a time per connection, no ``stream_id`` on any event, a one-slot cache;
