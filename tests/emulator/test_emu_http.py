@@ -50,7 +50,7 @@ async def sdk() -> AsyncIterator[Sdk]:
         await client.close()
 
 
-def http_events(emu: Emulator, connection_id: int) -> list[dict[str, Any]]:
+def sent_on(emu: Emulator, connection_id: int) -> list[dict[str, Any]]:
     return [s.event for s in emu.records.sent(connection_id)]
 
 
@@ -63,7 +63,7 @@ async def test_streamed_create_parses_every_event_as_a_member_of_the_sdk_union(e
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == ECHO
     # What went on the wire, as plain JSON, against the SDK's validating union.
     (request,) = emu.records.http_requests
-    wire_events = http_events(emu, request.connection_id)
+    wire_events = sent_on(emu, request.connection_id)
     validate_events(wire_events, STREAM_EVENTS)
     assert [e["type"] for e in wire_events] == [e.type for e in events]
     assert request.status == 200 and request.stream is True and request.closed_at is None
@@ -102,7 +102,7 @@ async def test_sdk_stream_helper_and_a_non_streamed_create(emu: Emulator, sdk: S
     request = emu.records.http_requests[-1]
     assert request.stream is False and request.status == 200
     # The events were still generated (and recorded), though only the Response was written.
-    assert http_events(emu, request.connection_id)[-1]["type"] == "response.completed"
+    assert sent_on(emu, request.connection_id)[-1]["type"] == "response.completed"
 
 
 async def test_tool_round_trip_with_store_and_previous_response_id(emu: Emulator, sdk: Sdk) -> None:
@@ -276,7 +276,7 @@ async def test_http_and_websocket_connections_never_share_an_id(emu: Emulator, c
     (handshake,) = emu.records.handshakes
     assert request.connection_id != handshake.connection_id
     assert {r.connection_id for r in emu.records.responses} == {request.connection_id, handshake.connection_id}
-    assert text_of(http_events(emu, handshake.connection_id)) == text_of(http_events(emu, request.connection_id))
+    assert text_of(sent_on(emu, handshake.connection_id)) == text_of(sent_on(emu, request.connection_id))
 
 
 async def test_handshake_delay_is_paid_once_per_tcp_connection(make_emulator: MakeEmulator, sdk: Sdk) -> None:

@@ -81,12 +81,13 @@ class Handshake:
 
 @dataclass
 class HttpRequest:
-    """One HTTP request (any method, any path) and the status it was answered with.
+    """One HTTP request, any path, and the status it was answered with.
 
+    Any method but ``GET``: a ``GET`` goes to the WebSocket side and is a :class:`Handshake`.
     ``status`` is ``None`` until the answer starts, and stays so when the connection was aborted
-    before it. ``stream`` is the body's ``stream`` flag once the body was read as an object. ``closed_at``
-    is when the client went away before the answer was complete (a barge-in over HTTP); the
-    response it was streaming is then cut as a lost WebSocket would cut it, with its
+    before it. ``stream`` is the body's ``stream`` flag once the body was read as an object.
+    ``closed_at`` is when the client went away before the answer was complete (a barge-in over
+    HTTP); the response it was streaming is then cut as a lost WebSocket would cut it, with its
     ``cancelled_at`` set to the same moment.
     """
 
