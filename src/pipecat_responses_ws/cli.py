@@ -29,12 +29,15 @@ Handler = Callable[[argparse.Namespace], int]
 def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "serve",
-        help="run the Responses WebSocket emulator until interrupted",
-        description="Serve the Responses WebSocket protocol locally with a deterministic scripted model.",
+        help="run the Responses WebSocket emulator (HTTP too, on the same port) until interrupted",
+        description="Serve the Responses WebSocket protocol, and POST /v1/responses on the same port, locally "
+        "with a deterministic scripted model.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default: %(default)s)")
-    parser.add_argument("--api-key", default=None, help="require this bearer key (default: accept any)")
+    parser.add_argument(
+        "--api-key", default=None, help="require this key, as a bearer token or an api-key header (default: any)"
+    )
     parser.add_argument(
         "--cancel-policy",
         choices=["error", "ignore", "honor"],
@@ -75,6 +78,13 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         default=None,
         metavar="N",
         help="stream function-call arguments N characters per delta (default: at most three deltas per call)",
+    )
+    parser.add_argument(
+        "--websocket",
+        choices=["accept", "refuse"],
+        default="accept",
+        help="refuse: answer every WebSocket upgrade with HTTP 426, as a gateway without WebSocket mode does, "
+        "while POST /v1/responses still works (default: %(default)s)",
     )
     parser.add_argument("--log-level", default="INFO", help="loguru level, e.g. DEBUG for every event (default: INFO)")
     parser.set_defaults(handler=_serve)
@@ -163,6 +173,7 @@ def _emulator(args: argparse.Namespace) -> Emulator:
         multiplexing=args.multiplexing,
         stream_id_policy=args.stream_id_policy,
         argument_delta_chars=args.argument_delta_chars,
+        websocket=args.websocket,
     )
 
 
@@ -176,6 +187,7 @@ async def _serve_until_stopped(emulator: Emulator) -> int:
     async with emulator:
         print(f"ws_url:   {emulator.ws_url}", flush=True)
         print(f"base_url: {emulator.base_url}", flush=True)
+        print(f"http_base_url: {emulator.http_base_url}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         await stop.wait()
     print("stopped", flush=True)

@@ -1,8 +1,8 @@
 """Fixtures for the emulator tests: fast emulators whose every sent event is checked at teardown.
 
-Each emulator made here is validated after the test against the official SDK's server-event
-union, and each lane's stream is checked to number its events 0, 1, 2… from ``response.created``
-to its terminal event.
+Each emulator made here is validated after the test against the official SDK's event unions
+(the WebSocket one, or the HTTP stream's for what went over HTTP), and each lane's stream is
+checked to number its events 0, 1, 2… from ``response.created`` to its terminal event.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import websockets
-from emu_helpers import FAST, Peer, check_sequence_numbers, validate_events
+from emu_helpers import FAST, Peer, check_sequence_numbers, validate_sent
 from websockets.asyncio.client import ClientConnection
 
 from pipecat_responses_ws.emulator import Emulator
@@ -32,7 +32,7 @@ async def make_emulator() -> AsyncIterator[Callable[..., Awaitable[Emulator]]]:
     for emu in made:
         await emu.stop()
     for emu in made:
-        validate_events([s.event for s in emu.records.sent()])
+        validate_sent(emu)
         check_sequence_numbers(emu)
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from openai.types.responses import ResponsesServerEvent
+from openai.types.responses import ResponsesServerEvent, ResponseStreamEvent
 from pydantic import TypeAdapter
 from websockets.asyncio.client import ClientConnection
 
@@ -15,26 +15,39 @@ from pipecat_responses_ws.emulator import Emulator
 from pipecat_responses_ws.protocol import wire
 
 SERVER_EVENTS: TypeAdapter[Any] = TypeAdapter(ResponsesServerEvent)
+# What an HTTP stream carries: the same events, but its ``error`` is the flat ``ResponseErrorEvent``.
+STREAM_EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 FAST = {"ttft": 0.01, "tokens_per_second": 500.0}
 NO_LANE = object()
 
 Event = dict[str, Any]
 
 
-def validate_events(events: list[Event]) -> None:
-    """Every event must parse as a member of the SDK's union, keeping its type."""
+def validate_events(events: list[Event], union: TypeAdapter[Any] = SERVER_EVENTS) -> None:
+    """Every event must parse as a member of the SDK's union (WebSocket by default), keeping its type."""
     for event in events:
-        parsed = SERVER_EVENTS.validate_python(event)
+        parsed = union.validate_python(event)
         assert parsed.type == event["type"], event
 
 
+def validate_sent(emu: Emulator) -> None:
+    """Every event the emulator sent, against the SDK's union for the way it went (WebSocket or HTTP)."""
+    http = {request.connection_id for request in emu.records.http_requests}
+    validate_events([s.event for s in emu.records.sent() if s.connection_id not in http])
+    validate_events([s.event for s in emu.records.sent() if s.connection_id in http], STREAM_EVENTS)
+
+
 def check_sequence_numbers(emu: Emulator) -> None:
-    """Within each (connection, lane), a response numbers its events 0, 1, 2… up to its terminal."""
+    """Within each (connection, lane), a response numbers its events 0, 1, 2… up to its terminal.
+
+    An ``error`` in an HTTP stream is numbered with the response's events; on a WebSocket it is not.
+    """
+    http = {request.connection_id for request in emu.records.http_requests}
     expected: dict[tuple[int, str | None], int | None] = {}
     for sent in emu.records.sent():
         event = sent.event
         key = (sent.connection_id, event.get("stream_id"))
-        if event["type"] in (wire.ERROR, wire.STEER_FAILED):
+        if event["type"] in (wire.ERROR, wire.STEER_FAILED) and sent.connection_id not in http:
             continue
         if event["type"] == wire.CREATED:
             assert event["sequence_number"] == 0, event

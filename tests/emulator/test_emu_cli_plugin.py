@@ -12,6 +12,8 @@ import sys
 import pytest
 import websockets
 from emu_helpers import validate_events
+from openai import AsyncOpenAI
+from websockets.exceptions import InvalidStatus
 
 from pipecat_responses_ws.cli import build_parser
 from pipecat_responses_ws.emulator import Emulator
@@ -52,6 +54,33 @@ async def test_serve_runs_until_terminated() -> None:
             _, stderr = await process.communicate()
     assert process.returncode == 0, stderr.decode()
     assert b"sk-cli" not in stderr
+
+
+async def test_serve_refusing_websocket_still_answers_http() -> None:
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys; from pipecat_responses_ws.cli import main; sys.exit(main())",
+        "serve", "--port", str(port), "--websocket", "refuse",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(30):
+            lines = [(await process.stdout.readline()).decode() for _ in range(3)]
+        assert lines[2] == f"http_base_url: http://127.0.0.1:{port}/v1\n"
+        with pytest.raises(InvalidStatus) as refused:
+            await websockets.connect(lines[0].split()[-1], additional_headers={"Authorization": "Bearer k"})
+        assert refused.value.response.status_code == 426
+        async with AsyncOpenAI(api_key="k", base_url=lines[2].split()[-1], max_retries=0) as client:
+            response = await client.responses.create(model="m", input="ping")
+        assert response.output_text.startswith("You said: ping.")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
 
 
 def test_parser_has_serve_and_room_for_more_commands() -> None:

@@ -204,10 +204,14 @@ class ResponseEventWriter:
     def steer_failed(self, code: str, message: str, steer_input: Any, steer_id: str | None = None) -> dict[str, Any]:
         """``response.steer.failed`` for a steer aimed at this response, numbered within its stream."""
         event = steer_failed_event(code, message, self.response_id, steer_input, steer_id=steer_id)
-        event["sequence_number"] = self._sequence
-        self._sequence += 1
         if self.stream_id is not None:
             event["stream_id"] = self.stream_id
+        return self.numbered(event)
+
+    def numbered(self, event: dict[str, Any]) -> dict[str, Any]:
+        """``event``, built elsewhere, given the next ``sequence_number`` of this response's stream."""
+        event["sequence_number"] = self._sequence
+        self._sequence += 1
         return event
 
     # items and parts
@@ -305,10 +309,7 @@ class ResponseEventWriter:
 
     def error(self, code: str, message: str, *, status: int = 400) -> dict[str, Any]:
         """A request-scoped ``error`` inside this response's stream."""
-        event = error_event(code, message, status=status, stream_id=self.stream_id)
-        event["sequence_number"] = self._sequence
-        self._sequence += 1
-        return event
+        return self.numbered(error_event(code, message, status=status, stream_id=self.stream_id))
 
 
 def text_chunks(text: str) -> Iterable[str]:

@@ -9,26 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..log import logger
-from .conversation import conversation_tokens, count_tokens, normalize_input
-from .model import plan_from_reply, respond
-from .records import InjectedFault, ReceivedFrame, ResponseRecord
+from .driver import SessionDriver
+from .records import ReceivedFrame
 from .requests import connection_limit_error, parse_frame
-from .runner import ResponseRunner
-from .session import Accepted, Action, Cancel, ConnectionState, Dropped, Job, Send, Start, Steer
+from .session import ConnectionState, Send
 from .settings import Shared
-from .stream import Pacing, ResponseStream
 
 
-class ConnectionHandler:
+class ConnectionHandler(SessionDriver):
     def __init__(
         self,
         shared: Shared,
@@ -37,13 +32,8 @@ class ConnectionHandler:
         api_key: str | None = None,
         model: str | None = None,
     ) -> None:
-        self.connection_id = connection_id
-        self._shared = shared
-        self._ws = ws
-        # The key the client presented on the upgrade, for the fault that echoes it.
-        self._api_key = api_key
         settings = shared.settings
-        self.state = ConnectionState(
+        state = ConnectionState(
             store=shared.store,
             new_id=shared.new_id,
             cancel_policy=settings.cancel_policy,
@@ -52,10 +42,9 @@ class ConnectionHandler:
             multiplexing=settings.multiplexing,
             stream_id_policy=settings.stream_id_policy,
         )
-        self._runners: dict[str, ResponseRunner] = {}
-        self._response_tasks: set[asyncio.Task[None]] = set()
+        super().__init__(shared, connection_id, state, api_key)
+        self._ws = ws
         self._close_tasks: set[asyncio.Task[None]] = set()
-        self._records: dict[str, ResponseRecord] = {}
         self._closing = False
         self._reading = True
         self._done = asyncio.Event()
@@ -92,101 +81,6 @@ class ConnectionHandler:
         self._shared.records.add_frame(frame)
         logger.debug("emulator connection {} received {}", self.connection_id, payload.get("type") if payload else "?")
         await self.apply([Send(error)] if error is not None else self.state.handle(payload or {}))
-
-    # -- carrying out decisions -----------------------------------------------------------------
-
-    def finished(self, job: Job) -> list[Action]:
-        self._runners.pop(job.response_id, None)
-        return self.state.finished(job)
-
-    async def apply(self, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, Send):
-                await self.send(action.event)
-            elif isinstance(action, Accepted):
-                self._add_record(action.job)
-            elif isinstance(action, Start):
-                self._start(action.job)
-            elif isinstance(action, Dropped):
-                record = self._records.pop(action.job.response_id)
-                self._shared.records.responses.remove(record)
-            elif isinstance(action, Cancel):
-                self._cancel(action)
-            elif isinstance(action, Steer) and action.job.response_id in self._runners:
-                self._runners[action.job.response_id].steer()
-
-    async def expire(self, job: Job, *, echo_lane: bool) -> None:
-        """The connection reached its limit while ``job`` streamed; it stays open and refuses new work."""
-        self._runners.pop(job.response_id, None)
-        await self.apply(self.state.expire(job, echo_lane=echo_lane))
-
-    def presented_key(self) -> str | None:
-        return self._api_key
-
-    def injected(self, job: Job, kind: str, frame: str | None) -> None:
-        fault = InjectedFault(self.connection_id, job.response_id, kind, time.monotonic(), frame)
-        self._shared.records.add_fault(fault)
-
-    def _add_record(self, job: Job) -> None:
-        record = ResponseRecord(
-            id=job.response_id,
-            connection_id=self.connection_id,
-            lane=job.lane,
-            parent=job.parent_id,
-            status=job.status,
-            generate=job.generate,
-            request=job.request,
-            input_items=len(job.input_items),
-        )
-        self._records[job.response_id] = record
-        self._shared.records.responses.append(record)
-        self._shared.records.notify()
-
-    def _cancel(self, action: Cancel) -> None:
-        record = self._records.get(action.job.response_id)
-        if record is not None and record.cancelled_at is None:
-            record.cancelled_at = time.monotonic()
-        runner = self._runners.get(action.job.response_id)
-        if action.stop and runner is not None:
-            runner.cancel()
-
-    def _start(self, job: Job) -> None:
-        assert job.writer is not None, "the session gives a started job its writer"
-        settings, record = self._shared.settings, self._records[job.response_id]
-        reply, fault = self._shared.script.take() if job.generate else (None, None)
-        conversation = [*job.history, *job.input_items]
-        if not job.generate:
-            plan = []
-        elif reply is not None:
-            plan = plan_from_reply(reply)
-        else:
-            plan = respond(conversation, job.request)
-        pacing = Pacing(
-            settings.ttft if reply is None or reply.ttft is None else reply.ttft,
-            settings.tokens_per_second if reply is None or reply.tokens_per_second is None else reply.tokens_per_second,
-            settings.jitter,
-        )
-        delta_chars = settings.argument_delta_chars
-        if reply is not None and reply.argument_delta_chars is not None:
-            delta_chars = reply.argument_delta_chars
-        input_tokens = _instruction_tokens(job.request.get("instructions")) + conversation_tokens(conversation)
-        stream = ResponseStream(
-            job.writer,
-            plan,
-            pacing=pacing,
-            rng=random.Random(f"{settings.seed}:{job.response_id}"),
-            new_id=self._shared.new_id,
-            generate=job.generate,
-            input_tokens=input_tokens,
-            cached_tokens=conversation_tokens(list(job.history)),
-            max_output_tokens=job.request.get("max_output_tokens"),
-            argument_delta_chars=delta_chars,
-        )
-        record.status, record.created_at, record.input_tokens = job.status, time.monotonic(), input_tokens
-        runner = ResponseRunner(self, job, stream, fault, record)
-        self._runners[job.response_id] = runner
-        self._spawn(runner.run(), self._response_tasks)
-        logger.debug("emulator connection {} starts {} on lane {}", self.connection_id, job.response_id, job.lane)
 
     # -- the socket -----------------------------------------------------------------------------
 
@@ -226,19 +120,6 @@ class ConnectionHandler:
         else:
             self._spawn(self._ws.close(code, reason), self._close_tasks)
 
-    def _cut_responses(self) -> None:
-        current = asyncio.current_task()
-        for task in self._response_tasks:
-            if task is not current:
-                task.cancel()
-        self._runners.clear()
-
-    @staticmethod
-    def _spawn(coro: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]]) -> None:
-        task = asyncio.create_task(coro)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
     async def _age_limit(self) -> None:
         await asyncio.sleep(self._shared.settings.max_connection_age)
         event = connection_limit_error()
@@ -248,10 +129,3 @@ class ConnectionHandler:
         except ConnectionClosed:
             return
         self.close(self._shared.settings.age_limit_close_code, "connection age limit reached")
-
-
-def _instruction_tokens(instructions: Any) -> int:
-    if isinstance(instructions, str):
-        return count_tokens(instructions)
-    items = normalize_input(instructions)
-    return conversation_tokens(items) if items else 0

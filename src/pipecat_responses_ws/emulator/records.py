@@ -3,6 +3,11 @@
 All of it lives in the event loop, so nothing here locks. The ``Authorization`` header is kept
 (a test may want to check what was sent) but never shown: ``repr`` masks it, so a failing
 assertion cannot print a key.
+
+An HTTP request to ``POST /responses`` is recorded like a one-response connection: an
+:class:`HttpRequest` instead of a :class:`Handshake`, its body as a :class:`ReceivedFrame`, and
+its response and events under its own ``connection_id`` (drawn from the same counter as the
+WebSocket connections', so the two never collide).
 """
 
 from __future__ import annotations
@@ -18,7 +23,12 @@ _SECRET_HEADERS = frozenset({"authorization", "api-key", "openai-api-key", "x-ap
 
 @dataclass
 class ReceivedFrame:
-    """One client frame; ``payload`` is ``None`` when it was not a JSON object."""
+    """One client frame; ``payload`` is ``None`` when it was not a JSON object.
+
+    For an HTTP request the frame is its body: ``raw`` as sent, ``payload`` the
+    ``response.create`` it amounts to (the body's fields with ``"type": "response.create"``),
+    so :meth:`Records.creates` lists HTTP requests and WebSocket creates alike.
+    """
 
     connection_id: int
     time: float
@@ -29,7 +39,12 @@ class ReceivedFrame:
 
 @dataclass
 class SentEvent:
-    """One server event as sent (frames that were deliberately not JSON are not recorded)."""
+    """One server event as sent (frames that were deliberately not JSON are not recorded).
+
+    Over HTTP: each server-sent event of a streamed answer (an ``error`` in its HTTP form);
+    for ``stream: false``, every event the response generated, though only the final
+    ``Response`` is written.
+    """
 
     connection_id: int
     time: float
@@ -58,11 +73,43 @@ class Handshake:
     status: int = 101
 
     def __repr__(self) -> str:
-        shown = {k: ("<redacted>" if k in _SECRET_HEADERS else v) for k, v in self.headers.items()}
         return (
             f"Handshake(connection_id={self.connection_id}, path={self.path!r}, query={self.query!r}, "
-            f"headers={shown!r}, status={self.status})"
+            f"headers={_shown(self.headers)!r}, status={self.status})"
         )
+
+
+@dataclass
+class HttpRequest:
+    """One HTTP request, any path, and the status it was answered with.
+
+    Any method but ``GET``: a ``GET`` goes to the WebSocket side and is a :class:`Handshake`.
+    ``status`` is ``None`` until the answer starts, and stays so when the connection was aborted
+    before it. ``stream`` is the body's ``stream`` flag once the body was read as an object.
+    ``closed_at`` is when the client went away before the answer was complete (a barge-in over
+    HTTP); the response it was streaming is then cut as a lost WebSocket would cut it, with its
+    ``cancelled_at`` set to the same moment.
+    """
+
+    connection_id: int
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
+    status: int | None = None
+    stream: bool | None = None
+    closed_at: float | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"HttpRequest(connection_id={self.connection_id}, method={self.method!r}, path={self.path!r}, "
+            f"query={self.query!r}, headers={_shown(self.headers)!r}, status={self.status}, "
+            f"stream={self.stream}, closed_at={self.closed_at})"
+        )
+
+
+def _shown(headers: dict[str, str]) -> dict[str, str]:
+    return {k: ("<redacted>" if k in _SECRET_HEADERS else v) for k, v in headers.items()}
 
 
 @dataclass
@@ -100,6 +147,7 @@ class Records:
         self.frames: list[ReceivedFrame] = []
         self.responses: list[ResponseRecord] = []
         self.handshakes: list[Handshake] = []
+        self.http_requests: list[HttpRequest] = []
         self.faults: list[InjectedFault] = []
         self._sent: list[SentEvent] = []
         self._changed = asyncio.Event()

@@ -74,8 +74,8 @@ class ResponseRunner:
     async def run(self) -> None:
         try:
             await self._run()
-        except ConnectionClosed:
-            # The connection went away mid-response: the response is cut, with no terminal.
+        except (ConnectionClosed, ConnectionResetError):
+            # The connection (a WebSocket, or an HTTP answer) went away mid-response: it is cut, with no terminal.
             pass
 
     async def _run(self) -> None:

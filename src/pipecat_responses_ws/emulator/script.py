@@ -97,7 +97,8 @@ class Fault:
     fires is listed in ``Records.faults``.
 
     ``count`` is how many generated responses the fault applies to when added with
-    ``Emulator.add_fault``.
+    ``Emulator.add_fault``. An HTTP request's response takes the next reply and fault like any
+    other; what each kind does over HTTP is in :mod:`.http`.
     """
 
     kind: str

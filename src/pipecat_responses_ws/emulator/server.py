@@ -1,4 +1,4 @@
-"""The emulator: a local server speaking the Responses WebSocket protocol, and its test controls."""
+"""The emulator: a local server speaking the Responses WebSocket protocol and its HTTP form, and its test controls."""
 
 from __future__ import annotations
 
@@ -8,26 +8,36 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import Self
 
+from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ..log import logger
 from .connection import ConnectionHandler
-from .handshake import azure_key, bearer_token, decide, split_target
+from .front import FrontDoor
+from .handshake import UPGRADE_REQUIRED, azure_key, bearer_token, decide, split_target
+from .http import HttpEndpoint
 from .records import Handshake, Records
 from .script import Fault, Reply
 from .settings import Settings, Shared
 
 # Enough for a long conversation sent in full; the API's own limit is not documented.
 MAX_FRAME_BYTES = 32 * 1024 * 1024
+# How long stopping waits for HTTP answers to end before aiohttp cancels them.
+HTTP_SHUTDOWN_SECONDS = 1.0
 
 
 class Emulator:
-    """A Responses WebSocket server on 127.0.0.1 with a deterministic scripted model.
+    """A Responses WebSocket server on 127.0.0.1 with a deterministic scripted model, serving HTTP too.
 
     Use as ``async with Emulator(...) as emu`` or with :meth:`start` / :meth:`stop`. Point the
-    official SDK at :attr:`base_url` (``websocket_base_url``) and a raw client at :attr:`ws_url`.
+    official SDK at :attr:`base_url` (``websocket_base_url``) and a raw client at :attr:`ws_url`;
+    point an HTTP client (the SDK's ``base_url``, Pipecat's ``OpenAIResponsesHttpLLMService``) at
+    :attr:`http_base_url`: ``POST /v1/responses`` on the same port answers with server-sent events
+    (``stream: true``) or one JSON ``Response``, from the same scripted model, faults and records
+    (:mod:`.http`). ``websocket="refuse"`` answers every upgrade with HTTP 426, as a gateway
+    without WebSocket mode does, so a client's fallback to HTTP can be tested.
 
     ``multiplexing="none"`` plays a server without lanes (Azure OpenAI, LocalAI, vLLM): one
     response at a time per connection, no ``stream_id`` on any event, a one-slot cache;
@@ -52,6 +62,7 @@ class Emulator:
         multiplexing: str = "lanes",
         stream_id_policy: str = "ignore",
         argument_delta_chars: int | None = None,
+        websocket: str = "accept",
     ) -> None:
         settings = Settings(
             api_key=api_key,
@@ -67,13 +78,15 @@ class Emulator:
             multiplexing=multiplexing,
             stream_id_policy=stream_id_policy,
             argument_delta_chars=argument_delta_chars,
+            websocket=websocket,
         )
         self._shared = Shared(settings)
         self._host = host
         self._requested_port = port
         self._server: Server | None = None
         self._port: int | None = None
-        self._handshakes = 0
+        self._http = HttpEndpoint(self._shared)
+        self._front: FrontDoor | None = None
         self._rejections: list[int] = []
         # Weak, so an upgrade that fails after process_request leaves nothing behind.
         self._ids: weakref.WeakKeyDictionary[ServerConnection, int] = weakref.WeakKeyDictionary()
@@ -85,6 +98,8 @@ class Emulator:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
+        # Whatever aiohttp logs per request would only repeat the emulator's own debug lines.
+        self._front = FrontDoor(web.Server(self._http.handle, handler_cancellation=True, access_log=None))
         self._server = await serve(
             self._handle,
             self._host,
@@ -93,15 +108,21 @@ class Emulator:
             compression=None,
             max_size=MAX_FRAME_BYTES,
             close_timeout=1.0,
+            create_connection=self._front.connection_class(),
         )
         self._port = self._server.sockets[0].getsockname()[1]
-        logger.info("Responses WebSocket emulator listening on {}", self.ws_url)
+        logger.info(
+            "Responses WebSocket emulator listening on {} (HTTP: {}/responses)", self.ws_url, self.http_base_url
+        )
 
     async def stop(self) -> None:
         server, self._server = self._server, None
         if server is None:
             return
+        await self._http.close_all(1001, "the emulator is stopping")
         server.close(close_connections=True)
+        if self._front is not None:
+            await self._front.close(HTTP_SHUTDOWN_SECONDS)
         await server.wait_closed()
         logger.info("Responses WebSocket emulator on port {} stopped", self._port)
 
@@ -131,6 +152,11 @@ class Emulator:
     def ws_url(self) -> str:
         return f"{self.base_url}/responses"
 
+    @property
+    def http_base_url(self) -> str:
+        """For the SDK's (and Pipecat's) HTTP ``base_url``: ``POST {http_base_url}/responses``, same port."""
+        return f"http://{self._host}:{self.port}/v1"
+
     # -- test controls --------------------------------------------------------------------------
 
     @property
@@ -143,6 +169,7 @@ class Emulator:
 
     @property
     def open_connections(self) -> int:
+        """WebSocket connections open now (HTTP answers in progress are not counted)."""
         return len(self._connections)
 
     def queue_replies(self, *replies: Reply) -> None:
@@ -160,26 +187,30 @@ class Emulator:
         self._rejections.extend([status] * count)
 
     async def drop_all_connections(self, code: int = 1006) -> None:
-        """Close every open connection from the server side and wait until they are gone.
+        """Close every open connection, and end every HTTP answer, from the server side; wait until they are gone.
 
         ``1006`` (the default) aborts the TCP transport without a close frame, like a network
-        failure; any other code is sent in a close frame (``1011`` for a server error).
+        failure; any other code is sent in a close frame (``1011`` for a server error), and ends a
+        streamed HTTP body without its terminal event.
         """
         handlers = list(self._connections.values())
         for handler in handlers:
             handler.close(code, "dropped by the emulator")
-        await asyncio.gather(*(handler.wait_closed() for handler in handlers))
+        await asyncio.gather(
+            self._http.close_all(code, "dropped by the emulator"), *(h.wait_closed() for h in handlers)
+        )
 
     # -- serving --------------------------------------------------------------------------------
 
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if self.settings.handshake_delay:
             await asyncio.sleep(self.settings.handshake_delay)
-        self._handshakes += 1
-        connection_id = self._handshakes
+        connection_id = next(self._shared.connection_ids)
         path, query = split_target(request.path)
         authorization = request.headers.get("Authorization")
         forced = self._rejections.pop(0) if self._rejections and path.endswith("/responses") else None
+        if forced is None and self.settings.websocket == "refuse":
+            forced = UPGRADE_REQUIRED
         decision = decide(
             path,
             authorization,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .cache import ResponseStore
+from .handshake import WEBSOCKET_POLICIES
 from .records import Records
 from .script import Script, check_delta_chars
 from .session import CANCEL_POLICIES, MULTIPLEXING_MODES, STREAM_ID_POLICIES
@@ -30,6 +33,8 @@ class Settings:
     stream_id_policy: str = "ignore"
     # None: a call's arguments stream in at most three deltas; N: in N-character deltas, as some gateways cut them.
     argument_delta_chars: int | None = None
+    # "refuse": every upgrade is answered with 426, as by a gateway without WebSocket mode; HTTP still works.
+    websocket: str = "accept"
 
     def __post_init__(self) -> None:
         if self.cancel_policy not in CANCEL_POLICIES:
@@ -52,6 +57,8 @@ class Settings:
             # Refusing stream_id where lanes exist would be a profile no server has, so it is a mistake, not a choice.
             raise ValueError("stream_id_policy 'reject' needs multiplexing 'none'; a server with lanes takes stream_id")
         check_delta_chars(self.argument_delta_chars)
+        if self.websocket not in WEBSOCKET_POLICIES:
+            raise ValueError(f"websocket must be one of {sorted(WEBSOCKET_POLICIES)}, not {self.websocket!r}")
 
     def __repr__(self) -> str:
         # Settings end up in logs and assertion messages; the key must not.
@@ -61,7 +68,8 @@ class Settings:
             f"tokens_per_second={self.tokens_per_second}, jitter={self.jitter}, seed={self.seed}, "
             f"max_connection_age={self.max_connection_age}, age_limit_close_code={self.age_limit_close_code}, "
             f"model={self.model!r}, handshake_delay={self.handshake_delay}, multiplexing={self.multiplexing!r}, "
-            f"stream_id_policy={self.stream_id_policy!r}, argument_delta_chars={self.argument_delta_chars})"
+            f"stream_id_policy={self.stream_id_policy!r}, argument_delta_chars={self.argument_delta_chars}, "
+            f"websocket={self.websocket!r})"
         )
 
 
@@ -83,3 +91,5 @@ class Shared:
     records: Records = field(default_factory=Records)
     store: ResponseStore = field(default_factory=ResponseStore)
     new_id: Ids = field(default_factory=Ids)
+    # One numbering for WebSocket connections and HTTP requests, so records never mix two up.
+    connection_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
