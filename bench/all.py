@@ -25,6 +25,7 @@ BENCHMARKS = [
     ("rollover.py", "4. the turn that crosses the connection-age limit", [], ["--turns", "40"]),
     ("incremental.py", "5. incremental share and bytes over 50 turns", [], ["--turns", "24"]),
     ("argument_deltas.py", "6. one-character argument deltas", [], ["--chars", "20000", "--reps", "1"]),
+    ("run_inference.py", "7. run_inference beside a streaming turn", [], ["--reps", "2", "--inferences", "3"]),
 ]
 
 

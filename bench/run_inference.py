@@ -48,13 +48,13 @@ def make(which: str, emu: Emulator) -> LLMService[Any]:
     return OpenAIResponsesLLMService(api_key="bench", ws_url=emu.ws_url, base_url=emu.http_base_url, settings=builtin)
 
 
-def lateness_ms(emu: Emulator, talk: Conversation, turn: int, response_id: str) -> list[float]:
+def lateness_ms(emu: Emulator, talk: Conversation, turn: int, item_id: str) -> list[float]:
     """Each text frame of ``turn``: how long after the emulator wrote the last delta it carries."""
     written: list[tuple[int, float]] = []
     chars = 0
     for sent in emu.records.sent():
         event = sent.event
-        if event.get("type") == "response.output_text.delta" and event.get("response_id", response_id) == response_id:
+        if event.get("type") == "response.output_text.delta" and event.get("item_id") == item_id:
             chars += len(event["delta"])
             written.append((chars, sent.time))
     frames = talk.frames(LLMTextFrame)
@@ -71,13 +71,13 @@ def lateness_ms(emu: Emulator, talk: Conversation, turn: int, response_id: str) 
     return out
 
 
-def turn_response_ids(emu: Emulator) -> list[str]:
-    """Ids of the generated responses that told the story, in order."""
+def story_item_ids(emu: Emulator) -> list[str]:
+    """The message items that told the story, in order."""
     ids: list[str] = []
     for sent in emu.records.sent():
         event = sent.event
-        if event.get("type") == "response.completed" and "word0" in str(event["response"].get("output")):
-            ids.append(event["response"]["id"])
+        if event.get("type") == "response.output_item.done" and "word0" in str(event.get("item")):
+            ids.append(event["item"]["id"])
     return ids
 
 
@@ -92,8 +92,9 @@ async def one_run(which: str, args: argparse.Namespace) -> dict[str, list[float]
                 await talk.say("Tell me a long story.")
                 await talk.wait_text("word5" if turn == 0 else "word5 word6 word7 word8", timeout=30)
                 if turn == 0:
-                    # Each inference takes the next generated response: the emulator answers with its echo.
                     for _ in range(args.inferences):
+                        # A classifier's answer: a word, at once (the emulator's ttft still applies).
+                        emu.queue_replies(Reply(text="No.", tokens_per_second=10_000.0))
                         started = time.monotonic()
                         text = await llm.run_inference(QUESTION)
                         latencies.append((time.monotonic() - started) * 1000)
@@ -102,7 +103,7 @@ async def one_run(which: str, args: argparse.Namespace) -> dict[str, list[float]
                     if talk.turns()[0].ended is not None:
                         raise RuntimeError("the turn ended before the inferences did: make --tokens-per-second lower")
                 await talk.wait_turns_ended(turn + 1, timeout=60)
-            beside, alone = turn_response_ids(emu)[:2]
+            beside, alone = story_item_ids(emu)[:2]
             with_inference = lateness_ms(emu, talk, 0, beside)
             without = lateness_ms(emu, talk, 1, alone)
     return {"latency": latencies, "late_with": with_inference, "late_without": without}
