@@ -64,6 +64,7 @@ from .settings import (
     default_settings,
     request_fields,
     thinking_default,
+    unsupported_fields,
 )
 
 __all__ = ["DEFAULT_WS_URL", "ResponsesWSLLMService", "ServiceStats"]
@@ -196,6 +197,7 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         self._last_fields: dict[str, Any] | None = None
         self._thinking = False  # a reasoning summary is streaming as thought frames
         self._first_text_pending = False  # the turn's TTFB ends at its first pushed text
+        self._unsupported_warned: set[str] = set()
         self._refused_key: str | None = None  # the refusal already reported, not reported again
         self._calls_started_reported = True  # on_function_calls_started fires once per response
         self.stats: ServiceStats = self._session.stats
@@ -293,6 +295,10 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
     def _fields(self, instructions: str | None, tools: Any, tool_choice: Any = None) -> dict[str, Any]:
         """The ``response.create`` fields other than the input, for a turn, an inference or a warm-up."""
         fields = request_fields(self._settings)
+        for name in unsupported_fields(self._settings):
+            if name not in self._unsupported_warned:
+                self._unsupported_warned.add(name)
+                logger.warning(f"{self}: the Responses API has no {name!r} parameter; the setting is not sent")
         fields["store"] = self._store
         if instructions:
             fields["instructions"] = instructions

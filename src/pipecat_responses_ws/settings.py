@@ -71,6 +71,7 @@ def request_fields(settings: ResponsesWSSettings) -> dict[str, Any]:
     for name, wire_name in (
         ("temperature", "temperature"),
         ("top_p", "top_p"),
+        ("max_tokens", "max_output_tokens"),  # Pipecat's generic name; max_completion_tokens wins
         ("max_completion_tokens", "max_output_tokens"),
         ("tool_choice", "tool_choice"),
         ("parallel_tool_calls", "parallel_tool_calls"),
@@ -90,6 +91,17 @@ def request_fields(settings: ResponsesWSSettings) -> dict[str, Any]:
     if isinstance(settings.extra, dict):
         fields.update(settings.extra)
     return fields
+
+
+# Pipecat's generic LLM settings the Responses API has no parameter for.
+UNSUPPORTED_FIELDS = ("top_k", "frequency_penalty", "presence_penalty", "seed")
+
+
+def unsupported_fields(settings: ResponsesWSSettings) -> list[str]:
+    """The settings that are set but mean nothing to the Responses API (so are not sent)."""
+    return [
+        name for name in UNSUPPORTED_FIELDS if getattr(settings, name) is not None and is_given(getattr(settings, name))
+    ]
 
 
 def context_tool_choice(choice: Any) -> str | dict[str, Any] | None:

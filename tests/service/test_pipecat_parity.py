@@ -471,3 +471,50 @@ async def test_llm_switcher_moves_between_ours_and_the_builtin() -> None:
             await talk.say("And you?")
             await talk.wait_text("From the built-in.")
     assert not talk.errors(), [e.error for e in talk.errors()]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # RESET_WITH_SUMMARY is, and still used
+@pytest.mark.parametrize("which", SERVICES)
+async def test_flows_reset_with_summary_gets_its_summary(which: str) -> None:
+    from pipecat.flows import ContextStrategy, ContextStrategyConfig, FlowManager
+
+    async with running(which) as (emu, llm, talk):
+        flow = FlowManager(
+            llm=llm,
+            context_aggregator=talk.pair,
+            worker=talk.worker,
+            context_strategy=ContextStrategyConfig(
+                strategy=ContextStrategy.RESET_WITH_SUMMARY, summary_prompt="Summarise the conversation."
+            ),
+        )
+        first = {"name": "greet", "task_messages": [{"role": "developer", "content": "Greet the caller."}]}
+        await flow.initialize(first)  # type: ignore[arg-type]
+        await talk.wait_turns_ended(1)
+        await talk.say("My name is Ada.")
+        await talk.wait_turns_ended(2)
+        emu.queue_replies(Reply(text="The caller is Ada."), Reply(text="Hello again, Ada."))
+        second = {"name": "help", "task_messages": [{"role": "developer", "content": "Offer help."}]}
+        await flow.set_node_from_config(second)  # type: ignore[arg-type]
+        await talk.wait_text("Hello again, Ada.")
+        messages = talk.messages()
+    assert any("The caller is Ada." in str(m.get("content")) for m in messages), messages
+    assert not any("My name is Ada." == m.get("content") for m in messages)  # the old context is gone
+
+
+async def test_generic_settings_are_sent_or_said_to_be_unsupported() -> None:
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="WARNING")
+    try:
+        async with running("ours", settings={"max_tokens": 77, "seed": 3, "top_k": 5}) as (emu, _llm, talk):
+            await talk.say("Hello there.")
+            await talk.wait_turns_ended(1)
+            await talk.say("Again.")
+            await talk.wait_turns_ended(2)
+    finally:
+        logger.remove(sink)
+    create = generated_creates(emu)[-1]
+    assert create["max_output_tokens"] == 77 and "seed" not in create and "top_k" not in create
+    warned = [line for line in lines if "has no" in line]
+    assert len(warned) == 2 and any("'seed'" in w for w in warned) and any("'top_k'" in w for w in warned)
