@@ -65,9 +65,9 @@ class Spread:
             raise ValueError("no runs")
         return cls(statistics.median(values), min(values), max(values), len(values))
 
-    def format(self, digits: int = 1, scale: float = 1.0) -> str:
-        """``13.2 (13.0–13.5)``: the median, then the range; one run shows as its value alone."""
-        median = f"{self.median * scale:.{digits}f}"
+    def format(self, digits: int = 1, scale: float = 1.0, unit: str = "") -> str:
+        """``13.2 (13.0–13.5)``: the median (``unit`` after it), then the range; one run shows its value alone."""
+        median = f"{self.median * scale:.{digits}f}{unit}"
         if self.runs == 1:
             return median
         return f"{median} ({self.low * scale:.{digits}f}–{self.high * scale:.{digits}f})"

@@ -128,11 +128,12 @@ def _played(document: dict[str, Any]) -> list[tuple[Any, ...]]:
 async def test_shards_played_apart_merge_into_the_campaign_and_say_which_shard_they_are(tmp_path: Path) -> None:
     campaign = ["--service", "ours", "--runs", "3", "--seed", "4"]
     parts = []
-    for k in (1, 2):
+    for k in (1, 2, 3, 4):  # four slices of three scenarios: the last holds none
         path = str(tmp_path / f"shard{k}.json")
-        code, document = await _harness(*campaign, "--shard", f"{k}/2", "--json", path)
+        code, document = await _harness(*campaign, "--shard", f"{k}/4", "--json", path)
         assert code == 0
-        assert document["campaign"]["shard"] == f"{k}/2"
+        assert document["campaign"]["shard"] == f"{k}/4"
+        assert [run[0] for run in _played(document)] == ([k - 1] if k < 4 else [])
         parts.append(path)
     merged = str(tmp_path / "merged.json")
     code, document = await _harness("--merge", *parts, "--json", merged)

@@ -158,7 +158,12 @@ def _merge(paths: list[str]) -> tuple[Campaign, list[RunResult]]:
 
 def _report(args: argparse.Namespace, campaign: Campaign, results: list[RunResult]) -> int:
     summary = summarise(results)
-    print(table(summary))
+    if results:
+        print(table(summary))
+    else:  # a shard of a campaign with fewer scenarios than shards
+        print(
+            f"harness: shard {campaign.shard} holds none of the campaign's {campaign.runs} scenarios", file=sys.stderr
+        )
     if errors := error_list(summary):
         print(f"\n{errors}")
     if args.json:

@@ -50,12 +50,17 @@ async def run_in_workers(
     campaign: Campaign, planned: list[PlannedRun], jobs: int, verbose: bool, on_result: Callable[[RunResult], None]
 ) -> None:
     """Every planned run in one of ``jobs`` processes; ``on_result`` as each one finishes (in any order)."""
+    if not planned:  # a shard of a campaign smaller than its number of shards
+        return
     context = multiprocessing.get_context("spawn")
     queue = deque(planned)
-    workers = [_Worker.start(context, campaign, verbose) for _ in range(min(jobs, len(planned)))]
-    tasks = [asyncio.create_task(w.play(queue, on_result)) for w in workers]
+    workers: list[_Worker] = []
+    tasks: list[asyncio.Task[None]] = []
     finished = False
     try:
+        for _ in range(min(jobs, len(planned))):
+            workers.append(_Worker.start(context, campaign, verbose))
+        tasks = [asyncio.create_task(w.play(queue, on_result)) for w in workers]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
             task.result()  # the first failure, if any, is the campaign's
