@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 
@@ -27,6 +26,7 @@ from _emulator import emulator_process
 from loguru import logger
 
 from pipecat_responses_ws.client.client import ClientOptions, ResponsesClient
+from pipecat_responses_ws.measures import Spread, cpu_per_delta_us
 from pipecat_responses_ws.protocol import wire
 from pipecat_responses_ws.protocol.response import ENDINGS, ToolCallReady
 
@@ -84,11 +84,16 @@ async def measure(name: str, chars: int) -> tuple[float, float]:
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     if abs(received - chars) > 16:
         raise RuntimeError(f"{name} received {received} argument characters, expected about {chars}")
-    return cpu / chars * 1e6, wall / chars * 1e6
+    return cpu_per_delta_us(cpu, chars), cpu_per_delta_us(wall, chars)
 
 
 def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):6.2f} ({min(values):.2f}–{max(values):.2f})"
+    return Spread.of(values).format(digits=2)
+
+
+def ratios(numerators: list[float], denominators: list[float]) -> str:
+    """The ratio of each repetition's pair, as a spread over the repetitions."""
+    return Spread.of([a / b for a, b in zip(numerators, denominators, strict=True)]).format(digits=2, unit="×")
 
 
 async def main() -> None:
@@ -113,10 +118,9 @@ async def main() -> None:
         for name in RECEIVERS:
             print(f"{name:<12} {size:>8} {spread(cpu[name, size]):>22} {spread(wall[name, size]):>22}")
     for size in sizes:
-        ratio = statistics.median(cpu["our client", size]) / statistics.median(cpu["floor", size])
-        print(f"our client / floor at {size} deltas (CPU): {ratio:.2f}x")
-    growth = statistics.median(cpu["our client", sizes[1]]) / statistics.median(cpu["our client", sizes[0]])
-    print(f"our client, µs per delta at {sizes[1]} / at {sizes[0]}: {growth:.2f}x (1.0 = linear)")
+        print(f"our client / floor at {size} deltas (CPU): {ratios(cpu['our client', size], cpu['floor', size])}")
+    growth = ratios(cpu["our client", sizes[1]], cpu["our client", sizes[0]])
+    print(f"our client, µs per delta at {sizes[1]} / at {sizes[0]}: {growth} (1.0 = linear)")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 Both services run in real pipelines against the same emulator settings, side by side, for each
 cancel policy the emulator can take (the real server's is undocumented) and for two moments of
 interruption: mid-answer, and after the context reached the LLM but before a request went out.
-The figure is the *penalty*: (first text of the turn after the barge-in) − (first text of an
-uninterrupted turn), both measured from the moment the user's turn was handed to the pipeline.
+The figure is the barge-in penalty (``measures.barge_in_penalty``): the first text of the turn
+after the barge-in minus the first text of an uninterrupted turn (the faster of two warm-up
+turns of the same conversation), both measured from the moment the user's turn was handed to the
+pipeline. Each cell is the median (min–max) over ``--reps`` repetitions.
 
     .venv/bin/python bench/barge_in.py [--reps 3] [--policies error,ignore,honor]
 """
@@ -26,6 +28,7 @@ from pipecat.services.openai.responses.llm import OpenAIResponsesLLMService
 from pipecat_responses_ws import ResponsesWSLLMService
 from pipecat_responses_ws.emulator import Emulator, Reply
 from pipecat_responses_ws.harness.pipeline import Conversation
+from pipecat_responses_ws.measures import Spread, barge_in_penalty, first_text_delay
 
 LONG_REPLY = " ".join(f"word{n}" for n in range(60)) + "."
 TTFT = 0.05
@@ -51,7 +54,7 @@ async def _first_text_delay(conv: Conversation, prompt: str, marker: str, timeou
     await conv.wait_for(lambda: any(marker in t.text for t in conv.turns()), timeout, f"text {marker!r}")
     turn = next(t for t in conv.turns() if marker in t.text)
     await conv.wait_for(lambda: turn.ended is not None or conv.turns()[-1].ended is not None, timeout, "turn end")
-    return turn.first_text_at - asked  # type: ignore[operator]
+    return first_text_delay(asked, turn.first_text_at)  # type: ignore[arg-type]
 
 
 async def one_run(service: str, policy: str, moment: str) -> float:
@@ -75,13 +78,11 @@ async def one_run(service: str, policy: str, moment: str) -> float:
             await conv.interrupt()
             emu.queue_replies(Reply(text="Fresh answer now."))
             after = await _first_text_delay(conv, "Something else", "Fresh answer", timeout=30)
-            return after - baseline
+            return barge_in_penalty(after, baseline)
 
 
 def _ms(values: list[float]) -> str:
-    if not values:
-        return "-"
-    return f"{statistics.median(values) * 1000:7.1f} / {max(values) * 1000:7.1f}"
+    return Spread.of(values).format(digits=1, scale=1000) if values else "-"
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -101,13 +102,16 @@ async def main(argv: list[str] | None = None) -> int:
                 figures[service] = [await one_run(service, policy, moment) for _ in range(args.reps)]
                 print(f"  {policy:6} {moment:14} {service:8} {_ms(figures[service])} ms", file=sys.stderr)
             rows.append((policy, moment, figures))
-    print(f"\nBarge-in penalty: next turn's first text minus an uninterrupted turn's (median / max over {args.reps})")
+    print(
+        "\nBarge-in penalty: next turn's first text minus an uninterrupted turn's, "
+        f"ms, median (min–max) over {args.reps} repetitions"
+    )
     print(f"emulator TTFT {TTFT * 1000:.0f} ms, {TOKENS_PER_SECOND:.0f} tokens/s; abandoned answer ~2.4 s long\n")
     services = args.services.split(",")
-    header = f"{'cancel policy':14} {'barge-in at':15}" + "".join(f"{s + ' (ms)':>22}" for s in services)
+    header = f"{'cancel policy':14} {'barge-in at':15}" + "".join(f"{s:>26}" for s in services)
     print(header + f"{'pipecat - ours':>18}")
     for policy, moment, figures in rows:
-        cells = "".join(f"{_ms(v):>22}" for v in figures.values())
+        cells = "".join(f"{_ms(v):>26}" for v in figures.values())
         ratio = ""
         if "ours" in figures and "pipecat" in figures:
             gap = statistics.median(figures["pipecat"]) - statistics.median(figures["ours"])

@@ -14,9 +14,12 @@ over the same number of deltas:
 - ``pipecat``: Pipecat's built-in ``OpenAIResponsesLLMService`` in that pipeline.
 
 Ratios compare like with like: our client against the floor, each service against the pipeline
-floor (Pipecat's own frame handling is the same for all three).
+floor (Pipecat's own frame handling is the same for all three). Every receiver runs once per
+repetition (``--reps``), all of them in turn, so a busy moment of the machine lands on one
+repetition of each rather than on every run of one; figures are the median (min–max) over the
+repetitions, a ratio's of each repetition's pair.
 
-    .venv/bin/python bench/cpu_per_delta.py [--deltas 100000] [--words 100]
+    .venv/bin/python bench/cpu_per_delta.py [--deltas 100000] [--words 100] [--reps 3]
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat_responses_ws.client.client import ClientOptions, ResponsesClient
 from pipecat_responses_ws.harness.pipeline import Conversation
 from pipecat_responses_ws.harness.runner import resolve_factory
+from pipecat_responses_ws.measures import Spread, cpu_per_delta_us
 from pipecat_responses_ws.protocol import wire
 from pipecat_responses_ws.protocol.events import TextDelta
 from pipecat_responses_ws.protocol.response import ENDINGS
@@ -187,7 +191,16 @@ async def measure(name: str, turns: int, words: int) -> tuple[int, float]:
     meter = CpuMeter()
     async with emulator_process(ttft=0, tokens_per_second=1e9, long_replies=turns, words=words) as emu:
         await RECEIVERS[name](emu.ws_url, turns, meter)
-    return meter.deltas, meter.seconds / meter.deltas * 1e6
+    return meter.deltas, cpu_per_delta_us(meter.seconds, meter.deltas)
+
+
+RATIOS = (
+    ("our client", "floor"),
+    ("ours", "pipeline floor"),
+    ("pipecat", "pipeline floor"),
+    ("ours", "pipecat"),
+    ("pipeline floor", "floor"),
+)
 
 
 async def main() -> None:
@@ -195,26 +208,28 @@ async def main() -> None:
     parser.add_argument("--deltas", type=int, default=100_000, help="text deltas per receiver (default: %(default)s)")
     parser.add_argument("--words", type=int, default=100, help="deltas per answer (default: %(default)s)")
     parser.add_argument("--receivers", default=",".join(RECEIVERS), help="comma-separated subset")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of every receiver (default: %(default)s)")
     args = parser.parse_args()
     logger.remove()
     turns = max(1, args.deltas // args.words)
-    results: dict[str, float] = {}
+    names = args.receivers.split(",")
+    results: dict[str, list[float]] = {name: [] for name in names}
+    deltas: dict[str, int] = {}
     print(f"{turns} answers of {args.words} words per receiver; emulator in its own process, unpaced")
-    print(f"{'receiver':<16} {'deltas':>8} {'CPU µs/delta':>13}")
-    for name in args.receivers.split(","):
-        deltas, cpu_us = await measure(name, turns, args.words)
-        results[name] = cpu_us
-        print(f"{name:<16} {deltas:>8} {cpu_us:>13.1f}", flush=True)
+    for rep in range(1, args.reps + 1):
+        for name in names:
+            deltas[name], cpu_us = await measure(name, turns, args.words)
+            results[name].append(cpu_us)
+            print(f"  repetition {rep}: {name:<16} {cpu_us:6.1f} µs/delta", flush=True)
+    print(f"\nCPU µs per delta, median (min–max) over {args.reps} repetitions")
+    print(f"{'receiver':<16} {'deltas':>8} {'CPU µs/delta':>20}")
+    for name in names:
+        print(f"{name:<16} {deltas[name]:>8} {Spread.of(results[name]).format():>20}")
     print()
-    for numerator, denominator in (
-        ("our client", "floor"),
-        ("ours", "pipeline floor"),
-        ("pipecat", "pipeline floor"),
-        ("ours", "pipecat"),
-        ("pipeline floor", "floor"),
-    ):
+    for numerator, denominator in RATIOS:
         if numerator in results and denominator in results:
-            print(f"{numerator} / {denominator}: {results[numerator] / results[denominator]:.2f}x")
+            each = [a / b for a, b in zip(results[numerator], results[denominator], strict=True)]
+            print(f"{numerator} / {denominator}: {Spread.of(each).format(digits=2, unit='×')}")
 
 
 if __name__ == "__main__":

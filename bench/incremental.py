@@ -5,9 +5,10 @@ and barge-ins cycling through every phase) is played against each service side b
 ignored. A request is *incremental* when it names a ``previous_response_id`` and does not carry
 the conversation's first user message again; every generated request after the first could be.
 The same run is checked by the harness's invariants, so a service cannot buy bytes with a lost
-turn.
+turn. The conversation is played ``--reps`` times per service, the services in turn: the counts
+move a little from run to run, since where a barge-in lands depends on timing.
 
-    .venv/bin/python bench/incremental.py [--turns 50]
+    .venv/bin/python bench/incremental.py [--turns 50] [--reps 3]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from loguru import logger
 
 from pipecat_responses_ws.harness.runner import resolve_factory, run_scenario
 from pipecat_responses_ws.harness.scenario import PHASES, Scenario, Turn
+from pipecat_responses_ws.measures import Spread, bytes_per_turn, incremental_share
 
 # Per eight turns: two parallel tool calls, a chained call, a single call, three barge-ins, one text turn.
 MIX = ("text", "parallel", "barge_in", "chain", "parallel", "barge_in", "tool", "barge_in")
@@ -41,6 +43,7 @@ async def main() -> None:
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--services", default="ours,pipecat")
     parser.add_argument("--cancel-policy", default="ignore", choices=["error", "ignore", "honor"])
+    parser.add_argument("--reps", type=int, default=3, help="conversations per service (default: %(default)s)")
     args = parser.parse_args()
     logger.remove()
     scenario = conversation(args.turns)
@@ -48,27 +51,39 @@ async def main() -> None:
     print(
         f"{len(kinds)} user turns: "
         + ", ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds))
-        + f"; cancel {args.cancel_policy}"
+        + f"; cancel {args.cancel_policy}; {args.reps} repetitions"
     )
-    header = ("service", "requests", "incremental", "share", "bytes", "bytes/turn", "violations")
-    print("{:<8} {:>8} {:>11} {:>7} {:>9} {:>10} {:>10}".format(*header))
-    shares: dict[str, tuple[float, float]] = {}
-    for name in args.services.split(","):
-        result = await run_scenario(
-            resolve_factory(name), scenario, cancel_policy=args.cancel_policy, service_name=name, budget=600
-        )
-        share = result.incremental / result.eligible if result.eligible else 0.0
-        per_turn = result.bytes_uploaded / result.user_turns
-        shares[name] = (share, per_turn)
-        print(
-            f"{name:<8} {result.eligible + 1:>8} {result.incremental:>11} {share:>7.1%} {result.bytes_uploaded:>9} "
-            f"{per_turn:>10.0f} {result.total_violations:>10}",
-            flush=True,
-        )
-        if result.total_violations:
-            print(f"         violations: { {k: v for k, v in result.violations.items() if v} }")
-    if "ours" in shares and "pipecat" in shares:
-        print(f"bytes per turn, ours / pipecat: {shares['ours'][1] / shares['pipecat'][1]:.2f}x")
+    header = ("rep", "service", "requests", "incremental", "share", "bytes", "bytes/turn", "violations")
+    print("{:>3} {:<8} {:>8} {:>11} {:>7} {:>9} {:>10} {:>10}".format(*header))
+    services = args.services.split(",")
+    shares: dict[str, list[float]] = {name: [] for name in services}
+    per_turn: dict[str, list[float]] = {name: [] for name in services}
+    violations: dict[str, int] = dict.fromkeys(services, 0)
+    for rep in range(1, args.reps + 1):
+        for name in services:
+            result = await run_scenario(
+                resolve_factory(name), scenario, cancel_policy=args.cancel_policy, service_name=name, budget=600
+            )
+            share = incremental_share(result.incremental, result.eligible) or 0.0
+            sent = bytes_per_turn(result.bytes_uploaded, result.user_turns) or 0.0
+            shares[name].append(share)
+            per_turn[name].append(sent)
+            violations[name] += result.total_violations
+            print(
+                f"{rep:>3} {name:<8} {result.eligible + 1:>8} {result.incremental:>11} {share:>7.1%} "
+                f"{result.bytes_uploaded:>9} {sent:>10.0f} {result.total_violations:>10}",
+                flush=True,
+            )
+            if result.total_violations:
+                print(f"             violations: { {k: v for k, v in result.violations.items() if v} }")
+    print(f"\nmedian (min–max) over {args.reps} repetitions; violations summed")
+    print(f"{'service':<8} {'sent incrementally %':>22} {'bytes per user turn':>24} {'violations':>10}")
+    for name in services:
+        share_text = Spread.of(shares[name]).format(scale=100)
+        print(f"{name:<8} {share_text:>22} {Spread.of(per_turn[name]).format(digits=0):>24} {violations[name]:>10}")
+    if "ours" in per_turn and "pipecat" in per_turn:
+        each = [a / b for a, b in zip(per_turn["ours"], per_turn["pipecat"], strict=True)]
+        print(f"bytes per turn, ours / pipecat: {Spread.of(each).format(digits=2, unit='×')}")
 
 
 if __name__ == "__main__":

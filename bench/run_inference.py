@@ -35,6 +35,7 @@ from pipecat.services.openai.responses.llm import OpenAIResponsesLLMService
 from pipecat_responses_ws import ResponsesWSLLMService
 from pipecat_responses_ws.emulator import Emulator, Reply
 from pipecat_responses_ws.harness.pipeline import Conversation
+from pipecat_responses_ws.measures import Spread, percentile
 
 STORY = " ".join(f"word{n}" for n in range(150)) + "."
 QUESTION = LLMContext(messages=[{"role": "user", "content": "Is the caller asking about billing? Answer yes or no."}])
@@ -109,15 +110,6 @@ async def one_run(which: str, args: argparse.Namespace) -> dict[str, list[float]
     return {"latency": latencies, "late_with": with_inference, "late_without": without}
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def spread(values: list[float]) -> str:
-    return f"{min(values):7.1f} {statistics.median(values):7.1f} {max(values):7.1f}"
-
-
 async def main_async(args: argparse.Namespace) -> int:
     services = ["ours", "pipecat"]
     runs: dict[str, list[dict[str, list[float]]]] = {s: [] for s in services}
@@ -129,21 +121,21 @@ async def main_async(args: argparse.Namespace) -> int:
         f"\nrun_inference beside a streaming turn: {args.reps} reps x {args.inferences} inferences, "
         f"emulator ttft {args.ttft * 1000:.0f} ms, handshake delay {args.handshake_delay * 1000:.0f} ms"
     )
-    print("figure (ms; min / median / max over reps)         ours                     pipecat")
+    print(f"{'figure (ms; median (min–max) over reps)':<45} {'ours':<24} pipecat")
     rows = [
         ("inference latency, median", lambda r: statistics.median(r["latency"])),
         ("inference latency, max", lambda r: max(r["latency"])),
-        ("turn text lateness p50, inferences beside", lambda r: pct(r["late_with"], 0.5)),
-        ("turn text lateness p99, inferences beside", lambda r: pct(r["late_with"], 0.99)),
-        ("turn text lateness p50, alone", lambda r: pct(r["late_without"], 0.5)),
-        ("turn text lateness p99, alone", lambda r: pct(r["late_without"], 0.99)),
+        ("turn text lateness p50, inferences beside", lambda r: percentile(r["late_with"], 0.5)),
+        ("turn text lateness p99, inferences beside", lambda r: percentile(r["late_with"], 0.99)),
+        ("turn text lateness p50, alone", lambda r: percentile(r["late_without"], 0.5)),
+        ("turn text lateness p99, alone", lambda r: percentile(r["late_without"], 0.99)),
     ]
     for title, figure in rows:
-        cells = [spread([figure(run) for run in runs[s]]) for s in services]
-        print(f"{title:<45} {cells[0]}   {cells[1]}")
+        cells = [Spread.of([figure(run) for run in runs[s]]).format() for s in services]
+        print(f"{title:<45} {cells[0]:<24} {cells[1]}")
     medians = {s: [statistics.median(run["latency"]) for run in runs[s]] for s in services}
     ratio = [o / p for o, p in zip(medians["ours"], medians["pipecat"], strict=True)]
-    print(f"ours / pipecat inference latency (median per rep): {spread(ratio).strip()} (min median max)")
+    print(f"ours / pipecat inference latency (median per rep): {Spread.of(ratio).format(digits=2)}")
     return 0
 
 

@@ -11,9 +11,12 @@ step. At each level of concurrency the benchmark reports, over a ``--window`` of
 - first text after the user's turn, minus the emulator's TTFT (p50 / p99);
 - CPU use of this process and of the emulator's, so it is clear which side ran out.
 
-Levels grow until the p99 delta lateness passes ``--limit-ms`` (20 ms).
+Levels grow until the p99 delta lateness passes ``--limit-ms`` (20 ms). The whole climb is
+repeated ``--reps`` times, each service's in turn within a repetition; the summary gives each
+figure's median (min–max) over the repetitions that reached the level, and the highest level
+within the limit as a spread too: the tail at the limit moves from run to run.
 
-    .venv/bin/python bench/scale.py [--services ours,pipecat] [--levels 25,50,75,100,150,200,300,400] [--no-rtvi]
+    .venv/bin/python bench/scale.py [--services ours,pipecat] [--levels 25,50,75,100,150,200,300,400] [--reps 3]
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pipecat.frames.frames import LLMFullResponseEndFrame, LLMFullResponseStartF
 
 from pipecat_responses_ws.harness.pipeline import Conversation
 from pipecat_responses_ws.harness.runner import resolve_factory
+from pipecat_responses_ws.measures import Spread, first_text_delay, lateness, percentile
 
 USER_WORDS = 20
 
@@ -98,10 +102,10 @@ def measure(
         elif isinstance(seen.frame, LLMFullResponseEndFrame) and started is not None and texts:
             if window[0] <= texts[0] <= window[1]:
                 figures.answers += 1
-                figures.lateness += [t - (texts[0] + i / tps) for i, t in enumerate(texts)]
+                figures.lateness += lateness(texts, tps)
                 before = [a for a in asked if a <= texts[0]]
                 if before:
-                    figures.first_text.append(texts[0] - before[-1] - ttft)
+                    figures.first_text.append(first_text_delay(before[-1], texts[0], ttft))
             started = None
     return figures
 
@@ -165,11 +169,9 @@ def collector_pauses() -> Iterator[list[float]]:
         gc.callbacks.remove(timed)
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+def pct(values: list[float], share: float) -> float:
+    """``measures.percentile`` in ms; NaN for a level with no answer in its window."""
+    return percentile(values, share) * 1000 if values else float("nan")
 
 
 async def main() -> None:
@@ -198,41 +200,68 @@ async def main() -> None:
     parser.add_argument("--ttft", type=float, default=0.3)
     parser.add_argument("--tokens-per-second", type=float, default=50.0)
     parser.add_argument("--limit-ms", type=float, default=20.0)
+    parser.add_argument("--reps", type=int, default=3, help="climbs per service (default: %(default)s)")
     args = parser.parse_args()
     logger.remove()
     print(
         f"sessions talk in turns ({USER_WORDS}-word question, ~35-word answer at {args.tokens_per_second:g} tokens/s, "
         f"{args.think:g} s pauses); {args.window:g} s measured per level; RTVI {'on' if args.rtvi else 'off'}, "
-        f"gc.freeze {'on' if args.gc_freeze else 'off'}"
+        f"gc.freeze {'on' if args.gc_freeze else 'off'}; {args.reps} repetitions"
     )
-    header = "service sessions answers late_p50 late_p99 first_p50 first_p99 CPU emu_CPU µs/delta GC_max"
-    header = tuple(h.replace("_", " ") for h in header.split())
-    print("{:<8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>9} {:>5} {:>7} {:>8} {:>6}".format(*header))
-    reached: dict[str, int] = {}
-    for service in args.services.split(","):
-        async with emulator_process(ttft=args.ttft, tokens_per_second=args.tokens_per_second) as emu:
-            for sessions in (int(n) for n in args.levels.split(",")):
-                level = await run_level(service, sessions, args, emu.ws_url, emu)
-                emu_cpu = f"{level.cpu_emulator:.0%}" if level.cpu_emulator is not None else "-"
-                p99 = pct(level.lateness, 0.99)
-                print(
-                    f"{service:<8} {sessions:>8} {level.answers:>7} {pct(level.lateness, 0.5):>8.1f} {p99:>8.1f} "
-                    f"{pct(level.first_text, 0.5):>9.1f} {pct(level.first_text, 0.99):>9.1f} "
-                    f"{level.cpu_here:>5.0%} {emu_cpu:>7} {level.cpu_per_delta_us:>8.0f} "
-                    f"{level.gc_max_pause * 1000:>6.0f}",
-                    flush=True,
-                )
-                if p99 > args.limit_ms:
-                    break
-                reached[service] = sessions
+    services = args.services.split(",")
+    levels: dict[tuple[str, int], list[Level]] = {}
+    reached: dict[str, list[int]] = {service: [] for service in services}
+    print(ROW.format("rep", *HEADER))
+    for rep in range(1, args.reps + 1):
+        for service in services:
+            highest = 0
+            async with emulator_process(ttft=args.ttft, tokens_per_second=args.tokens_per_second) as emu:
+                for sessions in (int(n) for n in args.levels.split(",")):
+                    level = await run_level(service, sessions, args, emu.ws_url, emu)
+                    levels.setdefault((service, sessions), []).append(level)
+                    print(ROW.format(rep, *_cells(service, [level])), flush=True)
+                    if pct(level.lateness, 0.99) > args.limit_ms:
+                        break
+                    highest = sessions
+            reached[service].append(highest)
     print(
         "ms; 'late' = text frame arrival behind the emulator's pacing; 'first' = first text minus TTFT; "
-        "'GC max' = longest garbage-collector pause in the window; CPU = share of one core"
+        "'GC max' = longest garbage-collector pause in the window; CPU % of one core"
     )
-    for service, sessions in reached.items():
-        print(f"{service}: {sessions} concurrent sessions with p99 delta lateness ≤ {args.limit_ms:g} ms")
-    if "ours" in reached and "pipecat" in reached:
-        print(f"sessions, ours / pipecat: {reached['ours'] / reached['pipecat']:.2f}x")
+    print("\nmedian (min–max) over the repetitions that reached each level ('reps' = how many did)")
+    print(ROW.format("reps", *HEADER))
+    for (service, _), runs in levels.items():
+        print(ROW.format(len(runs), *_cells(service, runs)))
+    for service, highest in reached.items():
+        print(
+            f"{service}: {Spread.of(highest).format(digits=0)} concurrent sessions with p99 delta lateness "
+            f"≤ {args.limit_ms:g} ms"
+        )
+    if "ours" in reached and "pipecat" in reached and all(reached["pipecat"]):
+        each = [a / b for a, b in zip(reached["ours"], reached["pipecat"], strict=True)]
+        print(f"sessions, ours / pipecat: {Spread.of(each).format(digits=2, unit='×')}")
+
+
+HEADER = ("service", "sessions", "answers", "late p50", "late p99", "first p50", "first p99", "CPU %", "emu CPU %",
+          "µs/delta", "GC max")  # fmt: skip
+ROW = "{:>4} {:<8} {:>8} {:>13} {:>18} {:>18} {:>18} {:>18} {:>12} {:>12} {:>12} {:>12}"
+
+
+def _cells(service: str, runs: list[Level]) -> list[str]:
+    """One row's figures for a level, each a spread over ``runs`` (one repetition's value, if one)."""
+    columns: list[tuple[list[float], int]] = [  # the values, and the digits to show
+        ([level.answers for level in runs], 0),
+        ([pct(level.lateness, 0.5) for level in runs], 1),
+        ([pct(level.lateness, 0.99) for level in runs], 1),
+        ([pct(level.first_text, 0.5) for level in runs], 1),
+        ([pct(level.first_text, 0.99) for level in runs], 1),
+        ([level.cpu_here * 100 for level in runs], 0),
+        ([level.cpu_emulator * 100 for level in runs if level.cpu_emulator is not None], 0),
+        ([level.cpu_per_delta_us for level in runs], 0),
+        ([level.gc_max_pause * 1000 for level in runs], 0),
+    ]
+    cells = (Spread.of(values).format(digits) if values else "-" for values, digits in columns)
+    return [service, str(runs[0].sessions), *cells]
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,14 @@ class Command:
                 assert chunk, f"exited before printing {fragment!r}: {self.out!r}"
                 self.out += chunk.decode()
 
-    async def interrupt(self) -> tuple[float, str]:
-        """SIGINT; how long until the process ended, and its stderr."""
+    async def interrupt(self, *, group: bool = False) -> tuple[float, str]:
+        """SIGINT (to its whole process group, as a terminal sends it, if ``group``); how long until
+        the process ended, and its stderr."""
         sent = time.monotonic()
-        self.process.send_signal(signal.SIGINT)
+        if group:
+            os.killpg(self.process.pid, signal.SIGINT)
+        else:
+            self.process.send_signal(signal.SIGINT)
         try:
             async with asyncio.timeout(STOP_WITHIN):
                 _, err = await self.process.communicate()
@@ -49,14 +54,28 @@ class Command:
         return time.monotonic() - sent, err.decode()
 
 
-async def start(*args: str) -> Command:
+async def start(*args: str, own_group: bool = False) -> Command:
+    """``own_group``: in a process group of its own, which :meth:`Command.interrupt` can signal whole."""
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     env["PYTHONUNBUFFERED"] = "1"
     process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, cwd=ROOT, env=env,
+        sys.executable, *args, cwd=ROOT, env=env, start_new_session=own_group,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     return Command(process)
+
+
+def alive_in_group(group: int) -> list[int]:
+    """Processes of a process group that still run (an exited one waiting to be reaped does not)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # it ended while being read
+        if int(pgrp) == group and state != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
 
 
 def assert_clean_goodbye(command: Command, took: float, err: str, goodbye: str) -> None:
@@ -114,6 +133,33 @@ async def test_the_harness_stops_on_ctrl_c_mid_run() -> None:
     took, err = await command.interrupt()
     assert_clean_goodbye(command, took, err, "harness: stopped (Ctrl-C) after ")
     assert command.out == ""  # no table for a run that was stopped
+
+
+async def polled(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Whether ``predicate`` came true within ``timeout`` seconds (/proc has nothing to wait on)."""
+    for _ in range(round(timeout / 0.1)):
+        if predicate():
+            return True
+        await asyncio.sleep(0.1)
+    return predicate()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process groups from /proc")
+async def test_the_harness_with_worker_processes_stops_them_all_on_ctrl_c() -> None:
+    command = await start(*CLI, "harness", "--runs", "50", "--seed", "2", "--jobs", "2", own_group=True)
+    assert command.process.stderr is not None
+    async with asyncio.timeout(60):
+        while not (line := (await command.process.stderr.readline()).decode()).startswith("harness: "):
+            assert line, "exited before saying what it runs"
+    assert "2 processes" in line, line
+    group = command.process.pid
+    # The parent, both workers and multiprocessing's resource tracker.
+    assert await polled(lambda: len(alive_in_group(group)) >= 4, 30), alive_in_group(group)
+    await asyncio.sleep(2.0)  # the workers inside their first runs
+    took, err = await command.interrupt(group=True)  # the workers get the Ctrl-C too, as from a terminal
+    assert_clean_goodbye(command, took, err, "harness: stopped (Ctrl-C) after ")
+    assert command.out == ""
+    assert await polled(lambda: not alive_in_group(group), STOP_WITHIN), alive_in_group(group)
 
 
 async def test_the_console_chat_example_stops_on_ctrl_c_at_its_prompt() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipecat_responses_ws.harness import __main__ as harness_cli
+from pipecat_responses_ws.harness import campaign
 from pipecat_responses_ws.harness.__main__ import main
 
 
@@ -37,7 +37,7 @@ def test_plot_without_matplotlib_stops_before_any_run(
     def no_runs(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a run started although --plot could not work")
 
-    monkeypatch.setattr(harness_cli, "run_scenario", no_runs)
+    monkeypatch.setattr(campaign, "run_scenario", no_runs)
     started = time.monotonic()
     code = main(["--runs", "200", "--plot", str(tmp_path / "o.png"), "--verbose"])
     assert code == 2 and time.monotonic() - started < 1
@@ -60,6 +60,6 @@ def test_a_service_that_cannot_be_resolved_stops_before_any_run(
     def no_runs(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a run started although the service cannot be built")
 
-    monkeypatch.setattr(harness_cli, "run_scenario", no_runs)
+    monkeypatch.setattr(campaign, "run_scenario", no_runs)
     assert main(["--service", service, "--runs", "1"]) == 2
     assert f"--service {service!r} cannot be used" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipecat_responses_ws.harness import RunResult, Scenario, Turn, resolve_factory, run_scenario
+from pipecat_responses_ws.harness import RunResult, Scenario, Turn, campaign, resolve_factory, run_scenario
 from pipecat_responses_ws.harness import __main__ as harness_cli
 from pipecat_responses_ws.harness.report import ERROR_CHARS, error_list, summarise, write_json
 
@@ -71,7 +71,7 @@ async def test_the_command_prints_the_cause_under_the_table(
 ) -> None:
     # Every run's emulator wants a key the service does not have: a misconfigured service.
     wrong_key = functools.partial(run_scenario, emulator_options={"api_key": RIGHT_KEY}, wait=0.3)
-    monkeypatch.setattr(harness_cli, "run_scenario", wrong_key)
+    monkeypatch.setattr(campaign, "run_scenario", wrong_key)
     out = tmp_path / "out.json"
     argv = ["--service", "ours", "--runs", "1", "--seed", "3", "--json", str(out), "--verbose"]
     code = await asyncio.to_thread(harness_cli.main, argv)

@@ -1,7 +1,9 @@
 """``python -m pipecat_responses_ws.harness``: seeded barge-in runs against one or more services.
 
 Prints a table per service and cancel policy, then the distinct error messages the services
-reported, so a misconfigured service shows its cause without ``--verbose``.
+reported, so a misconfigured service shows its cause without ``--verbose``. ``--jobs N`` plays the
+runs in N processes, ``--shard K/N`` plays one slice of them (for a CI matrix), and ``--merge``
+reports the shards' JSON files as one campaign (:mod:`.campaign`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import gc
 import sys
 
 from .. import interrupt
-from ..log import logger
-from .report import error_list, plot_missing, summarise, table, write_json, write_plot
-from .runner import REPLY_GAP, RunResult, resolve_factory, run_scenario
-from .scenario import scenarios
+from ..log import only_critical
+from .campaign import Campaign, Shard, execute, merge
+from .report import error_list, plot_missing, read_json, summarise, table, write_json, write_plot
+from .runner import REPLY_GAP, RunResult, resolve_factory
+from .workers import run_in_workers
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,55 +54,143 @@ def _parser() -> argparse.ArgumentParser:
         help="from a barge-in to the user's next turn; 0 makes the next turn race the interruption "
         f"through the pipeline, which no voice pipeline does (default: {REPLY_GAP:g})",
     )
+    p.add_argument(
+        "--jobs",
+        type=_positive_jobs,
+        default=1,
+        metavar="N",
+        help="play the runs in N worker processes, the same seed's runs of every service side by side; "
+        "the report is the one a single process writes (default: %(default)s, in this process)",
+    )
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="only the K-th of N slices of the campaign (every N-th scenario, K from 1), to split it across "
+        "machines; the JSON records the shard, and --merge puts the shards' files together",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="run nothing: the report of the --json files of every shard of one campaign, as if one "
+        "command had run it (--json and --plot write the merged files)",
+    )
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--plot", metavar="PATH")
     p.add_argument("--verbose", action="store_true", help="keep the services' and emulator's logs")
     return p
 
 
-async def _run_all(args: argparse.Namespace, results: list[RunResult]) -> int:
-    """Every run, appended to ``results`` as it finishes (so an interrupted session can say how far it got)."""
-    plan = scenarios(args.seed, args.runs, faults=args.faults == "some")
-    services = args.service or ["ours"]
-    policies = args.cancel_policy or ["ignore"]
-    total, done = len(plan) * len(services) * len(policies), 0
+def _positive_jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of processes, 1 or more, not {text!r}")
+    return value
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _campaign(args: argparse.Namespace) -> Campaign:
+    return Campaign(
+        seed=args.seed,
+        runs=args.runs,
+        services=tuple(args.service or ["ours"]),
+        cancel_policies=tuple(args.cancel_policy or ["ignore"]),
+        faults=args.faults == "some",
+        multiplexing=args.multiplexing,
+        rtvi=args.rtvi,
+        reply_gap=args.reply_gap,
+        shard=args.shard,
+    )
+
+
+async def _run_all(campaign: Campaign, jobs: int, verbose: bool, results: list[RunResult]) -> int:
+    """Every planned run, appended to ``results`` as it finishes (so an interrupted session can say how far it got)."""
+    planned = campaign.plan()
+    total = len(planned)
+    where = [f"seed {campaign.seed}"]
+    if campaign.shard is not None:
+        where.append(f"shard {campaign.shard} of {campaign.runs} scenarios")
+    if jobs > 1:
+        where.append(f"{min(jobs, total)} processes")
     print(
-        f"harness: {total} runs of {', '.join(services)} (cancel policy {', '.join(policies)}, seed {args.seed})",
+        f"harness: {total} runs of {', '.join(campaign.services)} "
+        f"(cancel policy {', '.join(campaign.cancel_policies)}, {', '.join(where)})",
         file=sys.stderr,
         flush=True,
     )
-    for name in services:
-        factory = resolve_factory(name)
-        for policy in policies:
-            for scenario in plan:
-                # Each run starts with the garbage of the ones before it collected, so a full
-                # collection does not land inside a run's milliseconds.
-                gc.collect()
-                result = await run_scenario(
-                    factory,
-                    scenario,
-                    cancel_policy=policy,
-                    service_name=name,
-                    rtvi=args.rtvi,
-                    reply_gap=args.reply_gap,
-                    multiplexing=args.multiplexing,
-                )
-                results.append(result)
-                done += 1
-                if result.total_violations:
-                    bad = {k: v for k, v in result.violations.items() if v}
-                    print(f"  {result.label} {scenario.describe()}: {bad} {result.note}", file=sys.stderr)
-                if done % 10 == 0 or done == total:
-                    print(f"[{done}/{total}] runs", file=sys.stderr, flush=True)
+
+    def finished(result: RunResult) -> None:
+        results.append(result)
+        if result.total_violations:
+            bad = {k: v for k, v in result.violations.items() if v}
+            print(f"  {result.label} {result.scenario.describe()}: {bad} {result.note}", file=sys.stderr)
+        if len(results) % 10 == 0 or len(results) == total:
+            print(f"[{len(results)}/{total}] runs", file=sys.stderr, flush=True)
+
+    if jobs == 1:
+        for run in planned:
+            # Each run starts with the garbage of the ones before it collected, so a full
+            # collection does not land inside a run's milliseconds.
+            gc.collect()
+            finished(await execute(campaign, run))
+    else:
+        await run_in_workers(campaign, planned, jobs, verbose, finished)
+    results.sort(key=lambda r: r.run)  # the plan's order, however the runs were spread
     return 0
 
 
+def _merge(paths: list[str]) -> tuple[Campaign, list[RunResult]]:
+    """The campaign the shards' files make together; ``ValueError`` saying why they make none."""
+    campaign, results = merge([(path, *read_json(path)) for path in paths])
+    print(f"harness: {len(results)} runs merged from {len(paths)} shards", file=sys.stderr)
+    return campaign, results
+
+
+def _report(args: argparse.Namespace, campaign: Campaign, results: list[RunResult]) -> int:
+    summary = summarise(results)
+    if results:
+        print(table(summary))
+    else:  # a shard of a campaign with fewer scenarios than shards
+        print(
+            f"harness: shard {campaign.shard} holds none of the campaign's {campaign.runs} scenarios", file=sys.stderr
+        )
+    if errors := error_list(summary):
+        print(f"\n{errors}")
+    if args.json:
+        write_json(args.json, summary, results, campaign)
+    if args.plot:
+        why_not = write_plot(args.plot, results)
+        if why_not:
+            print(why_not, file=sys.stderr)
+    return 1 if any(r.total_violations for r in results) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Exit status 1 when any invariant was violated, so CI can gate on it."""
-    args = _parser().parse_args(argv)
+    """Exit status 1 when any invariant was violated, so CI can gate on it; 2 for unusable arguments."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.merge and (args.shard is not None or args.jobs != 1):
+        parser.error("--merge runs nothing, so it takes no --shard or --jobs")
     if args.plot and (why_not := plot_missing()):
         print(why_not, file=sys.stderr)
         return 2
+    if args.merge:
+        try:
+            merged = _merge(args.merge)
+        except ValueError as e:
+            print(f"harness --merge: {e}", file=sys.stderr)
+            return 2
+        return _report(args, *merged)
     for name in args.service or ["ours"]:
         try:  # a misspelt service fails now, with its reason, not after a traceback mid-campaign
             resolve_factory(name)
@@ -107,28 +198,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"harness: --service {name!r} cannot be used: {e}", file=sys.stderr)
             return 2
     if not args.verbose:
-        # Hundreds of runs of debug logs would bury the progress lines and the table.
-        logger.remove()
-        logger.add(sys.stderr, level="CRITICAL")
+        only_critical()
+    campaign = _campaign(args)
     results: list[RunResult] = []
 
     def goodbye() -> str:
         return f"harness: stopped (Ctrl-C) after {len(results)} runs; no table written"
 
-    code = interrupt.run(_run_all(args, results), goodbye=goodbye)
-    if code:
-        return code
-    summary = summarise(results)
-    print(table(summary))
-    if errors := error_list(summary):
-        print(f"\n{errors}")
-    if args.json:
-        write_json(args.json, summary, results)
-    if args.plot:
-        why_not = write_plot(args.plot, results)
-        if why_not:
-            print(why_not, file=sys.stderr)
-    return 1 if any(r.total_violations for r in results) else 0
+    code = interrupt.run(_run_all(campaign, args.jobs, args.verbose, results), goodbye=goodbye)
+    return code or _report(args, campaign, results)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,22 @@
-"""Sums many runs per service into a terminal table, a JSON file and (optionally) a plot."""
+"""Sums many runs per service into a terminal table, a JSON file and (optionally) a plot; reads the JSON back.
+
+The figures are :mod:`..measures`'s; the JSON holds every run whole, so shards' files can be
+merged into the report one process would have written (``harness --merge``).
+"""
 
 from __future__ import annotations
 
 import json
-import statistics
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..measures import Distribution, barge_in_penalties, bytes_per_turn, incremental_share
+from .campaign import Campaign
 from .invariants import INVARIANTS
 from .runner import RunResult
+from .scenario import Scenario
 
 PLOT_NEEDS = (
     '--plot needs matplotlib: pip install "pipecat-responses-ws[plot]" (from a checkout: pip install -e ".[plot]")'
@@ -25,12 +31,11 @@ def _errors(runs: list[RunResult]) -> list[dict[str, Any]]:
     return [{"message": text, "count": count} for text, count in counted.most_common()]
 
 
-def _spread_ms(values: list[float]) -> dict[str, float | None]:
-    if not values:
+def _distribution_ms(seconds: list[float]) -> dict[str, float | None]:
+    figures = Distribution.of([v * 1000 for v in seconds])
+    if figures is None:
         return {"median": None, "p95": None, "max": None}
-    ms = sorted(v * 1000 for v in values)
-    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    return {"median": statistics.median(ms), "p95": p95, "max": ms[-1]}
+    return {"median": figures.median, "p95": figures.p95, "max": figures.max}
 
 
 def summarise(results: Iterable[RunResult]) -> dict[str, dict[str, Any]]:
@@ -40,22 +45,19 @@ def summarise(results: Iterable[RunResult]) -> dict[str, dict[str, Any]]:
         groups.setdefault(r.label, []).append(r)
     out: dict[str, dict[str, Any]] = {}
     for key, runs in groups.items():
-        eligible = sum(r.eligible for r in runs)
-        turns = sum(r.user_turns for r in runs)
-        penalties = [p for r in runs for p in r.penalties]
-        plain = [b for r in runs for b in r.baseline]
-        # What a barge-in adds to what every turn costs in this pipeline.
-        typical = statistics.median(plain) if plain else None
+        after = [a for r in runs for a in r.after_barge_in]
+        uninterrupted = [u for r in runs for u in r.uninterrupted]
+        share = incremental_share(sum(r.incremental for r in runs), sum(r.eligible for r in runs))
         out[key] = {
             "runs": len(runs),
             "reply_gap_s": max(r.reply_gap for r in runs),
             "violations": {name: sum(r.violations.get(name, 0) for r in runs) for name in INVARIANTS},
-            "penalty_ms": _spread_ms(penalties),
-            "plain_turn_ms": _spread_ms(plain),
-            "barge_in_cost_ms": _spread_ms([p - typical for p in penalties] if typical is not None else []),
-            "tool_dispatch_ms": _spread_ms([d for r in runs for d in r.tool_dispatch]),
-            "incremental_pct": 100.0 * sum(r.incremental for r in runs) / eligible if eligible else None,
-            "bytes_per_turn": sum(r.bytes_uploaded for r in runs) / turns if turns else None,
+            "after_barge_in_ms": _distribution_ms(after),
+            "uninterrupted_ms": _distribution_ms(uninterrupted),
+            "penalty_ms": _distribution_ms(barge_in_penalties(after, uninterrupted)),
+            "tool_dispatch_ms": _distribution_ms([d for r in runs for d in r.tool_dispatch]),
+            "incremental_pct": None if share is None else 100.0 * share,
+            "bytes_per_turn": bytes_per_turn(sum(r.bytes_uploaded for r in runs), sum(r.user_turns for r in runs)),
             "reconnects": sum(r.reconnects for r in runs),
             "abandoned_tokens": sum(r.abandoned_tokens for r in runs),
             "failing_runs": [r.scenario.describe() for r in runs if r.total_violations][:20],
@@ -77,10 +79,12 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     ]
     for name in INVARIANTS:
         rows.append((f"violations: {name}", [str(summary[k]["violations"][name]) for k in keys]))
+    # First text minus model time, after a barge-in and for a turn nobody interrupted; the penalty
+    # is each barge-in's figure minus the uninterrupted median (measures.barge_in_penalty).
     figures = (
+        ("after_barge_in_ms", "first text after a barge-in ms"),
+        ("uninterrupted_ms", "first text, uninterrupted turn ms"),
         ("penalty_ms", "barge-in penalty ms"),
-        ("plain_turn_ms", "same, uninterrupted turn ms"),
-        ("barge_in_cost_ms", "penalty minus uninterrupted median ms"),
         ("tool_dispatch_ms", "tool dispatch ms"),
     )
     for figure, label in figures:
@@ -127,23 +131,76 @@ def error_list(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: str | Path, summary: dict[str, Any], results: list[RunResult]) -> None:
-    runs = [
-        {
-            "service": r.service,
-            "cancel_policy": r.cancel_policy,
-            "multiplexing": r.multiplexing,
-            "scenario": r.scenario.to_dict(),
-            "violations": r.violations,
-            "penalties_ms": [p * 1000 for p in r.penalties],
-            "plain_turn_ms": [b * 1000 for b in r.baseline],
-            "tool_dispatch_ms": [d * 1000 for d in r.tool_dispatch],
-            "errors": r.errors,
-            "note": r.note,
-        }
-        for r in results
-    ]
-    Path(path).write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))
+def run_to_dict(r: RunResult) -> dict[str, Any]:
+    """One run whole, times in ms: what :func:`run_from_dict` needs to sum it again."""
+    return {
+        "run": r.run,
+        "service": r.service,
+        "cancel_policy": r.cancel_policy,
+        "multiplexing": r.multiplexing,
+        "reply_gap_s": r.reply_gap,
+        "scenario": r.scenario.to_dict(),
+        "violations": r.violations,
+        "after_barge_in_ms": [v * 1000 for v in r.after_barge_in],
+        "uninterrupted_ms": [v * 1000 for v in r.uninterrupted],
+        "tool_dispatch_ms": [v * 1000 for v in r.tool_dispatch],
+        "incremental": r.incremental,
+        "eligible": r.eligible,
+        "bytes_uploaded": r.bytes_uploaded,
+        "user_turns": r.user_turns,
+        "reconnects": r.reconnects,
+        "abandoned_tokens": r.abandoned_tokens,
+        "errors": r.errors,
+        "note": r.note,
+    }
+
+
+def run_from_dict(data: dict[str, Any]) -> RunResult:
+    return RunResult(
+        data["service"],
+        data["cancel_policy"],
+        Scenario.from_dict(data["scenario"]),
+        data["violations"],
+        [v / 1000 for v in data["after_barge_in_ms"]],
+        [v / 1000 for v in data["uninterrupted_ms"]],
+        [v / 1000 for v in data["tool_dispatch_ms"]],
+        incremental=data["incremental"],
+        eligible=data["eligible"],
+        bytes_uploaded=data["bytes_uploaded"],
+        user_turns=data["user_turns"],
+        reconnects=data["reconnects"],
+        abandoned_tokens=data["abandoned_tokens"],
+        reply_gap=data["reply_gap_s"],
+        note=data["note"],
+        multiplexing=data["multiplexing"],
+        errors=data["errors"],
+        run=data["run"],
+    )
+
+
+def write_json(
+    path: str | Path, summary: dict[str, Any], results: list[RunResult], campaign: Campaign | None = None
+) -> None:
+    document = {
+        "campaign": None if campaign is None else campaign.to_dict(),
+        "summary": summary,
+        "runs": [run_to_dict(r) for r in results],
+    }
+    Path(path).write_text(json.dumps(document, indent=2))
+
+
+def read_json(path: str | Path) -> tuple[Campaign, list[RunResult]]:
+    """A campaign's file from :func:`write_json`; ``ValueError`` saying why one cannot be used."""
+    try:
+        document = json.loads(Path(path).read_text())
+        if document.get("campaign") is None:
+            raise ValueError("it records no campaign (not written by harness --json, or by an older version)")
+        return Campaign.from_dict(document["campaign"]), [run_from_dict(r) for r in document["runs"]]
+    except OSError as e:
+        raise ValueError(f"{path}: {e.strerror or e}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        reason = f"no {e} in it" if isinstance(e, KeyError) else str(e)
+        raise ValueError(f"{path} is not a harness campaign's JSON: {reason}") from None
 
 
 def plot_missing() -> str | None:
@@ -158,8 +215,8 @@ def plot_missing() -> str | None:
 def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
     """Latency distributions per service as CDFs; returns why not, if matplotlib is missing.
 
-    One panel each for the barge-in penalty (with the same service's uninterrupted turns dashed,
-    so the gap between the two lines is what a barge-in costs) and for tool dispatch. A log time
+    One panel each for the first text after a barge-in (with the same service's uninterrupted turns
+    dashed, so the gap between the two lines is the barge-in penalty) and for tool dispatch. A log time
     axis keeps milliseconds and seconds readable on one chart.
     """
     try:
@@ -172,7 +229,7 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
     keys = sorted({r.label for r in results})
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     panels = (
-        (axes[0], "penalties", "baseline", "barge-in → next first text, minus model time"),
+        (axes[0], "after_barge_in", "uninterrupted", "first text after a barge-in, minus model time"),
         (axes[1], "tool_dispatch", None, "tool handler start after its output_item.done"),
     )
     for ax, attr, dashed, title in panels:

@@ -28,6 +28,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.aggregators.llm_context import LLMContext
 
 from ..emulator import Emulator
+from ..measures import first_text_delay
 from ..protocol.redaction import redact
 from .invariants import END, INTERRUPTION, START, TEXT, Event, Observed, ToolRun, check
 from .pipeline import Conversation
@@ -88,8 +89,10 @@ class RunResult:
     cancel_policy: str
     scenario: Scenario
     violations: dict[str, int]
-    penalties: list[float] = field(default_factory=list)  # seconds, barge-in → fresh text − model time
-    baseline: list[float] = field(default_factory=list)  # the penalty's figure for uninterrupted text turns
+    # measures.first_text_delay, in seconds, of the turn after each barge-in and of each text turn
+    # nobody interrupted: the barge-in penalty is the gap between the two.
+    after_barge_in: list[float] = field(default_factory=list)
+    uninterrupted: list[float] = field(default_factory=list)
     tool_dispatch: list[float] = field(default_factory=list)  # seconds, arguments done → handler start
     incremental: int = 0
     eligible: int = 0  # generated creates after the first, which could have been incremental
@@ -101,6 +104,7 @@ class RunResult:
     note: str = ""
     multiplexing: str = "lanes"  # the emulator's: "lanes", or "none" for a server without lanes
     errors: list[str] = field(default_factory=list)  # every ErrorFrame's text, in order, keys redacted
+    run: int = 0  # the run's place in its campaign's plan (campaign.PlannedRun.index)
 
     @property
     def total_violations(self) -> int:
@@ -124,8 +128,8 @@ class _Run:
         self.abandoned_at: dict[str, float] = {}  # tag → time the interruption was queued
         self.unanswered: list[int] = []
         self.fault_windows: list[tuple[float, float]] = []
-        self.penalties: list[float] = []
-        self.baseline: list[float] = []
+        self.after_barge_in: list[float] = []
+        self.uninterrupted: list[float] = []
 
     async def handler(self, params: Any) -> None:
         self.tool_runs.append(ToolRun(params.tool_call_id, params.function_name, time.monotonic()))
@@ -170,7 +174,7 @@ class _Run:
             if turn.kind == "text" and answer is not None and answer.first_text_at is not None:
                 # The same figure for a turn nobody interrupted: what any turn costs, for comparison.
                 model = self.model_time(asked, f"t{turn.n}as0w0", turn.user_text())
-                self.baseline.append(answer.first_text_at - asked - model)
+                self.uninterrupted.append(first_text_delay(asked, answer.first_text_at, model))
         elif turn.kind == "fault":
             await self.fault_turn(turn)
         else:
@@ -211,7 +215,8 @@ class _Run:
         asked, since = await self.ask(turn.user_text("b"))
         fresh = await self.answered(turn.tag("b"), n, since)
         if fresh is not None and fresh.first_text_at is not None:
-            self.penalties.append(fresh.first_text_at - asked - self.model_time(asked, f"u{n}b", turn.user_text("b")))
+            model = self.model_time(asked, f"u{n}b", turn.user_text("b"))
+            self.after_barge_in.append(first_text_delay(asked, fresh.first_text_at, model))
 
     def model_time(self, asked: float, spoken: str, asked_text: str) -> float:
         """The emulator's own share of the delay: create received → first text delta of that answer.
@@ -331,13 +336,13 @@ async def run_scenario(
             cancel_policy,
             scenario,
             check(obs),
-            run.penalties,
+            run.after_barge_in,
+            run.uninterrupted,
             note=note,
             user_turns=len(scenario.turns),
             reply_gap=reply_gap,
             multiplexing=multiplexing,
         )
-        result.baseline = run.baseline
         result.errors = [redact(text) for _, text in obs.errors]
         result.tool_dispatch = [
             r.time - obs.completed_calls[r.call_id] for r in obs.tool_runs if r.call_id in obs.completed_calls
