@@ -25,6 +25,20 @@ def websocket_url(ws_url: str | None, base_url: str | None) -> str:
     return ws_url or derived or DEFAULT_WS_URL
 
 
+def http_base_url(ws_url: str, base_url: str | None) -> str:
+    """``base_url`` as given, or the HTTP base under a Responses WebSocket endpoint
+    (``wss://host/v1/responses`` → ``https://host/v1``): where requests go over HTTP."""
+    if base_url:
+        return base_url.rstrip("/")
+    parts = urlsplit(ws_url)
+    scheme = {"wss": "https", "ws": "http", "https": "https", "http": "http"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"ws_url must be a ws(s) URL such as {DEFAULT_WS_URL}, not {ws_url!r}")
+    path = parts.path.rstrip("/")
+    path = path.removesuffix("/responses")
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
 def _from_base_url(base_url: str) -> str:
     parts = urlsplit(base_url)
     scheme = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}.get(parts.scheme)
