@@ -19,7 +19,9 @@ from .scenario import scenarios
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pipecat-responses-ws harness", description=__doc__)
-    p.add_argument("--service", action="append", help="ours | pipecat | module:factory (repeatable)")
+    p.add_argument(
+        "--service", action="append", help="ours | ours-http | pipecat | pipecat-http | module:factory (repeatable)"
+    )
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
@@ -50,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="from a barge-in to the user's next turn; 0 makes the next turn race the interruption "
         f"through the pipeline, which no voice pipeline does (default: {REPLY_GAP:g})",
+    )
+    p.add_argument(
+        "--handshake-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the emulator's delay before answering each WebSocket upgrade and each new HTTP connection, "
+        "a stand-in for the TCP and TLS round trips of a real endpoint (default: %(default)g)",
     )
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--plot", metavar="PATH")
@@ -83,6 +93,7 @@ async def _run_all(args: argparse.Namespace, results: list[RunResult]) -> int:
                     rtvi=args.rtvi,
                     reply_gap=args.reply_gap,
                     multiplexing=args.multiplexing,
+                    emulator_options={"handshake_delay": args.handshake_delay} if args.handshake_delay else None,
                 )
                 results.append(result)
                 done += 1
