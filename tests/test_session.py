@@ -624,7 +624,7 @@ def test_http_requests_sharing_chains_continue_the_last_stored_response() -> Non
     w = builders.ResponseEventWriter("resp_1", "m")
     d.feed(w.created(), first)
     d.feed(w.completed(builders.usage(1, 1)), first)
-    follow_up = USER + [{"role": "assistant", "content": "hello"}, {"role": "user", "content": "more"}]
+    follow_up = [*USER, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "more"}]
     nxt = d.session.open_response(d.session.http_request("http#2", chains), follow_up)
     alone = d.session.open_response(d.session.http_request("http#3"), follow_up)
     assert nxt is not None and nxt.plan.previous_response_id == "resp_1"
@@ -645,7 +645,7 @@ def test_an_error_status_ends_the_request_a_missing_parent_once_with_the_full_co
     chains = d.session.connection("unused").chains
     chains.record("resp_0", None, None, USER, [])
     request = d.session.http_request("http#2", chains)
-    child = d.session.open_response(request, USER + [{"role": "user", "content": "more"}])
+    child = d.session.open_response(request, [*USER, {"role": "user", "content": "more"}])
     assert child is not None and child.plan.previous_response_id == "resp_0"
     d.session.create_event(child, {"model": "m"})
     missing = ev.ServerError(None, None, wire.PREVIOUS_RESPONSE_NOT_FOUND, "not found", 400, "previous_response_id")
