@@ -93,7 +93,8 @@ async def _run_all(args: argparse.Namespace, results: list[RunResult]) -> int:
                     rtvi=args.rtvi,
                     reply_gap=args.reply_gap,
                     multiplexing=args.multiplexing,
-                    emulator_options={"handshake_delay": args.handshake_delay} if args.handshake_delay else None,
+                    # Only when asked for, so a caller's own emulator options are not replaced by none.
+                    **({"emulator_options": {"handshake_delay": args.handshake_delay}} if args.handshake_delay else {}),
                 )
                 results.append(result)
                 done += 1
