@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+from typing import Any
 
 from .. import interrupt
 from ..log import logger
@@ -78,6 +79,10 @@ async def _run_all(args: argparse.Namespace, results: list[RunResult]) -> int:
         file=sys.stderr,
         flush=True,
     )
+    # Only when asked for, so a caller's own emulator options are not replaced by none.
+    extra: dict[str, Any] = (
+        {"emulator_options": {"handshake_delay": args.handshake_delay}} if args.handshake_delay else {}
+    )
     for name in services:
         factory = resolve_factory(name)
         for policy in policies:
@@ -93,8 +98,7 @@ async def _run_all(args: argparse.Namespace, results: list[RunResult]) -> int:
                     rtvi=args.rtvi,
                     reply_gap=args.reply_gap,
                     multiplexing=args.multiplexing,
-                    # Only when asked for, so a caller's own emulator options are not replaced by none.
-                    **({"emulator_options": {"handshake_delay": args.handshake_delay}} if args.handshake_delay else {}),
+                    **extra,
                 )
                 results.append(result)
                 done += 1
