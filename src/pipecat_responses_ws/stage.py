@@ -418,9 +418,10 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
     ) -> str | None:
         """A one-shot inference on ``context``, outside the pipeline (summaries, classifiers, judges).
 
-        It runs on a lane of its own on the connection already open (no handshake), with
-        ``store: false`` and its context in full; it is never part of the conversation's chain and
-        never holds up a streaming turn. Without lanes it goes to the spare connection. Returns the
+        It runs with ``store: false`` and its context in full, is never part of the conversation's
+        chain and never holds up a streaming turn: over the WebSocket on a lane of its own on the
+        connection already open (no handshake), or on the spare connection without lanes; over
+        HTTP (``ResponsesHTTPLLMService``, or after a 426) as a request of its own. Returns the
         answer's text; raises ``ResponsesWSError`` when the response fails.
         """
         fields, full_input = await self._invocation(context, system_instruction or self._settings.system_instruction)

@@ -125,7 +125,8 @@ class HTTPStream(Driver):
             self._running.discard(self)
 
     def _send_in_background(self, payload: dict[str, Any]) -> None:
-        raise AssertionError("nothing is sent on an HTTP request once it started")  # cancel_supported is False
+        # The session sends nothing on a request once it started (no response.cancel over HTTP).
+        logger.debug(f"{self.name}: {payload['type']} not sent: an HTTP request takes nothing more")
 
     def _retire(self, reason: str, soon: bool) -> None:
         """A barge-in or a timeout: close the stream now; the server stops when its client goes away."""
