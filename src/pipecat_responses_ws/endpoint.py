@@ -20,7 +20,7 @@ def websocket_url(ws_url: str | None, base_url: str | None) -> str:
     if ws_url and derived and ws_url != derived:
         raise ValueError(
             f"base_url {base_url!r} means {derived!r}, but ws_url is {ws_url!r}: give one of them "
-            "(this service sends everything, run_inference included, over the WebSocket)"
+            "(the WebSocket endpoint is under base_url, which is also where HTTP goes after a 426)"
         )
     return ws_url or derived or DEFAULT_WS_URL
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pipecat.processors.aggregators.llm_context import LLMContext
 
 from pipecat_responses_ws.emulator import Fault, Reply
+from pipecat_responses_ws.endpoint import http_base_url
 from pipecat_responses_ws.log import logger
 
 from .conftest import session
@@ -83,3 +84,11 @@ async def test_any_other_handshake_failure_is_retried_on_the_websocket() -> None
         assert conv.turns()[1].text == "Still the socket." and llm.transport == "websocket"
     assert [h.status for h in emu.records.handshakes] == [101, 503, 503, 101]
     assert emu.records.http_requests == []
+
+
+def test_the_http_base_url_is_base_url_or_derived_from_ws_url() -> None:
+    assert http_base_url("wss://api.openai.com/v1/responses", None) == "https://api.openai.com/v1"
+    assert http_base_url("ws://127.0.0.1:8080/v1/responses/", None) == "http://127.0.0.1:8080/v1"
+    assert http_base_url("wss://gw.example/openai/v1/responses", "https://gw.example/openai/v1/") == (
+        "https://gw.example/openai/v1"
+    )
