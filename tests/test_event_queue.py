@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipecat_responses_ws.client.connection import EventQueue
+from pipecat_responses_ws.client.driver import EventQueue
 from pipecat_responses_ws.protocol.events import TextDelta
 from pipecat_responses_ws.protocol.response import Finished
 

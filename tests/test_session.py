@@ -595,3 +595,59 @@ def test_the_protocol_core_does_no_io() -> None:
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
             assert not [n for n in names if n.split(".")[0] in forbidden], f"{path.name} imports {names}"
+
+
+# -- one HTTP request per response ---------------------------------------------------------------
+
+
+def test_an_http_barge_in_closes_the_stream_and_sends_nothing() -> None:
+    d = Driver()
+    request = d.session.http_request("http#1")
+    response = d.session.open_response(request, USER)
+    assert response is not None and response.lane is None
+    payload = d.session.create_event(response, {"model": "m"})
+    assert "stream_id" not in payload and "generate" not in payload
+    d.feed(builders.ResponseEventWriter("resp_1", "m").created(), request)
+    actions = d.session.abandon(response, 1.0)
+    assert not [a for a in actions if isinstance(a, SendEvent)]  # no response.cancel: closing the stream stops it
+    assert [(a.connection, a.soon) for a in actions if isinstance(a, Retire)] == [(request, True)]
+    assert d.session.stats.barge_ins_to_spare == 0 and d.session.stats.barge_ins_on_same_connection == 0
+
+
+def test_http_requests_sharing_chains_continue_the_last_stored_response() -> None:
+    d = Driver()
+    chains = d.session.connection("unused").chains
+    first = d.session.http_request("http#1", chains)
+    response = d.session.open_response(first, USER)
+    assert response is not None
+    d.session.create_event(response, {"model": "m"})
+    w = builders.ResponseEventWriter("resp_1", "m")
+    d.feed(w.created(), first)
+    d.feed(w.completed(builders.usage(1, 1)), first)
+    follow_up = [*USER, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "more"}]
+    nxt = d.session.open_response(d.session.http_request("http#2", chains), follow_up)
+    alone = d.session.open_response(d.session.http_request("http#3"), follow_up)
+    assert nxt is not None and nxt.plan.previous_response_id == "resp_1"
+    assert alone is not None and alone.plan.previous_response_id is None and len(alone.plan.input) == 3
+
+
+def test_an_error_status_ends_the_request_a_missing_parent_once_with_the_full_context() -> None:
+    d = Driver()
+    request = d.session.http_request("http#1")
+    refused_key = d.session.open_response(request, USER)
+    assert refused_key is not None
+    d.session.create_event(refused_key, {"model": "m"})
+    (failed,) = delivered(
+        d.session.refused(refused_key, ev.ServerError(None, None, "invalid_api_key", "no", 401, None), 0)
+    )
+    assert isinstance(failed, Failed) and "API key" in str(failed.error) and refused_key.finished
+
+    chains = d.session.connection("unused").chains
+    chains.record("resp_0", None, None, USER, [])
+    request = d.session.http_request("http#2", chains)
+    child = d.session.open_response(request, [*USER, {"role": "user", "content": "more"}])
+    assert child is not None and child.plan.previous_response_id == "resp_0"
+    d.session.create_event(child, {"model": "m"})
+    missing = ev.ServerError(None, None, wire.PREVIOUS_RESPONSE_NOT_FOUND, "not found", 400, "previous_response_id")
+    (retry,) = delivered(d.session.refused(child, missing, 0))
+    assert isinstance(retry, Retry) and retry.full_context and len(chains) == 0

@@ -1,4 +1,4 @@
-"""A Pipecat LLM service for the OpenAI Responses API over one persistent WebSocket.
+"""A Pipecat LLM service for the OpenAI Responses API over one persistent WebSocket (or over HTTP).
 
 The service is imported on first use, so the emulator and the pytest plugin load without Pipecat.
 """
@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .service import ResponsesWSLLMService, ServiceStats
+    from .service import ResponsesHTTPLLMService, ResponsesWSLLMService, ServiceStats
     from .settings import ReasoningConfig, ResponsesWSSettings
 
-__all__ = ["ReasoningConfig", "ResponsesWSLLMService", "ResponsesWSSettings", "ServiceStats"]
+__all__ = ["ReasoningConfig", "ResponsesHTTPLLMService", "ResponsesWSLLMService", "ResponsesWSSettings", "ServiceStats"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("ResponsesWSLLMService", "ServiceStats"):
+    if name in ("ResponsesHTTPLLMService", "ResponsesWSLLMService", "ServiceStats"):
         from . import service
 
         return getattr(service, name)

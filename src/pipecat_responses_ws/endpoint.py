@@ -20,9 +20,23 @@ def websocket_url(ws_url: str | None, base_url: str | None) -> str:
     if ws_url and derived and ws_url != derived:
         raise ValueError(
             f"base_url {base_url!r} means {derived!r}, but ws_url is {ws_url!r}: give one of them "
-            "(this service sends everything, run_inference included, over the WebSocket)"
+            "(the WebSocket endpoint is under base_url, which is also where HTTP goes after a 426)"
         )
     return ws_url or derived or DEFAULT_WS_URL
+
+
+def http_base_url(ws_url: str, base_url: str | None) -> str:
+    """``base_url`` as given, or the HTTP base under a Responses WebSocket endpoint
+    (``wss://host/v1/responses`` → ``https://host/v1``): where requests go over HTTP."""
+    if base_url:
+        return base_url.rstrip("/")
+    parts = urlsplit(ws_url)
+    scheme = {"wss": "https", "ws": "http", "https": "https", "http": "http"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"ws_url must be a ws(s) URL such as {DEFAULT_WS_URL}, not {ws_url!r}")
+    path = parts.path.rstrip("/")
+    path = path.removesuffix("/responses")
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
 
 
 def _from_base_url(base_url: str) -> str:

@@ -1,77 +1,30 @@
-"""``ResponsesWSLLMService``: the Pipecat LLM stage on one persistent Responses WebSocket.
+"""The two services: the Responses API over one persistent WebSocket, and over HTTP.
 
-Pipecat glue only: frames, function calls, metrics. What to send, which events count and what
-a barge-in does are the client session's decisions (``protocol/session.py``); the connection
-carries them out. On barge-in the turn's ``CancelledError`` goes on at once after handing the
-response to the session, so the ``InterruptionFrame`` reaches TTS and transport without waiting
-for the network, and the next turn takes another lane while the abandoned response still streams.
+Both are the same Pipecat stage (:mod:`.stage`) driving the same client session; they differ
+only in what carries the requests. ``ResponsesWSLLMService`` keeps one WebSocket and switches
+to HTTP for good when the server answers its upgrade with 426; ``ResponsesHTTPLLMService``
+sends each response as its own ``POST /responses``, for infrastructure that blocks WebSockets.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time
 from collections.abc import Mapping
-from typing import Any, cast
-
-from pipecat.adapters.llm.services.open_ai_responses_adapter import OpenAIResponsesLLMAdapter
-from pipecat.frames.frames import (
-    Frame,
-    FunctionCallCancelFrame,
-    FunctionCallResultFrame,
-    LLMContextFrame,
-    LLMFullResponseEndFrame,
-    LLMFullResponseStartFrame,
-    LLMMessagesAppendFrame,
-    LLMThoughtEndFrame,
-    LLMThoughtStartFrame,
-    LLMThoughtTextFrame,
-    LLMUpdateSettingsFrame,
-    StartFrame,
-)
-from pipecat.metrics.metrics import LLMTokenUsage
-from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
-from pipecat.services.llm_service import FunctionCallFromLLM, LLMService
-from pipecat.services.openai.base_llm import OPENAI_MODEL_WITHOUT_RESPONSE_SCHEMA
-from pipecat.utils.tracing.service_decorators import traced_llm
-from pipecat.utils.types import is_given
+from typing import Any
 
 from .client.client import ClientOptions, ResponsesClient
-from .client.connection import Connection
-from .endpoint import DEFAULT_WS_URL, handshake_headers, websocket_url
-from .log import exception_text, logger
-from .protocol import events as ev
+from .client.fallback import WebSocketOrHTTP
+from .client.http import HTTPOptions, ResponsesHTTPClient
+from .endpoint import DEFAULT_WS_URL, handshake_headers, http_base_url, websocket_url
 from .protocol import wire
-from .protocol.errors import AuthenticationError, ConnectionLost, HandshakeRejected, PhaseTimeout, ResponsesWSError
-from .protocol.redaction import register_secret
-from .protocol.response import (
-    Failed,
-    Finished,
-    ReasoningItem,
-    Response,
-    Retry,
-    ToolCallAnnounced,
-    ToolCallReady,
-    ToolCallRejected,
-)
-from .protocol.session import ClientSession, ServiceStats, SessionOptions
-from .settings import (
-    ReasoningConfig,
-    ResponsesWSSettings,
-    context_tool_choice,
-    default_settings,
-    request_fields,
-    thinking_default,
-    unsupported_fields,
-)
+from .protocol.session import ServiceStats, SessionOptions
+from .settings import ResponsesWSSettings
+from .stage import ResponsesStage
 
-__all__ = ["DEFAULT_WS_URL", "ResponsesWSLLMService", "ServiceStats"]
+__all__ = ["DEFAULT_WS_URL", "ResponsesHTTPLLMService", "ResponsesWSLLMService", "ServiceStats"]
 
 
-class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
-    """OpenAI Responses API over one persistent WebSocket, one lane per turn.
+class ResponsesWSLLMService(ResponsesStage):
+    """OpenAI Responses API over one persistent WebSocket, one lane per turn; over HTTP after a 426.
 
     Example::
 
@@ -79,12 +32,6 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             settings=ResponsesWSLLMService.Settings(model="gpt-4.1", system_instruction="Be brief."),
         )
     """
-
-    Settings = ResponsesWSSettings
-    ReasoningConfig = ReasoningConfig
-    _settings: ResponsesWSSettings
-    adapter_class = OpenAIResponsesLLMAdapter
-    supports_response_schema = True
 
     def __init__(
         self,
@@ -119,7 +66,8 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             api_key: The API key; defaults to ``OPENAI_API_KEY``. Sent as ``Authorization: Bearer``,
                 or as ``api-key`` to Azure hosts (``*.openai.azure.com`` and the like).
             base_url: An HTTP base URL (``https://host/v1``); the WebSocket endpoint under it
-                (``wss://host/v1/responses``) is used. Give it or ``ws_url``, not two different ones.
+                (``wss://host/v1/responses``) is used, and the URL itself after a switch to HTTP.
+                Give it or ``ws_url``, not two different ones.
             organization: Sent as ``OpenAI-Organization`` on the handshake.
             project: Sent as ``OpenAI-Project`` on the handshake.
             default_headers: Extra handshake headers; they win over the key's header (an Azure
@@ -141,7 +89,7 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             send_cancel: Send ``response.cancel`` on interruption (stopped on a connection whose
                 server rejects it).
             warm_up: Prepare each new connection with ``generate: false``.
-            connect_timeout: Seconds for the WebSocket handshake.
+            connect_timeout: Seconds for the WebSocket handshake (or an HTTP connection).
             first_event_timeout: Seconds from sending a request to its first event (without
                 ``retry_on_timeout``).
             stall_timeout: Seconds allowed between two events of a streaming response.
@@ -150,38 +98,34 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             rollover_margin: Rotate to a fresh connection this long before the age limit, while idle.
             **kwargs: Passed to Pipecat's ``LLMService`` (``run_in_parallel``, …).
         """
-        merged = default_settings("gpt-4.1")
-        if service_tier is not None:
-            merged.service_tier = service_tier
-        if settings is not None:
-            merged.apply_update(settings)
-        super().__init__(settings=merged, **kwargs)
         if lanes not in ("auto", True, False):
             raise ValueError(f"lanes must be 'auto', True or False, not {lanes!r}")
         url = websocket_url(ws_url, base_url)
-        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or ""
-        register_secret(self._api_key)
-        self._store = store
-        if retry_on_timeout and retry_timeout_secs is not None:
-            first_event_timeout = retry_timeout_secs
-        self._first_event_timeout = first_event_timeout
-        self._stall_timeout = stall_timeout
-        headers = handshake_headers(
-            url, self._api_key, organization=organization, project=project, default_headers=default_headers
-        )
-        self._session = ClientSession(
-            SessionOptions(
-                named_lanes=None if lanes == "auto" else bool(lanes),
-                pool_size=lane_pool_size,
-                send_cancel=send_cancel,
-                retry_on_first_event_timeout=bool(retry_on_timeout),
+        http_url = http_base_url(url, base_url)
+        super().__init__(
+            api_key=api_key,
+            service_tier=service_tier,
+            settings=settings,
+            retry_timeout_secs=retry_timeout_secs,
+            retry_on_timeout=retry_on_timeout,
+            store=store,
+            first_event_timeout=first_event_timeout,
+            stall_timeout=stall_timeout,
+            session_options=SessionOptions(
+                named_lanes=None if lanes == "auto" else bool(lanes), pool_size=lane_pool_size, send_cancel=send_cancel
             ),
-            holds_results=self._holds_results,
+            **kwargs,
         )
+
+        def headers(to: str) -> dict[str, str]:
+            return handshake_headers(
+                to, self._api_key, organization=organization, project=project, default_headers=default_headers
+            )
+
         self._client = ResponsesClient(
             ClientOptions(
                 url=url,
-                headers=headers,
+                headers=headers(url),
                 connect_timeout=connect_timeout,
                 send_timeout=send_timeout,
                 max_connection_age=max_connection_age,
@@ -193,137 +137,32 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
             on_tool_results=self._release_tool_results,
             name=f"{self}",
         )
-        self._starting: asyncio.Task[None] | None = None
-        self._last_fields: dict[str, Any] | None = None
-        self._thinking = False  # a reasoning summary is streaming as thought frames
-        self._first_text_pending = False  # the turn's TTFB ends at its first pushed text
-        self._unsupported_warned: set[str] = set()
-        self._refused_key: str | None = None  # the refusal already reported, not reported again
-        self._calls_started_reported = True  # on_function_calls_started fires once per response
-        self.stats: ServiceStats = self._session.stats
-        self._register_event_handler("on_connection_error")
-
-    @staticmethod
-    def model_supports_response_schema(model: str) -> bool:
-        """As Pipecat's built-in: OpenAI models before gpt-4o-mini and gpt-4o-2024-08-06 cannot."""
-        return not OPENAI_MODEL_WITHOUT_RESPONSE_SCHEMA.match(model)
-
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def can_generate_metrics(self) -> bool:
-        return True
+        http = ResponsesHTTPClient(
+            HTTPOptions(
+                base_url=http_url,
+                api_key=self._api_key,
+                headers=headers(http_url),
+                connect_timeout=connect_timeout,
+                send_timeout=send_timeout,
+                store=store,
+            ),
+            session=self._session,
+            on_error=self._on_connection_error,
+            on_tool_results=self._release_tool_results,
+            name=f"{self}",
+        )
+        self._fallback = WebSocketOrHTTP(self._client, http, name=f"{self}")
+        self._transport = self._fallback
 
     @property
     def client(self) -> ResponsesClient:
         """The connection manager (connection, lane and cancel figures live on it)."""
         return self._client
 
-    async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]  # as Pipecat's own
-        await super().setup(setup)
-        # Connect and warm up now, in the background, so the first turn finds a hot socket.
-        self._starting = asyncio.create_task(self._client.start())
-
-    async def start(self, frame: StartFrame) -> None:
-        await super().start(frame)
-        if self._starting is not None:
-            self.create_task(self._report_start_failure(self._starting), "responses-ws-start")
-
-    async def _report_start_failure(self, starting: asyncio.Task[None]) -> None:
-        try:
-            await asyncio.shield(starting)
-        except AuthenticationError as e:
-            await self._report_refused_key(e)
-        except ResponsesWSError as e:
-            await self._call_event_handler("on_connection_error", f"{e}")
-            logger.warning(f"{self}: initial connection failed ({e}); the first turn will retry")
-
-    async def _report_refused_key(self, error: AuthenticationError) -> None:
-        """Once: every later handshake is refused the same way, and one error says it all."""
-        if self._refused_key == str(error):
-            logger.debug(f"{self}: {error} (already reported)")
-            return
-        self._refused_key = str(error)
-        await self._call_event_handler("on_connection_error", f"{error}")
-        await self.push_error(f"{self}: {error}", exception=error, force_treat_as_permanent=True)
-
-    async def cleanup(self) -> None:
-        await super().cleanup()
-        if self._starting is not None and not self._starting.done():
-            self._starting.cancel()
-            await asyncio.gather(self._starting, return_exceptions=True)
-        await self._client.close()
-
-    # -- frames -----------------------------------------------------------------------------
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if isinstance(frame, LLMContextFrame):
-            await self._respond(frame.context)
-        elif not self._handled_by_base(frame):
-            await self.push_frame(frame, direction)
-
-    def _handled_by_base(self, frame: Frame) -> bool:
-        # The base forwards a settings frame aimed at another service itself.
-        return isinstance(frame, LLMUpdateSettingsFrame) and frame.service is not None and frame.service is not self
-
-    async def _respond(self, context: LLMContext) -> None:
-        await self.push_frame(LLMFullResponseStartFrame())
-        await self.start_processing_metrics()
-        try:
-            with self._client.turn():
-                await self._run_turn(context)
-        except AuthenticationError as e:
-            await self._report_refused_key(e)
-        except PhaseTimeout as e:
-            if e.phase == "first_event":
-                await self._call_event_handler("on_completion_timeout")
-            await self.push_error(f"{self}: {e}", exception=e)
-        except (HandshakeRejected, ConnectionLost) as e:
-            await self._call_event_handler("on_connection_error", f"{e}")
-            await self.push_error(f"{self}: {e}", exception=e)
-        except ResponsesWSError as e:
-            await self.push_error(f"{self}: {e}", exception=e)
-        except Exception as e:
-            logger.error(f"{self}: unexpected failure in a turn: {exception_text(e)}")
-            await self.push_error(f"{self}: unexpected failure: {e}", exception=e)
-        finally:
-            await self.stop_processing_metrics()
-            await self.push_frame(LLMFullResponseEndFrame())
-
-    # -- one turn ---------------------------------------------------------------------------
-
-    def _fields(self, instructions: str | None, tools: Any, tool_choice: Any = None) -> dict[str, Any]:
-        """The ``response.create`` fields other than the input, for a turn, an inference or a warm-up."""
-        fields = request_fields(self._settings)
-        for name in unsupported_fields(self._settings):
-            if name not in self._unsupported_warned:
-                self._unsupported_warned.add(name)
-                logger.warning(f"{self}: the Responses API has no {name!r} parameter; the setting is not sent")
-        fields["store"] = self._store
-        if instructions:
-            fields["instructions"] = instructions
-        if isinstance(tools, list) and tools:
-            fields["tools"] = tools
-            # The context's choice (Pipecat Flows sets one per node) wins over the settings'.
-            choice = context_tool_choice(tool_choice) if is_given(tool_choice) else None
-            if choice is not None:
-                fields["tool_choice"] = choice
-        if "reasoning" not in fields:
-            # As Pipecat's built-in: a model that reasons runs at its lowest effort unless told otherwise.
-            model = str(self._settings.model or "")
-            default, can_think = thinking_default(model)
-            self._apply_thinking_default(
-                fields, model, default, can_think=can_think, provider="OpenAI", settings_fields="`reasoning`"
-            )
-        return fields
-
-    async def _invocation(
-        self, context: LLMContext, system_instruction: Any
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        instruction = system_instruction if isinstance(system_instruction, str) and system_instruction else None
-        params = await self.get_llm_adapter().get_llm_invocation_params(context, system_instruction=instruction)
-        fields = self._fields(params.get("instructions"), params.get("tools"), context.tool_choice)
-        return fields, cast(list[dict[str, Any]], list(params["input"]))
+    @property
+    def transport(self) -> str:
+        """``"websocket"``, or ``"http"`` once the server answered the upgrade with 426."""
+        return "http" if self._fallback.over_http else "websocket"
 
     def _warm_up_request(self) -> dict[str, Any] | None:
         # The last turn's instructions and tools, with the settings as they are now.
@@ -331,238 +170,97 @@ class ResponsesWSLLMService(LLMService[OpenAIResponsesLLMAdapter]):
         instructions = last.get("instructions") or self._settings.system_instruction or None
         return {**self._fields(instructions, last.get("tools")), "input": []}
 
-    @traced_llm  # Pipecat's ``llm`` span, as the built-in's
-    async def _run_turn(self, context: LLMContext) -> None:
-        fields, full_input = await self._invocation(context, self._settings.system_instruction)
-        self._last_fields = fields
-        self.stats.turns += 1
-        retry_of: tuple[Response, Retry] | None = None
-        while True:
-            conn, response = await self._client.open_response(full_input, retry_of)
-            try:
-                await self.start_ttfb_metrics()
-                self._first_text_pending = True
-                await conn.send_create(response, fields)
-                ending = await self._stream(conn, response, context)
-            except BaseException:  # a barge-in (CancelledError) above all
-                self._abandon(conn, response)
-                raise
-            if isinstance(ending, Finished):
-                return
-            if ending.fresh_connection:
-                where = " on a fresh connection"
-            elif ending.full_context:
-                where = " with the full context"
-            else:
-                where = ""
-            logger.info(f"{self}: {ending.reason}; nothing was spoken yet, sending the turn again{where}")
-            retry_of = (response, ending)
 
-    async def _stream(self, conn: Connection, response: Response, context: LLMContext) -> Finished | Retry:
-        """Act on the response's happenings until it ends; raises the error of a failed one."""
-        # While this task waits, the connection's reader pushes text deltas itself: the text
-        # reaches the next processor one task switch sooner. Everything else is handled here.
-        conn.set_express(response, self._push_text)
-        while True:
-            happening = await conn.next_happening(response, self._first_event_timeout, self._stall_timeout)
-            kind = type(happening)
-            if kind is ev.TextDelta:
-                await self._push_text(happening)  # type: ignore[arg-type]
-            elif isinstance(happening, ToolCallReady):
-                await self._dispatch_tool(happening, context, first=response.calls_started == 1)
-            elif isinstance(happening, ToolCallAnnounced):
-                await self.stop_ttfb_metrics()
-                await self.stop_ttfat_metrics()
-            elif isinstance(happening, ToolCallRejected):
-                logger.warning(f"{self}: not running {happening.name} ({happening.call_id}): {happening.reason}")
-            elif isinstance(happening, ev.ReasoningDelta):
-                await self._push_thought(happening.delta)
-            elif isinstance(happening, ReasoningItem):
-                await self._keep_reasoning(happening.item)
-            elif isinstance(happening, Finished):
-                await self._finish(response, happening)
-                return happening
-            elif isinstance(happening, Retry):
-                return happening
-            elif isinstance(happening, Failed):
-                await self._push_thought_end()
-                if happening.usage:
-                    await self.start_llm_usage_metrics(_token_usage(happening.usage))
-                raise happening.error
+class ResponsesHTTPLLMService(ResponsesStage):
+    """OpenAI Responses API over HTTP: each turn is one ``POST /responses`` streamed as server-sent events.
 
-    async def _push_text(self, delta: ev.TextDelta) -> None:
-        if not self._first_text_pending:
-            await self._push_llm_text(delta.delta)
-            return
-        # The first words go out ahead of the TTFB metrics frame: the speaker waits for them,
-        # the metrics do not. The measurement still ends when they arrived.
-        arrived = time.time()
-        self._first_text_pending = False
-        await self._push_llm_text(delta.delta)
-        await self.stop_ttfb_metrics(end_time=arrived)
+    For infrastructure that blocks WebSockets. The same stage as :class:`ResponsesWSLLMService`
+    (frames, tools, reasoning, timeouts, replay safety, errors), without its lanes, warm-up and
+    connection cache: every request carries the whole conversation unless ``store=True``, and
+    a barge-in closes the answer's stream.
 
-    async def _finish(self, response: Response, finished: Finished) -> None:
-        await self._push_thought_end()
-        if finished.usage:
-            await self.start_llm_usage_metrics(_token_usage(finished.usage))
-        if not response.text_delivered and not response.calls_started:
-            await self.push_error(f"{self}: response {finished.response_id} ended with no text and no tool call")
+    Example::
 
-    def _abandon(self, conn: Connection, response: Response) -> None:
-        """Hand the response to the session's barge-in rule; nothing here awaits the network."""
-        if response.ended and response.finished:
-            return
-        conn.abandon(response)
-        # A running TTFB would be reported as complete by the interruption; drop it instead.
-        self.create_task(self.cancel_ttfb_metrics(), "responses-ws-cancel-ttfb")
-
-    # -- tools ------------------------------------------------------------------------------
-
-    async def _dispatch_tool(self, call: ToolCallReady, context: LLMContext, *, first: bool) -> None:
-        """Start the call now (its arguments are final); results wait for the group to close.
-
-        ``run_function_calls`` only announces the call and starts its task, so awaiting it here
-        does not hold up the stream. ``on_function_calls_started`` fires for a response's first
-        call only (with that call): a "let me check" filler plays once, however many calls follow.
-        """
-        function_call = FunctionCallFromLLM(
-            function_name=call.name, tool_call_id=call.call_id, arguments=call.arguments, context=context
+        llm = ResponsesHTTPLLMService(
+            settings=ResponsesHTTPLLMService.Settings(model="gpt-4.1", system_instruction="Be brief."),
         )
-        self._calls_started_reported = not first
-        await self.run_function_calls([function_call])
-        self._calls_started_reported = True
+    """
 
-    async def _call_event_handler(self, event_name: str, *args: Any, **kwargs: Any) -> None:
-        if event_name == "on_function_calls_started" and self._calls_started_reported:
-            return
-        await super()._call_event_handler(event_name, *args, **kwargs)
-
-    def _holds_results(self, name: str) -> bool:
-        # A call that outlives an interruption answers on its own; the others answer as a group.
-        registered = self._functions.get(name) or self._functions.get(None)
-        return registered is None or registered.cancel_on_interruption
-
-    def _release_tool_results(self, results: list[dict[str, Any]]) -> None:
-        for result in results:
-            self.create_task(super().broadcast_frame(FunctionCallResultFrame, **result), "responses-ws-tool-result")
-
-    async def broadcast_frame(self, frame_cls: type[Frame], **kwargs: Any) -> None:
-        if frame_cls is FunctionCallResultFrame and _is_final(kwargs):
-            for result in self._session.tools.on_result(kwargs):
-                await super().broadcast_frame(FunctionCallResultFrame, **result)
-            return
-        if frame_cls is FunctionCallCancelFrame:
-            self._session.tools.cancel_call(str(kwargs.get("tool_call_id")))
-        await super().broadcast_frame(frame_cls, **kwargs)
-
-    # -- reasoning --------------------------------------------------------------------------
-
-    async def _push_thought(self, text: str) -> None:
-        if not self._thinking:
-            self._thinking = True
-            await self.push_frame(LLMThoughtStartFrame())
-        await self.push_frame(LLMThoughtTextFrame(text=text))
-
-    async def _push_thought_end(self) -> None:
-        if self._thinking:
-            self._thinking = False
-            await self.push_frame(LLMThoughtEndFrame())
-
-    async def _keep_reasoning(self, item: dict[str, Any]) -> None:
-        """Carry encrypted reasoning into the context so the next turn keeps it."""
-        await self._push_thought_end()
-        if not item.get("encrypted_content"):
-            return
-        message = {
-            "type": "reasoning",
-            "id": item.get("id"),
-            "summary": [{"type": "summary_text", "text": s.get("text", "")} for s in item.get("summary") or []],
-            "encrypted_content": item["encrypted_content"],
-        }
-        await self.push_frame(LLMMessagesAppendFrame([self.get_llm_adapter().create_llm_specific_message(message)]))
-
-    # -- connection-level errors --------------------------------------------------------------
-
-    def _on_connection_error(self, conn: Connection, error: ResponsesWSError) -> None:
-        self.create_task(self._report_connection_error(error), "responses-ws-error")
-
-    async def _report_connection_error(self, error: ResponsesWSError) -> None:
-        await self._call_event_handler("on_connection_error", f"{error}")
-        await self.push_error(f"{self}: {error}", exception=error)
-
-    # -- one-shot inference -------------------------------------------------------------------
-
-    async def run_inference(
+    def __init__(
         self,
-        context: LLMContext,
-        max_tokens: int | None = None,
-        system_instruction: str | None = None,
-        response_schema: dict[str, Any] | None = None,
-    ) -> str | None:
-        """A one-shot inference on ``context``, outside the pipeline (summaries, classifiers, judges).
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        service_tier: str | None = None,
+        settings: ResponsesWSSettings | None = None,
+        retry_timeout_secs: float | None = 5.0,
+        retry_on_timeout: bool | None = False,
+        store: bool = False,
+        connect_timeout: float = 10.0,
+        first_event_timeout: float = 15.0,
+        stall_timeout: float = 8.0,
+        send_timeout: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        """Create the service. The arguments up to ``retry_on_timeout`` are those of Pipecat's
+        built-in ``OpenAIResponsesHttpLLMService``, with the same meaning.
 
-        It runs on a lane of its own on the connection already open (no handshake), with
-        ``store: false`` and its context in full; it is never part of the conversation's chain and
-        never holds up a streaming turn. Without lanes it goes to the spare connection. Returns the
-        answer's text; raises ``ResponsesWSError`` when the response fails.
+        Args:
+            api_key: The API key; defaults to ``OPENAI_API_KEY``. Sent as ``Authorization: Bearer``,
+                or as ``api-key`` to Azure hosts (``*.openai.azure.com`` and the like).
+            base_url: The HTTP base URL (``https://api.openai.com/v1`` unless given; an emulator's
+                ``http_base_url`` for offline use); requests go to ``{base_url}/responses``.
+            organization: Sent as ``OpenAI-Organization``.
+            project: Sent as ``OpenAI-Project``.
+            default_headers: Extra headers; they win over the key's header.
+            service_tier: Sent as ``service_tier`` unless the settings set one.
+            settings: Model, instructions and generation settings (updatable at run time).
+            retry_timeout_secs: With ``retry_on_timeout``, how long a turn may wait for its first
+                event before it is sent again (once, and only while nothing was spoken).
+            retry_on_timeout: Send a turn again once when its first event is late.
+            store: Sent as ``store``; with ``True`` a turn continues the last one with
+                ``previous_response_id`` instead of sending the whole conversation.
+            connect_timeout: Seconds to open an HTTP connection.
+            first_event_timeout: Seconds from sending a request to its first event.
+            stall_timeout: Seconds allowed between two events of a streaming response.
+            send_timeout: Seconds writing the request may take.
+            **kwargs: Passed to Pipecat's ``LLMService`` (``run_in_parallel``, …).
         """
-        fields, full_input = await self._invocation(context, system_instruction or self._settings.system_instruction)
-        fields["store"] = False
-        if max_tokens is not None:
-            fields["max_output_tokens"] = max_tokens
-        schema = self._check_response_schema(response_schema)
-        if schema is not None:
-            fields["text"] = {"format": {"type": "json_schema", "name": "response", "schema": schema, "strict": True}}
-        retry_of: tuple[Response, Retry] | None = None
-        with self._client.turn():
-            while True:
-                conn, response = await self._client.open_out_of_band(full_input, retry_of)
-                try:
-                    await conn.send_create(response, fields)
-                    ending = await self._await_ending(conn, response)
-                except BaseException:
-                    if not response.finished:
-                        conn.abandon(response)
-                    raise
-                if isinstance(ending, Finished):
-                    return _output_text(ending.output)
-                logger.info(f"{self}: {ending.reason}; sending the inference again")
-                retry_of = (response, ending)
+        super().__init__(
+            api_key=api_key,
+            service_tier=service_tier,
+            settings=settings,
+            retry_timeout_secs=retry_timeout_secs,
+            retry_on_timeout=retry_on_timeout,
+            store=store,
+            first_event_timeout=first_event_timeout,
+            stall_timeout=stall_timeout,
+            session_options=SessionOptions(named_lanes=False, send_cancel=False),
+            **kwargs,
+        )
+        url = http_base_url(DEFAULT_WS_URL, base_url)
+        self._client = ResponsesHTTPClient(
+            HTTPOptions(
+                base_url=url,
+                api_key=self._api_key,
+                headers=handshake_headers(
+                    url, self._api_key, organization=organization, project=project, default_headers=default_headers
+                ),
+                connect_timeout=connect_timeout,
+                send_timeout=send_timeout,
+                store=store,
+            ),
+            session=self._session,
+            on_error=self._on_connection_error,
+            on_tool_results=self._release_tool_results,
+            name=f"{self}",
+        )
+        self._transport = self._client
 
-    async def _await_ending(self, conn: Connection, response: Response) -> Finished | Retry:
-        """How an inference ended; its text is read from the finished output, not from deltas."""
-        while True:
-            happening = await conn.next_happening(response, self._first_event_timeout, self._stall_timeout)
-            if isinstance(happening, Finished | Retry):
-                return happening
-            if isinstance(happening, Failed):
-                raise happening.error
-
-
-def _is_final(kwargs: dict[str, Any]) -> bool:
-    properties = kwargs.get("properties")
-    return properties is None or getattr(properties, "is_final", True)
-
-
-def _token_usage(usage: dict[str, Any]) -> LLMTokenUsage:
-    input_details = usage.get("input_tokens_details") or {}
-    output_details = usage.get("output_tokens_details") or {}
-    return LLMTokenUsage(
-        prompt_tokens=int(usage.get("input_tokens") or 0),
-        completion_tokens=int(usage.get("output_tokens") or 0),
-        total_tokens=int(usage.get("total_tokens") or 0),
-        cache_read_input_tokens=int(input_details.get("cached_tokens") or 0),
-        cache_creation_input_tokens=int(input_details.get("cache_write_tokens") or 0),
-        reasoning_tokens=int(output_details.get("reasoning_tokens") or 0),
-    )
-
-
-def _output_text(output: tuple[dict[str, Any], ...]) -> str:
-    """What the SDK's ``Response.output_text`` is: the ``output_text`` parts of the message items."""
-    return "".join(
-        str(part.get("text") or "")
-        for item in output
-        if item.get("type") == "message"
-        for part in item.get("content") or []
-        if part.get("type") == "output_text"
-    )
+    @property
+    def client(self) -> ResponsesHTTPClient:
+        """The request maker (request and early-close figures live on it)."""
+        return self._client

@@ -45,3 +45,13 @@ async def test_ours_keeps_every_invariant_on_a_seeded_sample(policy: str, reply_
         # Generous: waiting for the abandoned answer (~seconds here) misses this by far; a loaded
         # machine does not. The millisecond figure is the harness's to report, not a test's.
         assert all(p < 0.5 for p in result.after_barge_in), result.after_barge_in
+
+
+@pytest.mark.parametrize("reply_gap", [0.2, 0.0])
+async def test_ours_over_http_keeps_every_invariant_on_a_seeded_sample(reply_gap: float) -> None:
+    ours_http = resolve_factory("ours-http")
+    for scenario in scenarios(7, 2, faults=True):
+        result = await run_scenario(ours_http, scenario, service_name="ours-http", reply_gap=reply_gap)
+        assert result.total_violations == 0, (scenario.describe(), result.violations)
+        assert all(p < 0.5 for p in result.after_barge_in), result.after_barge_in
+        assert result.reconnects == 0 and result.incremental == 0  # no WebSocket, and no store: every turn whole

@@ -11,7 +11,7 @@ from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.processors.aggregators.llm_context import LLMContext
 
-from pipecat_responses_ws import ResponsesWSLLMService
+from pipecat_responses_ws import ResponsesHTTPLLMService, ResponsesWSLLMService
 from pipecat_responses_ws.emulator import Emulator
 from pipecat_responses_ws.harness.pipeline import Conversation
 
@@ -51,6 +51,32 @@ async def session(
             ws_url=emu.ws_url,
             settings=ResponsesWSLLMService.Settings(**fields),
             **(service or {}),
+        )
+        if setup is not None:
+            setup(llm)
+        context = LLMContext(tools=tools) if tools is not None else LLMContext()
+        async with Conversation(llm, context=context) as conversation:
+            yield emu, llm, conversation
+
+
+@asynccontextmanager
+async def http_session(
+    *,
+    emulator: dict[str, Any] | None = None,
+    service: dict[str, Any] | None = None,
+    tools: ToolsSchema | None = None,
+    setup: Callable[[ResponsesHTTPLLMService], None] | None = None,
+) -> AsyncIterator[tuple[Emulator, ResponsesHTTPLLMService, Conversation]]:
+    """As ``session``, with our HTTP service on the emulator's ``http_base_url``."""
+    options = {"ttft": 0.05, "tokens_per_second": 100.0, **(emulator or {})}
+    async with Emulator(**options) as emu:
+        llm = ResponsesHTTPLLMService(
+            **{
+                "api_key": options.get("api_key") or "test-key",
+                "base_url": emu.http_base_url,
+                "settings": ResponsesHTTPLLMService.Settings(model="emulated", system_instruction="Answer briefly."),
+                **(service or {}),
+            }
         )
         if setup is not None:
             setup(llm)

@@ -290,7 +290,9 @@ def _our_pending_tasks() -> list[str]:
         if code is None:
             continue
         filename = code.co_filename.replace("\\", "/")
-        if "/pipecat_responses_ws/client/" in filename or filename.endswith("/pipecat_responses_ws/service.py"):
+        if "/pipecat_responses_ws/client/" in filename or filename.endswith(
+            ("/pipecat_responses_ws/service.py", "/pipecat_responses_ws/stage.py")
+        ):
             found.append(f"{code.co_qualname} ({task.get_name()})")
     return found
 

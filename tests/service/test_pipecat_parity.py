@@ -397,7 +397,7 @@ async def test_works_as_frontend_and_backend_of_llm_with_backend() -> None:
 
 
 def test_usage_maps_cache_reads_and_writes_as_the_builtin() -> None:
-    from pipecat_responses_ws.service import _token_usage
+    from pipecat_responses_ws.stage import _token_usage
 
     usage = _token_usage(
         {

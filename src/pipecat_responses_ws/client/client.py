@@ -19,7 +19,7 @@ from typing import Any
 
 from ..log import logger
 from ..protocol import wire
-from ..protocol.errors import AuthenticationError, ResponsesWSError
+from ..protocol.errors import AuthenticationError, ResponsesWSError, UpgradeRequired
 from ..protocol.response import Failed, Finished, Response, Retry
 from ..protocol.session import CANCEL_HONOURED_WITHIN_SECS, ClientSession
 from .connection import Connection
@@ -63,7 +63,7 @@ class ResponsesClient:
         *,
         session: ClientSession | None = None,
         warm_up_request: Callable[[], dict[str, Any] | None] | None = None,
-        on_error: Callable[[Connection, ResponsesWSError], None] | None = None,
+        on_error: Callable[[ResponsesWSError], None] | None = None,
         on_tool_results: Callable[[list[dict[str, Any]]], None] | None = None,
         name: str = "responses-ws",
     ) -> None:
@@ -332,6 +332,8 @@ class ResponsesClient:
             except AuthenticationError as e:
                 logger.error(f"{self._name}: {e}")
                 return
+            except UpgradeRequired:
+                return  # no WebSocket will ever open here: whoever connects next switches to HTTP
             except ResponsesWSError as e:
                 delay = min(first * 2**attempt, cap) * random.uniform(0.75, 1.0)
                 attempt += 1

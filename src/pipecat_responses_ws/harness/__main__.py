@@ -22,7 +22,9 @@ from .workers import run_in_workers
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pipecat-responses-ws harness", description=__doc__)
-    p.add_argument("--service", action="append", help="ours | pipecat | module:factory (repeatable)")
+    p.add_argument(
+        "--service", action="append", help="ours | ours-http | pipecat | pipecat-http | module:factory (repeatable)"
+    )
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
@@ -76,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
         help="run nothing: the report of the --json files of every shard of one campaign, as if one "
         "command had run it (--json and --plot write the merged files)",
     )
+    p.add_argument(
+        "--handshake-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the emulator's delay before answering each WebSocket upgrade and each new HTTP connection, "
+        "a stand-in for the TCP and TLS round trips of a real endpoint (default: %(default)g)",
+    )
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--plot", metavar="PATH")
     p.add_argument("--verbose", action="store_true", help="keep the services' and emulator's logs")
@@ -109,6 +119,7 @@ def _campaign(args: argparse.Namespace) -> Campaign:
         multiplexing=args.multiplexing,
         rtvi=args.rtvi,
         reply_gap=args.reply_gap,
+        handshake_delay=args.handshake_delay,
         shard=args.shard,
     )
 

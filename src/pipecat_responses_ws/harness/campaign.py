@@ -69,6 +69,7 @@ class Campaign:
     multiplexing: str
     rtvi: bool
     reply_gap: float
+    handshake_delay: float = 0.0  # the emulator's, per WebSocket upgrade and new HTTP connection
     shard: Shard | None = None
 
     def plan(self) -> list[PlannedRun]:
@@ -93,6 +94,7 @@ class Campaign:
             "multiplexing": self.multiplexing,
             "rtvi": self.rtvi,
             "reply_gap_s": self.reply_gap,
+            "handshake_delay_s": self.handshake_delay,
             "shard": None if self.shard is None else str(self.shard),
         }
 
@@ -108,6 +110,7 @@ class Campaign:
             multiplexing=data["multiplexing"],
             rtvi=data["rtvi"],
             reply_gap=data["reply_gap_s"],
+            handshake_delay=data.get("handshake_delay_s", 0.0),
             shard=None if shard is None else Shard.parse(shard),
         )
 
@@ -122,6 +125,7 @@ async def execute(campaign: Campaign, planned: PlannedRun) -> RunResult:
         rtvi=campaign.rtvi,
         reply_gap=campaign.reply_gap,
         multiplexing=campaign.multiplexing,
+        emulator_options={"handshake_delay": campaign.handshake_delay} if campaign.handshake_delay else None,
     )
     result.run = planned.index
     return result

@@ -28,6 +28,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.aggregators.llm_context import LLMContext
 
 from ..emulator import Emulator
+from ..endpoint import http_base_url
 from ..measures import first_text_delay
 from ..protocol.redaction import redact
 from .invariants import END, INTERRUPTION, START, TEXT, Event, Observed, ToolRun, check
@@ -55,20 +56,35 @@ def _settings(cls: Any) -> Any:
 
 
 def resolve_factory(name: str) -> ServiceFactory:
-    """``ours``, ``pipecat`` or ``module:attr`` (a callable taking the emulator's ws_url)."""
+    """``ours``, ``ours-http``, ``pipecat``, ``pipecat-http`` or ``module:attr`` (a callable taking
+    the emulator's ws_url; the HTTP services go to the base URL on the same port)."""
     if name == "ours":
         from ..service import ResponsesWSLLMService
 
         return lambda url: ResponsesWSLLMService(api_key="k", ws_url=url, settings=_settings(ResponsesWSLLMService))
+    if name == "ours-http":
+        from ..service import ResponsesHTTPLLMService
+
+        return lambda url: ResponsesHTTPLLMService(
+            api_key="k", base_url=http_base_url(url, None), settings=_settings(ResponsesHTTPLLMService)
+        )
     if name == "pipecat":
         from pipecat.services.openai.responses.llm import OpenAIResponsesLLMService
 
         return lambda url: OpenAIResponsesLLMService(
             api_key="k", ws_url=url, settings=_settings(OpenAIResponsesLLMService)
         )
+    if name == "pipecat-http":
+        from pipecat.services.openai.responses.llm import OpenAIResponsesHttpLLMService
+
+        return lambda url: OpenAIResponsesHttpLLMService(
+            api_key="k", base_url=http_base_url(url, None), settings=_settings(OpenAIResponsesHttpLLMService)
+        )
     module, _, attr = name.partition(":")
     if not attr:
-        raise ValueError(f"service must be 'ours', 'pipecat' or 'module:attr', not {name!r}")
+        raise ValueError(
+            f"service must be 'ours', 'ours-http', 'pipecat', 'pipecat-http' or 'module:attr', not {name!r}"
+        )
     return getattr(importlib.import_module(module), attr)
 
 

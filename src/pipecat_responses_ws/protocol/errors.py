@@ -37,6 +37,11 @@ class HandshakeRejected(ResponsesWSError):
         self.status = status
 
 
+class UpgradeRequired(HandshakeRejected):
+    """The server answered the upgrade with HTTP 426: it does not speak WebSocket mode (a gateway
+    that only passes HTTP), so retrying is pointless; the client goes over HTTP instead."""
+
+
 class AuthenticationError(HandshakeRejected):
     """The key was refused at the handshake: nothing will work until it is fixed."""
 

@@ -16,14 +16,21 @@ What happens on barge-in is :meth:`ClientSession.abandon`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import events as ev
 from . import wire
 from .actions import Action, Deliver, Log, ReleaseToolResults, ReportError, Retire, SendEvent, Touch
 from .chain import InputPlan, ServerChains
-from .errors import ConnectionLost, PhaseTimeout, PreviousResponseNotFound, ResponsesWSError, describe_close
+from .errors import (
+    AuthenticationError,
+    ConnectionLost,
+    PhaseTimeout,
+    PreviousResponseNotFound,
+    ResponsesWSError,
+    describe_close,
+)
 from .lanes import LaneRouter
 from .response import ENDINGS, Failed, Finished, Happening, Response, Retry, Skipped, ToolCallReady
 from .tool_results import ToolResultGate
@@ -102,6 +109,8 @@ class ConnectionState:
         self.unknown_types: set[str] = set()
         self.took_over = False  # a spare that took over after a barge-in; its first request resends
         self.warned_laneless = False
+        # One HTTP request: it carries one response, and closing its stream is what stops it.
+        self.single_response = False
 
     @property
     def usable(self) -> bool:
@@ -133,6 +142,18 @@ class ClientSession:
     def connection(self, name: str) -> ConnectionState:
         """A new connection's state (its socket is the I/O layer's)."""
         return ConnectionState(name, self.options)
+
+    def http_request(self, name: str, chains: ServerChains | None = None) -> ConnectionState:
+        """The state of one HTTP request: one response, no lanes, no ``response.cancel`` (a barge-in
+        closes the stream, which is all the server needs to stop). ``chains``: what the server
+        stores across requests (``store: true``), shared by every request; without it each
+        request knows nothing, so it sends the full context."""
+        conn = ConnectionState(name, replace(self.options, named_lanes=False))
+        conn.single_response = True
+        conn.cancel_supported = False
+        if chains is not None:
+            conn.chains = chains
+        return conn
 
     # -- starting a response ------------------------------------------------------------------
 
@@ -258,6 +279,9 @@ class ClientSession:
         the endpoint has shown that it stops an answer soon after a cancel; otherwise a spare takes over."""
         if conn.closed or conn.retiring:
             return []
+        if conn.single_response:
+            conn.retiring = True
+            return [Retire(conn, "barge-in: closing the response's stream", soon=True)]
         if self.cancel_honoured and self.options.send_cancel and conn.cancel_supported:
             self.stats.barge_ins_on_same_connection += 1
             return []
@@ -526,6 +550,20 @@ class ClientSession:
         actions = self._end(response, self._replay_or_fail(response, reason, error))
         # Nothing more goes on it, so the resend really takes a fresh connection.
         return actions + self.closed(conn, None, reason, now)
+
+    def refused(self, response: Response, error: ev.ServerError, now: float) -> list[Action]:
+        """Over HTTP: the request was answered with an error status instead of a stream, so
+        nothing was generated; ``error`` carries the status and the API's error body."""
+        if error.status in (401, 403):
+            response.connection.router.finish(response)
+            refusal = AuthenticationError(
+                error.status,
+                f"the server refused the API key (HTTP {error.status}); set OPENAI_API_KEY or pass api_key=",
+            )
+            return self._end(response, Failed(refusal))
+        actions: list[Action] = []
+        happening = self._request_error(response, error, now, actions)
+        return actions + self._end(response, happening)
 
     def closed(self, conn: ConnectionState, code: int | None, reason: str, now: float) -> list[Action]:
         """The socket of ``conn`` is gone: every response on it ends now."""

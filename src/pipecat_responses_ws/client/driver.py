@@ -1,0 +1,231 @@
+"""What both transports share: a response's event queue, and the session's decisions carried out.
+
+A driver is the I/O side of one connection state of the session (a WebSocket, or one HTTP
+request). It asks the session what each event means and does what it is told: a happening
+goes to its response's queue (never waiting for a consumer), a line is logged, a tool result
+is released. Nothing here decides anything, and nothing here can hold up an interruption.
+
+One exception saves a task switch on the hot path: a response's owner may install an express
+handler for text deltas. While the owner is parked waiting on an empty queue, the reader runs
+that handler itself instead of waking the owner to do the same work. An interruption cancels
+the owner, which ends the parking, so no express handler runs for a turn being abandoned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..log import logger
+from ..protocol import events as ev
+from ..protocol.actions import Action, Deliver, Log, ReleaseToolResults, ReportError, Retire, SendEvent, Touch
+from ..protocol.errors import ResponsesWSError
+from ..protocol.response import Happening, Response
+from ..protocol.session import ClientSession, ConnectionState, ConnectionStats
+
+Express = Callable[[ev.TextDelta], Awaitable[None]]
+
+
+class EventQueue:
+    """A response's happenings, with a waiter that costs nothing while some are already queued.
+
+    It also keeps the time of the response's last sign of life (a happening, an event that
+    changed nothing, a delta the express handler took), so the owner's timeout runs from there:
+    ``first_timeout`` until the response showed anything, ``stall_timeout`` after.
+    """
+
+    __slots__ = ("_items", "_progress_at", "_stall_timeout", "_timer", "_waiter", "express")
+
+    def __init__(self) -> None:
+        self._items: deque[Happening | _Failure] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._progress_at = 0.0  # monotonic time of the last sign of life; 0 = none yet
+        self._timer: asyncio.Timeout | None = None  # the parked owner's timeout
+        self._stall_timeout: float | None = None
+        # Run by the reader for text deltas while the owner is parked in ``get``; it must not
+        # block (it pushes a frame), and what it raises is re-raised in the owner.
+        self.express: Express | None = None
+
+    @property
+    def progressed(self) -> bool:
+        """Whether the response showed any sign of life (its first event arrived)."""
+        return self._progress_at > 0.0
+
+    def touch(self) -> None:
+        """The response showed a sign of life (a happening, or an event the owner need not hear about)."""
+        first = not self._progress_at
+        self._progress_at = time.monotonic()
+        timer = self._timer
+        if first and timer is not None:
+            # The first sign of life switches a parked owner from the first-event timeout to
+            # the (usually shorter) stall timeout; later ones only push the deadline back,
+            # which the owner checks when the timer fires.
+            stall = self._stall_timeout
+            timer.reschedule(None if stall is None else asyncio.get_running_loop().time() + stall)
+
+    def put(self, item: Happening | _Failure) -> None:
+        self._items.append(item)
+        self.touch()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def deliver(self, happening: Happening) -> Awaitable[None] | None:
+        """Queue ``happening``, or return the express handling of it when its owner is parked.
+
+        What the handler raises goes to the owner, so awaiting the handling never raises."""
+        waiter = self._waiter
+        if (
+            self.express is not None
+            and type(happening) is ev.TextDelta
+            and waiter is not None
+            and not waiter.done()
+            and not self._items
+        ):
+            self.touch()
+            return self._run_express(self.express, happening)
+        self.put(happening)
+        return None
+
+    async def _run_express(self, express: Express, delta: ev.TextDelta) -> None:
+        try:
+            await express(delta)
+        except Exception as e:  # the owner fails its turn with it; the reader goes on
+            self.fail(e)
+
+    def fail(self, error: BaseException) -> None:
+        """Hand ``error`` to the owner: its next ``get`` raises it."""
+        self.put(_Failure(error))
+
+    async def get(self, first_timeout: float | None, stall_timeout: float | None = None) -> Happening:
+        """The next happening; ``TimeoutError`` once the response has shown no sign of life for
+        ``first_timeout`` seconds (nothing yet) or ``stall_timeout`` seconds (after something)."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        self._stall_timeout = stall_timeout
+        while not self._items:
+            self._waiter = loop.create_future()
+            try:
+                async with asyncio.timeout(self._remaining(started, first_timeout, stall_timeout)) as timer:
+                    self._timer = timer
+                    await self._waiter
+            except TimeoutError:
+                remaining = self._remaining(started, first_timeout, stall_timeout)
+                if not self._items and remaining is not None and remaining <= 0:
+                    raise
+            finally:
+                self._waiter = self._timer = None
+        item = self._items.popleft()
+        if isinstance(item, _Failure):
+            raise item.error
+        return item
+
+    def _remaining(self, started: float, first: float | None, stall: float | None) -> float | None:
+        if self._progress_at:
+            return None if stall is None else max(started, self._progress_at) + stall - time.monotonic()
+        return None if first is None else started + first - time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error: BaseException
+
+
+def _queue_of(response: Response) -> EventQueue:
+    queue = response.owner
+    assert isinstance(queue, EventQueue), "every response opened here has a queue"
+    return queue
+
+
+class Driver:
+    """Carries out the session's decisions for the responses of one connection state.
+
+    What differs by transport is how a ``response.cancel`` goes out (``_send_in_background``) and
+    what retiring the state means (``_retire``): replacing a WebSocket, or closing an HTTP stream.
+    """
+
+    def __init__(
+        self,
+        session: ClientSession,
+        state: ConnectionState,
+        *,
+        on_error: Callable[[ResponsesWSError], None] | None = None,
+        on_tool_results: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.state = state
+        self.name = state.name
+        self._on_error = on_error
+        self._on_tool_results = on_tool_results
+        self.quiet = asyncio.Event()  # nothing in flight: safe to close
+        self.quiet.set()
+
+    @property
+    def stats(self) -> ConnectionStats:
+        return self.state.stats
+
+    def _attach(self, response: Response | None) -> Response | None:
+        if response is not None:
+            response.owner = EventQueue()
+            self.quiet.clear()
+        return response
+
+    async def send_create(self, response: Response, fields: dict[str, Any]) -> None:
+        """Send ``response``'s create; a failure reaches the owner's queue as the session's verdict."""
+        raise NotImplementedError
+
+    async def next_happening(
+        self, response: Response, first_timeout: float | None, stall_timeout: float | None
+    ) -> Happening:
+        """What ``response`` did next; after too long without a sign of life, the session's verdict
+        (``first_event`` until its first event arrived, ``stall`` after)."""
+        queue = _queue_of(response)
+        try:
+            return await queue.get(first_timeout, stall_timeout)
+        except TimeoutError:
+            phase, timeout = ("stall", stall_timeout) if queue.progressed else ("first_event", first_timeout)
+            self._apply(self.session.timed_out(response, phase, timeout or 0.0, time.monotonic()))
+            return await queue.get(None)
+
+    def set_express(self, response: Response, express: Express | None) -> None:
+        _queue_of(response).express = express
+
+    def abandon(self, response: Response) -> None:
+        """Barge-in: the session decides, nothing here awaits."""
+        self._apply(self.session.abandon(response, time.monotonic()))
+
+    def _apply(self, actions: list[Action]) -> Awaitable[None] | None:
+        """Carry out the session's decisions; returns the express handling to await, if any."""
+        express = None
+        for action in actions:
+            if type(action) is Deliver:
+                handling = _queue_of(action.response).deliver(action.happening)
+                if handling is not None:
+                    express = handling
+            elif type(action) is Touch:
+                _queue_of(action.response).touch()
+            elif isinstance(action, Log):
+                logger.log(action.level, action.message)
+            elif isinstance(action, SendEvent):
+                self._send_in_background(action.payload)
+            elif isinstance(action, Retire):
+                self._retire(action.reason, action.soon)
+            elif isinstance(action, ReportError):
+                if self._on_error is not None:
+                    self._on_error(action.error)
+            elif isinstance(action, ReleaseToolResults):
+                if self._on_tool_results is not None:
+                    self._on_tool_results(action.results)
+        if self.state.is_quiet():
+            self.quiet.set()
+        return express
+
+    def _send_in_background(self, payload: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _retire(self, reason: str, soon: bool) -> None:
+        raise NotImplementedError

@@ -1,0 +1,251 @@
+"""The Responses API over HTTP: each response is one ``POST /responses`` streamed as server-sent events.
+
+The second driver of the same client session: every request is a connection state of its own
+(:meth:`~..protocol.session.ClientSession.http_request`: one response, no lanes, no
+``response.cancel``), and the ``data:`` of each server-sent event goes to the session exactly as
+a WebSocket frame does. So which events count, when a turn may be sent again, when a tool call
+is ready and what a barge-in does are decided in one place for both transports. What HTTP adds:
+a barge-in closes the response's stream at once (the server stops generating when its client
+goes away); an error status before the stream is the session's ``refused``; the stream ending
+without a terminal event is a lost connection. Requests go through the ``openai`` SDK's HTTP
+client, with its own retries off (the session decides what is sent again) and no read timeout
+(the stall timeout is the session's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from ..log import exception_text, logger
+from ..protocol import events as ev
+from ..protocol.chain import ServerChains
+from ..protocol.errors import ResponsesWSError
+from ..protocol.response import Response, Retry
+from ..protocol.session import ClientSession
+from ..protocol.sse import ServerSentEvents
+from .driver import Driver
+
+
+@dataclass
+class HTTPOptions:
+    base_url: str  # https://host/v1; requests go to {base_url}/responses
+    api_key: str
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request, winning over the SDK's
+    connect_timeout: float = 10.0
+    send_timeout: float = 5.0
+    # Whether the server keeps responses (``store: true``): then a turn continues the last one
+    # with ``previous_response_id``; otherwise every request carries the whole conversation.
+    store: bool = False
+
+
+@dataclass
+class HTTPStats:
+    requests: int = 0
+    streams_closed_early: int = 0  # barge-ins and timeouts: the answer's stream closed before its end
+
+
+class HTTPStream(Driver):
+    """One ``POST /responses``: its request, the reader of its events, and the close that stops it."""
+
+    def __init__(
+        self,
+        sdk: openai.AsyncOpenAI,
+        session: ClientSession,
+        name: str,
+        *,
+        chains: ServerChains | None,
+        stats: HTTPStats,
+        running: set[HTTPStream],
+        on_error: Callable[[ResponsesWSError], None] | None = None,
+        on_tool_results: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
+        super().__init__(
+            session, session.http_request(name, chains), on_error=on_error, on_tool_results=on_tool_results
+        )
+        self._sdk = sdk
+        self._stats = stats
+        self._running = running  # the client's requests whose answer is being read
+        self._reader: asyncio.Task[None] | None = None
+
+    def open_response(
+        self,
+        full_input: list[dict[str, Any]],
+        *,
+        retry_of: tuple[Response, Retry] | None = None,
+        out_of_band: bool = False,
+    ) -> Response:
+        response = self._attach(
+            self.session.open_response(self.state, full_input, retry_of=retry_of, out_of_band=out_of_band)
+        )
+        assert response is not None, "a new request always has room for its one response"
+        return response
+
+    async def send_create(self, response: Response, fields: dict[str, Any]) -> None:
+        """Start the request; its answer reaches the owner's queue as the session reads it."""
+        payload = self.session.create_event(response, fields)
+        body = {name: value for name, value in payload.items() if name != "type"}
+        body["stream"] = True
+        self.session.sent(response, len(json.dumps(body)))
+        self._running.add(self)
+        self._reader = asyncio.create_task(self._read(response, body), name=f"{self.name}-reader")
+
+    async def close(self) -> None:
+        reader = self._reader
+        if reader is not None:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def _read(self, response: Response, body: dict[str, Any]) -> None:
+        session, state, parse, apply = self.session, self.state, ev.parse_event, self._apply
+        reason = "the response stream ended without a terminal event"
+        try:
+            # The SDK's raw stream: its HTTP client and error statuses, but each event parsed once, here.
+            async with self._sdk.responses.with_streaming_response.create(stream=True, extra_body=body) as answer:
+                async for data in _events_of(answer.iter_lines()):
+                    express = apply(session.receive(state, parse(data), time.monotonic()))
+                    if express is not None:
+                        await express
+        except openai.APIStatusError as e:
+            apply(session.refused(response, _status_error(e), time.monotonic()))
+        except openai.APIConnectionError as e:
+            reason = f"could not reach {self._sdk.base_url}: {e}"
+        except Exception as e:  # the stream broke off (a dropped connection), or a bug: the turn must end
+            logger.debug(f"{self.name}: the stream broke: {exception_text(e)}")
+            reason = f"the response stream broke ({type(e).__name__}: {e})"
+        finally:
+            apply(session.closed(state, None, reason, time.monotonic()))
+            self._running.discard(self)
+
+    def _send_in_background(self, payload: dict[str, Any]) -> None:
+        # The session sends nothing on a request once it started (no response.cancel over HTTP).
+        logger.debug(f"{self.name}: {payload['type']} not sent: an HTTP request takes nothing more")
+
+    def _retire(self, reason: str, soon: bool) -> None:
+        """A barge-in or a timeout: close the stream now; the server stops when its client goes away."""
+        reader = self._reader
+        if reader is not None and not reader.done() and reader is not asyncio.current_task():
+            self._stats.streams_closed_early += 1
+            logger.debug(f"{self.name}: {reason}")
+            reader.cancel()
+
+
+async def _events_of(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    parser = ServerSentEvents()
+    async for line in lines:
+        data = parser.feed(line)
+        if data is not None:
+            yield data
+
+
+def _status_error(error: openai.APIStatusError) -> ev.ServerError:
+    """An error status and the API's error body, as the ``error`` event the WebSocket would send."""
+    body: dict[str, Any] = error.body if isinstance(error.body, dict) else {}
+    nested = body.get("error")
+    details: dict[str, Any] = nested if isinstance(nested, dict) else body
+    code = details.get("code") if isinstance(details.get("code"), str) else None
+    message = details.get("message") if isinstance(details.get("message"), str) else None
+    param = details.get("param") if isinstance(details.get("param"), str) else None
+    return ev.ServerError(
+        None,
+        None,
+        code=code or f"http_{error.status_code}",
+        message=message or f"HTTP {error.status_code}",
+        status=error.status_code,
+        param=param,
+    )
+
+
+class ResponsesHTTPClient:
+    """Responses over the SDK's pooled HTTP client; the interface the service drives, as the WebSocket client's.
+
+    Nothing to warm up and nothing to rotate: a request opens (or reuses) a pooled connection,
+    and a barge-in closes its stream, which also takes its connection out of the pool.
+    """
+
+    def __init__(
+        self,
+        options: HTTPOptions,
+        *,
+        session: ClientSession | None = None,
+        on_error: Callable[[ResponsesWSError], None] | None = None,
+        on_tool_results: Callable[[list[dict[str, Any]]], None] | None = None,
+        name: str = "responses-http",
+    ) -> None:
+        self.options = options
+        self.session = session or ClientSession()
+        self.stats = HTTPStats()
+        self._on_error = on_error
+        self._on_tool_results = on_tool_results
+        self._name = name
+        self._sdk: openai.AsyncOpenAI | None = None
+        # What the server stores across requests; without store, nothing is, and each request is whole.
+        self._chains = ServerChains() if options.store else None
+        self._running: set[HTTPStream] = set()
+
+    @property
+    def base_url(self) -> str:
+        return self.options.base_url
+
+    async def start(self) -> None:
+        """Nothing to connect in advance: the first request opens the pool's first connection."""
+
+    async def open_response(
+        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+    ) -> tuple[HTTPStream, Response]:
+        """A new request and its response, continuing the last stored response when ``store`` is on."""
+        stream = self._new_stream()
+        return stream, stream.open_response(full_input, retry_of=retry_of)
+
+    async def open_out_of_band(
+        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+    ) -> tuple[HTTPStream, Response]:
+        """A request of its own for a one-shot inference: it never holds up a turn."""
+        stream = self._new_stream()
+        return stream, stream.open_response(full_input, retry_of=retry_of, out_of_band=True)
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        """As the WebSocket client's; over HTTP nothing rotates between turns."""
+        yield
+
+    async def close(self) -> None:
+        streams = list(self._running)
+        await asyncio.gather(*(stream.close() for stream in streams), return_exceptions=True)
+        if self._sdk is not None:
+            await self._sdk.close()
+            self._sdk = None
+
+    def _client(self) -> openai.AsyncOpenAI:
+        if self._sdk is None:
+            options = self.options
+            self._sdk = openai.AsyncOpenAI(
+                api_key=options.api_key,
+                base_url=options.base_url,
+                default_headers=options.headers,
+                max_retries=0,
+                # No read timeout: the session's first-event and stall timeouts bound the answer.
+                timeout=openai.Timeout(None, connect=options.connect_timeout, write=options.send_timeout),
+            )
+        return self._sdk
+
+    def _new_stream(self) -> HTTPStream:
+        self.stats.requests += 1
+        stream = HTTPStream(
+            self._client(),
+            self.session,
+            f"{self._name}#http{self.stats.requests}",
+            chains=self._chains,
+            stats=self.stats,
+            running=self._running,
+            on_error=self._on_error,
+            on_tool_results=self._on_tool_results,
+        )
+        return stream
