@@ -117,6 +117,10 @@ class Campaign:
 
 async def execute(campaign: Campaign, planned: PlannedRun) -> RunResult:
     """Play one planned run on a fresh service and emulator, in this process's event loop."""
+    # Only when asked for, so a caller's own emulator options are not replaced by none.
+    options: dict[str, Any] = (
+        {"emulator_options": {"handshake_delay": campaign.handshake_delay}} if campaign.handshake_delay else {}
+    )
     result = await run_scenario(
         resolve_factory(planned.service),
         planned.scenario,
@@ -125,7 +129,7 @@ async def execute(campaign: Campaign, planned: PlannedRun) -> RunResult:
         rtvi=campaign.rtvi,
         reply_gap=campaign.reply_gap,
         multiplexing=campaign.multiplexing,
-        emulator_options={"handshake_delay": campaign.handshake_delay} if campaign.handshake_delay else None,
+        **options,
     )
     result.run = planned.index
     return result
