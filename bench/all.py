@@ -1,7 +1,7 @@
 """Every benchmark, one after the other, each printing its own table and ratios with the spread of its repetitions.
 
-    .venv/bin/python bench/all.py            # the README's figures, three repetitions each
-    .venv/bin/python bench/all.py --quick    # the same benchmarks, smaller (a check that they run)
+    .venv/bin/python bench/all.py            # the README's figures, three repetitions each (~40 min on 2 cores)
+    .venv/bin/python bench/all.py --quick    # the same benchmarks, smaller, one repetition (~6 min): do they run
     .venv/bin/python bench/all.py --reps 5   # more repetitions
 
 Each benchmark is also a script of its own with ``--help``; every one takes ``--reps`` and prints
