@@ -130,3 +130,35 @@ def incremental_share(incremental: int, eligible: int) -> float | None:
 def bytes_per_turn(bytes_uploaded: int, user_turns: int) -> float | None:
     """Bytes of every ``response.create`` frame sent, divided by the user's turns."""
     return bytes_uploaded / user_turns if user_turns else None
+
+
+# -- At the caller's ear. Times are on the phone line's clock; the bot's speech is given as the
+# spans in which its voice was audible, pauses shorter than the harness's silence gap joined.
+
+Span = tuple[float, float]
+
+
+def overrun(bot_speech: Sequence[Span], caller: Span) -> float:
+    """From the caller's speech onset to the bot's voice falling silent: how long the bot talked
+    over a barge-in, whether it was speaking at the onset or started while the caller spoke.
+    0 when the bot was silent all through the caller's utterance.
+    """
+    onset, caller_end = caller
+    return next((end - onset for start, end in bot_speech if end > onset and start < caller_end), 0.0)
+
+
+def overlap(bot_speech: Sequence[Span], caller: Span) -> float:
+    """How much of the caller's utterance the bot's voice covered, wherever in it the bot spoke."""
+    return sum(max(0.0, min(end, caller[1]) - max(start, caller[0])) for start, end in bot_speech)
+
+
+def stale_audio(abandoned: Sequence[Span], silent_at: float) -> float:
+    """Audio of the abandoned answer the caller heard after the bot first fell silent
+    (onset + :func:`overrun`): the cancelled answer coming back. ``abandoned`` is its audible chunks.
+    """
+    return sum(max(0.0, end - max(start, silent_at)) for start, end in abandoned)
+
+
+def voice_to_voice(caller_end: float, bot_first_audio: float) -> float:
+    """From the end of the caller's speech to the first audible sample of the bot's next answer."""
+    return bot_first_audio - caller_end

@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+from pathlib import Path
 
 from .. import interrupt
 from ..log import only_critical
 from .campaign import Campaign, Shard, execute, merge
+from .recording import write_events
 from .report import error_list, plot_missing, read_json, summarise, table, write_json, write_plot
 from .runner import REPLY_GAP, RunResult, resolve_factory
+from .speech import espeak_missing
 from .workers import run_in_workers
 
 
@@ -86,6 +89,19 @@ def _parser() -> argparse.ArgumentParser:
         help="the emulator's delay before answering each WebSocket upgrade and each new HTTP connection, "
         "a stand-in for the TCP and TLS round trips of a real endpoint (default: %(default)g)",
     )
+    p.add_argument(
+        "--audio",
+        action="store_true",
+        help="play every run on a voice pipeline in real time (a caller speaking through Silero VAD, "
+        "espeak-ng for both voices, a phone line at real-time pace) and measure each barge-in at the "
+        "caller's ear: overrun, stale audio, voice-to-voice latency, overlap; needs espeak-ng",
+    )
+    p.add_argument(
+        "--record",
+        metavar="DIR",
+        help="with --audio: one stereo 16 kHz WAV per run in DIR (left the caller, right the bot as the caller "
+        "heard it) and DIR/events.json with each barge-in's times in the WAV and its figures",
+    )
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--plot", metavar="PATH")
     p.add_argument("--verbose", action="store_true", help="keep the services' and emulator's logs")
@@ -121,6 +137,8 @@ def _campaign(args: argparse.Namespace) -> Campaign:
         reply_gap=args.reply_gap,
         handshake_delay=args.handshake_delay,
         shard=args.shard,
+        audio=args.audio,
+        record=None if args.record is None else str(Path(args.record).resolve()),
     )
 
 
@@ -177,6 +195,8 @@ def _report(args: argparse.Namespace, campaign: Campaign, results: list[RunResul
         )
     if errors := error_list(summary):
         print(f"\n{errors}")
+    if campaign.record is not None:
+        print(f"recordings and their events: {write_events(Path(campaign.record), results)}", file=sys.stderr)
     if args.json:
         write_json(args.json, summary, results, campaign)
     if args.plot:
@@ -192,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.merge and (args.shard is not None or args.jobs != 1):
         parser.error("--merge runs nothing, so it takes no --shard or --jobs")
+    if args.record and not args.audio:
+        parser.error("--record writes the audio of --audio runs, so it needs --audio")
+    if args.audio and not args.merge and (why_not := espeak_missing()):
+        print(f"harness --audio: {why_not}", file=sys.stderr)
+        return 2
     if args.plot and (why_not := plot_missing()):
         print(why_not, file=sys.stderr)
         return 2

@@ -14,8 +14,10 @@ depend on ``--runs``. :func:`merge` puts the shards' results back into one campa
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+from .recording import recording_name
 from .runner import RunResult, resolve_factory, run_scenario
 from .scenario import Scenario, scenarios
 
@@ -71,6 +73,8 @@ class Campaign:
     reply_gap: float
     handshake_delay: float = 0.0  # the emulator's, per WebSocket upgrade and new HTTP connection
     shard: Shard | None = None
+    audio: bool = False  # a voice pipeline in real time, measured at the caller's ear (:mod:`.voice`)
+    record: str | None = None  # with audio: the directory each run's WAV is written to
 
     def plan(self) -> list[PlannedRun]:
         """This campaign's runs (only its shard's, if it has one), in index order."""
@@ -96,6 +100,8 @@ class Campaign:
             "reply_gap_s": self.reply_gap,
             "handshake_delay_s": self.handshake_delay,
             "shard": None if self.shard is None else str(self.shard),
+            "audio": self.audio,
+            "record": self.record,
         }
 
     @classmethod
@@ -112,6 +118,8 @@ class Campaign:
             reply_gap=data["reply_gap_s"],
             handshake_delay=data.get("handshake_delay_s", 0.0),
             shard=None if shard is None else Shard.parse(shard),
+            audio=data.get("audio", False),
+            record=data.get("record"),
         )
 
 
@@ -129,6 +137,10 @@ async def execute(campaign: Campaign, planned: PlannedRun) -> RunResult:
         rtvi=campaign.rtvi,
         reply_gap=campaign.reply_gap,
         multiplexing=campaign.multiplexing,
+        audio=campaign.audio,
+        recording=None
+        if campaign.record is None
+        else Path(campaign.record) / recording_name(planned.index, planned.service, planned.cancel_policy),
         **options,
     )
     result.run = planned.index

@@ -47,6 +47,10 @@ class Observed:
     errors: list[tuple[float, str]] = field(default_factory=list)
     # Time windows of turns with an injected fault: errors inside them are explained.
     fault_windows: list[tuple[float, float]] = field(default_factory=list)
+    # Where a TTS stands between the LLM and the assistant aggregator (the voice pipeline), the
+    # text that reached the aggregator: what was spoken up to each interruption, which the context
+    # must hold instead of all the LLM sent.
+    spoken: str | None = None
 
 
 def _brackets(events: list[Event]) -> list[list[tuple[int, Event]]]:
@@ -144,7 +148,8 @@ def context_mismatch(obs: Observed) -> int:
 
     Whitespace is ignored because aggregators join frames with their own spacing.
     """
-    spoken = "".join("".join(e.text for e in obs.events if e.kind == TEXT).split())
+    said = "".join(e.text for e in obs.events if e.kind == TEXT) if obs.spoken is None else obs.spoken
+    spoken = "".join(said.split())
     stored = "".join(
         "".join(_content_text(m.get("content")) for m in obs.messages if m.get("role") == "assistant").split()
     )

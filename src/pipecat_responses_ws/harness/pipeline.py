@@ -21,6 +21,7 @@ from pipecat.frames.frames import (
     FunctionCallInProgressFrame,
     FunctionCallResultFrame,
     InterruptionFrame,
+    LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMMessagesAppendFrame,
@@ -32,6 +33,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMAssistantAggregatorParams,
     LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
@@ -89,19 +91,38 @@ class Conversation:
     assistant_params: LLMAssistantAggregatorParams | None = None
     # Pipecat's OpenTelemetry spans (turn, llm, …), when the opentelemetry SDK is installed.
     tracing: bool = False
+    # Processors ahead of the user aggregator (a transport's input, a VAD, speech-to-text) and the
+    # aggregator's options (its turn strategies), for a voice pipeline; the audio rate it runs at.
+    inputs: list[FrameProcessor] = field(default_factory=list)
+    user_params: LLMUserAggregatorParams | None = None
+    audio_rate: int | None = None
 
     def __post_init__(self) -> None:
-        self.pair = LLMContextAggregatorPair(self.context, assistant_params=self.assistant_params)
-        self.upstream = Probe("probe-before-llm")
+        self.pair = LLMContextAggregatorPair(
+            self.context, user_params=self.user_params, assistant_params=self.assistant_params
+        )
+        self.upstream = Probe("probe-before-llm", on_seen=self._follow_upstream)
+        self.contexts_sent = 0  # LLMContextFrames that reached the LLM, and when the last one did
+        self.last_context_at = 0.0
         # Brackets and text are kept up to date as frames pass, so the waits that poll them cost
         # microseconds: the harness must not add its own work to the latencies it measures.
         self._turns: list[TurnRecord] = []
         self._text = ""
         self.downstream = Probe("probe-after-llm", on_seen=self._follow)
         pipeline = Pipeline(
-            [self.pair.user(), self.upstream, self.llm, self.downstream, *self.listeners, self.pair.assistant()]
+            [
+                *self.inputs,
+                self.pair.user(),
+                self.upstream,
+                self.llm,
+                self.downstream,
+                *self.listeners,
+                self.pair.assistant(),
+            ]
         )
         params = PipelineParams(enable_metrics=self.metrics, enable_usage_metrics=self.metrics)
+        if self.audio_rate is not None:
+            params.audio_in_sample_rate = params.audio_out_sample_rate = self.audio_rate
         self.worker = PipelineWorker(
             pipeline, params=params, cancel_on_idle_timeout=False, enable_rtvi=self.rtvi, enable_tracing=self.tracing
         )
@@ -178,6 +199,11 @@ class Conversation:
     def turns(self) -> list[TurnRecord]:
         """Response brackets in order; text after an interruption inside a bracket is counted too."""
         return list(self._turns)
+
+    def _follow_upstream(self, seen: Seen) -> None:
+        if isinstance(seen.frame, LLMContextFrame):
+            self.contexts_sent += 1
+            self.last_context_at = seen.time
 
     def _follow(self, seen: Seen) -> None:
         frame, turns = seen.frame, self._turns

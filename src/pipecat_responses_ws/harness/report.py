@@ -14,6 +14,7 @@ from typing import Any
 
 from ..measures import Distribution, barge_in_penalties, bytes_per_turn, incremental_share
 from .campaign import Campaign
+from .ear import HeardBargeIn
 from .invariants import INVARIANTS
 from .runner import RunResult
 from .scenario import Scenario
@@ -63,7 +64,28 @@ def summarise(results: Iterable[RunResult]) -> dict[str, dict[str, Any]]:
             "failing_runs": [r.scenario.describe() for r in runs if r.total_violations][:20],
             "errors": _errors(runs),
         }
+        heard = [b for r in runs for b in r.heard]
+        if heard:  # --audio: each barge-in as the caller heard it
+            out[key]["audio"] = {
+                "barge_ins": len(heard),
+                "overrun_ms": _distribution_ms([b.overrun for b in heard]),
+                "stale_audio_ms": _distribution_ms([b.stale_audio for b in heard]),
+                "stale_barge_ins": sum(b.stale_audio > 0 for b in heard),
+                "voice_to_voice_ms": _distribution_ms(
+                    [b.voice_to_voice for b in heard if b.voice_to_voice is not None]
+                ),
+                "no_next_answer_audio": sum(b.voice_to_voice is None for b in heard),
+                "overlap_ms": _distribution_ms([b.overlap for b in heard]),
+            }
     return out
+
+
+AUDIO_FIGURES = (
+    ("overrun_ms", "overrun (caller onset → bot silent) ms"),
+    ("stale_audio_ms", "stale audio after the overrun ms"),
+    ("voice_to_voice_ms", "voice-to-voice after a barge-in ms"),
+    ("overlap_ms", "overlap with the caller's speech ms"),
+)
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -73,10 +95,10 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 def table(summary: dict[str, dict[str, Any]]) -> str:
     """One column per service, one row per figure, so side-by-side comparison reads across."""
     keys = list(summary)
-    rows: list[tuple[str, list[str]]] = [
-        ("runs", [str(summary[k]["runs"]) for k in keys]),
-        ("user's reply after a barge-in s", [_fmt(summary[k]["reply_gap_s"], 2) for k in keys]),
-    ]
+    audio = [summary[k].get("audio") for k in keys]
+    rows: list[tuple[str, list[str]]] = [("runs", [str(summary[k]["runs"]) for k in keys])]
+    if not any(audio):  # on a voice pipeline the reply is the barge-in's own words, with no set gap
+        rows.append(("user's reply after a barge-in s", [_fmt(summary[k]["reply_gap_s"], 2) for k in keys]))
     for name in INVARIANTS:
         rows.append((f"violations: {name}", [str(summary[k]["violations"][name]) for k in keys]))
     # First text minus model time, after a barge-in and for a turn nobody interrupted; the penalty
@@ -90,6 +112,15 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     for figure, label in figures:
         for stat in ("median", "p95", "max"):
             rows.append((f"{label} {stat}", [_fmt(summary[k][figure][stat]) for k in keys]))
+    if any(audio):
+        rows.append(("at the ear: barge-ins heard", [str(a["barge_ins"]) if a else "-" for a in audio]))
+        for figure, label in AUDIO_FIGURES:
+            for stat in ("median", "p95", "max"):
+                rows.append((f"{label} {stat}", [_fmt(a[figure][stat]) if a else "-" for a in audio]))
+        rows.append(("barge-ins with stale audio", [str(a["stale_barge_ins"]) if a else "-" for a in audio]))
+        rows.append(
+            ("barge-ins with no next answer heard", [str(a["no_next_answer_audio"]) if a else "-" for a in audio])
+        )
     rows += [
         ("incremental turns %", [_fmt(summary[k]["incremental_pct"]) for k in keys]),
         ("bytes uploaded / turn", [_fmt(summary[k]["bytes_per_turn"], 0) for k in keys]),
@@ -152,6 +183,8 @@ def run_to_dict(r: RunResult) -> dict[str, Any]:
         "abandoned_tokens": r.abandoned_tokens,
         "errors": r.errors,
         "note": r.note,
+        "heard": [b.to_dict() for b in r.heard],
+        "recording": r.recording,
     }
 
 
@@ -175,6 +208,8 @@ def run_from_dict(data: dict[str, Any]) -> RunResult:
         multiplexing=data["multiplexing"],
         errors=data["errors"],
         run=data["run"],
+        heard=[HeardBargeIn.from_dict(b) for b in data.get("heard", [])],
+        recording=data.get("recording"),
     )
 
 
@@ -217,7 +252,8 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
 
     One panel each for the first text after a barge-in (with the same service's uninterrupted turns
     dashed, so the gap between the two lines is the barge-in penalty) and for tool dispatch. A log time
-    axis keeps milliseconds and seconds readable on one chart.
+    axis keeps milliseconds and seconds readable on one chart. With ``--audio`` runs, a row above
+    shows one barge-in as each service's caller heard it, and the CDFs are the ear's figures.
     """
     try:
         import matplotlib
@@ -227,21 +263,37 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
     except ImportError:
         return f"{PLOT_NEEDS}; no plot written"
     keys = sorted({r.label for r in results})
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
-    panels = (
-        (axes[0], "after_barge_in", "uninterrupted", "first text after a barge-in, minus model time"),
-        (axes[1], "tool_dispatch", None, "tool handler start after its output_item.done"),
-    )
+    audio = any(r.heard for r in results)
+    if audio:
+        fig, grid = plt.subplots(2, max(3, len(keys)), figsize=(6 * max(3, len(keys)), 9), squeeze=False)
+        _timelines(list(grid[0]), results, keys)
+        cdf_axes = list(grid[1])
+        panels: list[tuple[Any, str, str | None, str]] = [
+            (cdf_axes[0], "overrun", None, "at the ear: overrun, caller's onset → bot silent"),
+            (cdf_axes[1], "voice_to_voice", None, "at the ear: voice-to-voice after a barge-in"),
+            (cdf_axes[2], "after_barge_in", "uninterrupted", "frames: first text after a barge-in, minus model time"),
+        ]
+        for ax in cdf_axes[3:]:
+            ax.set_visible(False)
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+        panels = [
+            (axes[0], "after_barge_in", "uninterrupted", "first text after a barge-in, minus model time"),
+            (axes[1], "tool_dispatch", None, "tool handler start after its output_item.done"),
+        ]
     for ax, attr, dashed, title in panels:
         for n, key in enumerate(keys):
             color = f"C{n}"
             mine = [r for r in results if r.label == key]
-            _cdf(ax, [v * 1000 for r in mine for v in getattr(r, attr)], key, color, "-")
+            _cdf(ax, [v * 1000 for v in _values(mine, attr)], key, color, "-")
             if dashed:
-                values = [v * 1000 for r in mine for v in getattr(r, dashed)]
-                _cdf(ax, values, f"{key}, uninterrupted turn", color, "--")
-        ax.set_xscale("log")
-        ax.set_xlabel("ms (log scale)")
+                _cdf(ax, [v * 1000 for v in _values(mine, dashed)], f"{key}, uninterrupted turn", color, "--")
+        if attr in ("overrun", "voice_to_voice"):  # hundreds of ms to seconds, zeros included: linear
+            ax.set_xlabel("ms")
+            ax.set_xlim(left=0)
+        else:
+            ax.set_xscale("log")
+            ax.set_xlabel("ms (log scale)")
         ax.set_ylabel("share of cases at or below")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
@@ -250,6 +302,67 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
+
+
+def _values(runs: list[RunResult], attr: str) -> list[float]:
+    """A figure's cases over runs: a list on the run, or one value per barge-in heard."""
+    if attr in ("overrun", "voice_to_voice", "stale_audio", "overlap"):
+        return [v for r in runs for b in r.heard if (v := getattr(b, attr)) is not None]
+    return [v for r in runs for v in getattr(r, attr)]
+
+
+def _shown_barge_in(results: list[RunResult], keys: list[str]) -> tuple[int, int] | None:
+    """The (scenario, turn) of a mid-answer barge-in every service heard, so the timelines compare alike."""
+    heard: dict[str, set[tuple[int, int]]] = {k: set() for k in keys}
+    for r in results:
+        heard[r.label].update((r.scenario.index, b.turn) for b in r.heard if b.phase == "mid_text")
+    common = set.intersection(*heard.values()) if heard else set()
+    return min(common) if common else None
+
+
+def _timelines(axes: list[Any], results: list[RunResult], keys: list[str]) -> None:
+    """One barge-in per service: the caller's voice above the line, the bot's below, with the figures marked."""
+    shown = _shown_barge_in(results, keys)
+    for ax in axes[len(keys) :]:
+        ax.set_visible(False)
+    for n, (ax, key) in enumerate(zip(axes, keys, strict=False)):
+        found = next(
+            (
+                b
+                for r in results
+                if r.label == key
+                for b in r.heard
+                if shown is None or (r.scenario.index, b.turn) == shown
+            ),
+            None,
+        )
+        if found is None:
+            ax.set_title(f"{key}: no barge-in heard")
+            continue
+        b = found
+        times = [b.timeline_start + i * 0.01 - b.onset for i in range(len(b.caller_rms))]
+        ax.fill_between(times, 0, b.caller_rms, color="C7", alpha=0.8, label="caller", step="post")
+        ax.fill_between(times, 0, [-v for v in b.bot_rms], color=f"C{n}", alpha=0.8, label="bot", step="post")
+        top = max([*b.caller_rms, *b.bot_rms, 1.0])
+        silent, caller_end = b.silent_at - b.onset, b.caller_end - b.onset
+        ax.axvspan(0.0, max(silent, 0.005), color="red", alpha=0.15, label="overrun")
+        marks = [(0.0, "caller starts"), (silent, "bot silent"), (caller_end, "caller ends")]
+        if b.fresh_at is not None:
+            ax.axvspan(caller_end, b.fresh_at - b.onset, color="C2", alpha=0.15, label="voice-to-voice")
+            marks.append((b.fresh_at - b.onset, "next answer heard"))
+        for x, label in marks:
+            ax.axvline(x, color="k", linestyle=":", linewidth=1)
+            ax.text(x, top * 1.1, label, rotation=90, fontsize="x-small", va="bottom", ha="right")
+        v2v = "-" if b.voice_to_voice is None else f"{b.voice_to_voice * 1000:.0f} ms"
+        ax.set_title(
+            f"{key}, {b.phase} (run {shown[0] if shown else '?'}, turn {b.turn})\n"
+            f"overrun {b.overrun * 1000:.0f} ms, voice-to-voice {v2v}",
+            fontsize="small",
+        )
+        ax.set_xlabel("s from the caller's onset")
+        ax.set_ylabel("caller above, bot below (RMS per 10 ms)")
+        ax.set_ylim(-top * 1.1, top * 1.9)
+        ax.legend(fontsize="small", loc="upper left")
 
 
 def _cdf(ax: Any, values: list[float], label: str, color: str, style: str) -> None:

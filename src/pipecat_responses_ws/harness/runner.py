@@ -13,7 +13,8 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
@@ -31,9 +32,14 @@ from ..emulator import Emulator
 from ..endpoint import http_base_url
 from ..measures import first_text_delay
 from ..protocol.redaction import redact
+from .ear import HeardBargeIn
 from .invariants import END, INTERRUPTION, START, TEXT, Event, Observed, ToolRun, check
 from .pipeline import Conversation
-from .scenario import TOOLS, Scenario, Turn, replies_for, tag_finder
+from .recording import write_wav
+from .scenario import LONG_WORDS, TOOLS, Scenario, Turn, replies_for, tag_finder
+
+if TYPE_CHECKING:
+    from .voice import VoiceRun
 
 ServiceFactory = Callable[[str], Any]
 TTFT = 0.05
@@ -121,6 +127,9 @@ class RunResult:
     multiplexing: str = "lanes"  # the emulator's: "lanes", or "none" for a server without lanes
     errors: list[str] = field(default_factory=list)  # every ErrorFrame's text, in order, keys redacted
     run: int = 0  # the run's place in its campaign's plan (campaign.PlannedRun.index)
+    # With --audio: every barge-in as the caller heard it, and the run's recording, if one was written.
+    heard: list[HeardBargeIn] = field(default_factory=list)
+    recording: str | None = None
 
     @property
     def total_violations(self) -> int:
@@ -135,6 +144,8 @@ class RunResult:
 
 class _Run:
     """State of one run: the emulator, the conversation and what the tool handlers saw."""
+
+    long_words = LONG_WORDS  # the length of an answer a barge-in abandons mid-text
 
     def __init__(self, emu: Emulator, conv: Conversation, wait: float = WAIT, reply_gap: float = REPLY_GAP) -> None:
         self.emu, self.conv, self.patience, self.reply_gap = emu, conv, wait, reply_gap
@@ -183,7 +194,7 @@ class _Run:
         return self.bracket_with(tag, since) if await self.wait(ended, n, tag) else None
 
     async def turn(self, turn: Turn) -> None:
-        self.emu.queue_replies(*replies_for(turn))
+        self.emu.queue_replies(*replies_for(turn, self.long_words))
         if turn.kind in ("text", "tool", "parallel", "chain"):
             asked, since = await self.ask(turn.user_text())
             answer = await self.answered(turn.tag("a" if turn.kind == "text" else "r"), turn.n, since)
@@ -316,8 +327,13 @@ async def run_scenario(
     reply_gap: float = REPLY_GAP,
     multiplexing: str = "lanes",
     emulator_options: dict[str, Any] | None = None,
+    audio: bool = False,
+    recording: Path | None = None,
 ) -> RunResult:
     """Play ``scenario`` against a fresh service and emulator; never raises for a misbehaving service.
+
+    ``audio=True`` plays it on a voice pipeline in real time (:mod:`.voice`) and measures each
+    barge-in at the caller's ear; ``recording`` is then where the run's stereo WAV is written.
 
     ``multiplexing="none"`` gives the emulator no lanes (one response at a time, ``stream_id`` ignored).
     ``emulator_options`` are further :class:`~pipecat_responses_ws.emulator.Emulator` arguments
@@ -334,8 +350,15 @@ async def run_scenario(
     }
     async with Emulator(**options) as emu:
         llm = service_factory(emu.ws_url)
-        conv = Conversation(llm, context=LLMContext(tools=tools_schema()), rtvi=rtvi)
-        run = _Run(emu, conv, wait, reply_gap)
+        run: _Run
+        voice: VoiceRun | None = None
+        if audio:
+            from .voice import VoiceRun  # the voice pipeline's imports (Silero, espeak-ng) only when asked for
+
+            run = voice = VoiceRun(emu, llm, wait=wait, reply_gap=reply_gap, rtvi=rtvi)
+        else:
+            run = _Run(emu, Conversation(llm, context=LLMContext(tools=tools_schema()), rtvi=rtvi), wait, reply_gap)
+        conv = run.conv
         for name in TOOLS:
             llm.register_function(name, run.handler)
         async with conv:
@@ -347,6 +370,8 @@ async def run_scenario(
                 run.unanswered.append(-1)
             await asyncio.sleep(0.3)  # late stale text, if any, must be seen to be counted
         obs = _observe(run)
+        if voice is not None:
+            obs.spoken = voice.spoken_text()
         result = RunResult(
             service_name,
             cancel_policy,
@@ -364,6 +389,12 @@ async def run_scenario(
             r.time - obs.completed_calls[r.call_id] for r in obs.tool_runs if r.call_id in obs.completed_calls
         ]
         _traffic(result, emu, list(obs.abandoned.values()))
+        if voice is not None:
+            ear = voice.ear()
+            result.heard = voice.heard(ear)
+            if recording is not None:
+                write_wav(recording, ear.stereo())
+                result.recording = recording.name
         return result
 
 

@@ -54,8 +54,12 @@ def tag_finder(tag: str) -> Callable[[str], bool]:
     return holds
 
 
-# At the harness's pacing (about 100 words/s) this is 1.5 s of speech left to abandon.
+# At the harness's pacing (about 100 words/s) this is 1.5 s of streaming left to abandon.
 LONG_WORDS = 150
+# On a voice pipeline the caller's barge-in takes seconds to become the next turn (the words
+# themselves, then the VAD's and the turn strategy's silence), so an answer that is abandoned
+# while still streaming must be longer: 4 s at 100 words/s, a long answer but not a rare one.
+LONG_WORDS_SPOKEN = 400
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ def tool_args(turn: Turn, k: int) -> dict[str, str]:
     return {"city": f"City{turn.n}x{k}"}
 
 
-def replies_for(turn: Turn) -> list[Reply]:
+def replies_for(turn: Turn, long_words: int = LONG_WORDS) -> list[Reply]:
     """Scripted replies for the turn's first response(s); follow-ups are left to the default model.
 
     The default model answers from the conversation alone (echo, or "Here is what I found"), so a
@@ -147,7 +151,7 @@ def replies_for(turn: Turn) -> list[Reply]:
         # fresh connection is safe, and the expired connection makes every later turn need one too.
         return [Reply(text=text, fault=Fault(kind=str(t.fault)))]
     # Barge-ins: the abandoned response; the fresh answer after it is the default echo of u{n}b.
-    long_text = tagged_text(t.tag("a"), LONG_WORDS)
+    long_text = tagged_text(t.tag("a"), long_words)
     if t.phase == "before_request":
         return []  # the request may never be written; a scripted reply could be left in the queue
     if t.phase == "before_created":
