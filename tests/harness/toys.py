@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pipecat.frames.frames import (
@@ -9,11 +10,13 @@ from pipecat.frames.frames import (
     InterruptionFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
     LLMTextFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection
 
 from pipecat_responses_ws import ResponsesWSLLMService
+from pipecat_responses_ws.harness.scenario import TAG, tagged_text
 
 
 def _ours(cls: type[ResponsesWSLLMService], url: str) -> ResponsesWSLLMService:
@@ -78,3 +81,54 @@ class NeverAnswers(ResponsesWSLLMService):
 
 def factory(cls: type[ResponsesWSLLMService]):
     return lambda url: _ours(cls, url)
+
+
+class KeepsTalking(ResponsesWSLLMService):
+    """Goes on with the abandoned answer after the user barged in: one more sentence of it, after ``pause``.
+
+    The sentence is :data:`EXTRA_WORDS` words tagged as the cut answer's, so the harness sees it as
+    stale text and the caller hears it as that answer's audio; its length is known in advance.
+    """
+
+    pause = 0.0
+    last_text = ""
+
+    async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
+        if isinstance(frame, LLMTextFrame):
+            self.last_text = frame.text
+        await super().push_frame(frame, direction)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InterruptionFrame) and (found := TAG.search(self.last_text)):
+            self.create_task(self._go_on(found.group(1)))
+
+    async def _go_on(self, tag: str) -> None:
+        # As its own response, the way a cancelled answer still streaming reaches a careless stage.
+        await asyncio.sleep(self.pause)
+        await super().push_frame(LLMFullResponseStartFrame())
+        await super().push_frame(LLMTextFrame(extra_sentence(tag)))
+        await super().push_frame(LLMFullResponseEndFrame())
+
+
+EXTRA_WORDS = 8
+
+
+def extra_sentence(tag: str) -> str:
+    return tagged_text(tag, EXTRA_WORDS).replace("s0w", "s99w")
+
+
+class KeepsTalkingAfterAPause(KeepsTalking):
+    pause = 0.6
+
+
+class SlowToAnswer(ResponsesWSLLMService):
+    """Starts every answer :data:`SLOW_BY` seconds late, as a far-away or overloaded endpoint would."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, LLMContextFrame):
+            await asyncio.sleep(SLOW_BY)
+        await super().process_frame(frame, direction)
+
+
+SLOW_BY = 0.5

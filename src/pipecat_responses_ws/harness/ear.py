@@ -78,10 +78,6 @@ def spans(samples: np.ndarray, *, threshold: float = SILENCE_RMS, bridge: float 
     return out
 
 
-def _audible(samples: np.ndarray, threshold: float = SILENCE_RMS) -> bool:
-    return bool(len(samples)) and float(window_rms(samples).max(initial=0.0)) > threshold
-
-
 class Ear:
     """The caller's and the bot's tracks of one run, on the line's clock from ``origin``."""
 
@@ -111,25 +107,23 @@ class Ear:
         found = spans(utterance.samples, bridge=float("inf"))
         return (start + found[0][0], start + found[-1][1]) if found else (start, start)
 
-    def _chunks_from(self, source: str, after: float) -> list[Span]:
-        """The audible chunks of ``source``'s audio that played from ``after`` on (recording time)."""
-        out = []
+    def _audible(self, source: str, after: float) -> list[Span]:
+        """The loud 10 ms windows of ``source``'s audio that played from ``after`` on (recording time)."""
+        out: list[Span] = []
         for chunk in self.heard:
             start = chunk.start - self.origin
-            if chunk.source == source and start + len(chunk.audio) / (2 * RATE) > after:
-                if _audible(np.frombuffer(chunk.audio, dtype=np.int16)):
-                    out.append((start, chunk.end - self.origin))
+            if chunk.source != source or chunk.end - self.origin <= after:
+                continue
+            for index in np.flatnonzero(window_rms(np.frombuffer(chunk.audio, dtype=np.int16)) > SILENCE_RMS):
+                window = (start + float(index) * WINDOW, start + float(index + 1) * WINDOW)
+                if window[1] > after:
+                    out.append(window)
         return out
 
     def first_audio(self, source: str, after: float) -> float | None:
-        """When ``source``'s first audible window played, after ``after`` (recording time)."""
-        chunks = self._chunks_from(source, after)
-        if not chunks:
-            return None
-        start = chunks[0][0]
-        first = round(start * RATE)
-        loud = np.flatnonzero(window_rms(self.bot[first : first + int(RATE * 0.1)]) > SILENCE_RMS)
-        return start + (float(loud[0]) * WINDOW if len(loud) else 0.0)
+        """When ``source``'s first loud window played, after ``after`` (recording time)."""
+        windows = self._audible(source, after)
+        return windows[0][0] if windows else None
 
     def barge_in(self, mark: BargeInMark) -> HeardBargeIn:
         onset, caller_end = self._utterance_span(mark.utterance)
@@ -148,7 +142,7 @@ class Ear:
             silent_at=silent_at,
             fresh_at=fresh_at,
             overrun=over,
-            stale_audio=stale_audio(self._chunks_from(mark.abandoned, after), after),
+            stale_audio=stale_audio(self._audible(mark.abandoned, after), after),
             overlap=overlap(self.bot_speech, (onset, caller_end)),
             voice_to_voice=None if fresh_at is None else voice_to_voice(caller_end, fresh_at),
             timeline_start=window_start,

@@ -22,7 +22,8 @@ from collections.abc import AsyncGenerator
 
 import numpy as np
 from pipecat.audio.utils import create_file_resampler
-from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
+from pipecat.frames.frames import ErrorFrame, Frame, LLMFullResponseStartFrame, TTSAudioRawFrame
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
@@ -154,7 +155,13 @@ class EspeakTTS(TTSService):
         self._provenance = provenance
         self._voice = voice
         self._words_per_minute = words_per_minute
-        self._context_sources: dict[str, str] = {}
+        self._response_source: str | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, LLMFullResponseStartFrame):
+            # Untagged sentences ("That is a fine thing…") belong to the response they came in.
+            self._response_source = None
+        await super().process_frame(frame, direction)
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -163,9 +170,10 @@ class EspeakTTS(TTSService):
         words = spoken(text).strip()
         if not re.search(r"\w", words):
             return
-        # A sentence with no tag of its own (the start of an echo, say) belongs to its context's response.
-        source = source_of(text) or self._context_sources.get(context_id) or f"context {context_id}"
-        self._context_sources.setdefault(context_id, source)
+        tagged = source_of(text)
+        if tagged is not None:
+            self._response_source = tagged
+        source = tagged or self._response_source or f"context {context_id}"
         try:
             samples = await synthesize(words, voice=self._voice, words_per_minute=self._words_per_minute)
         except (OSError, RuntimeError) as e:
