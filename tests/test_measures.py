@@ -14,7 +14,11 @@ from pipecat_responses_ws.measures import (
     first_text_delay,
     incremental_share,
     lateness,
+    overlap,
+    overrun,
     percentile,
+    stale_audio,
+    voice_to_voice,
 )
 
 
@@ -68,3 +72,15 @@ def test_counts_per_unit() -> None:
         cpu_per_delta_us(0.5, 0)
     assert incremental_share(3, 4) == 0.75 and incremental_share(0, 0) is None
     assert bytes_per_turn(3000, 2) == 1500 and bytes_per_turn(0, 0) is None
+
+
+def test_the_ear_figures_of_a_barge_in() -> None:
+    bot = [(0.0, 2.4), (3.0, 3.5), (6.0, 9.0)]  # speaking, cut, a stale burst, the next answer
+    caller = (2.0, 3.2)
+    assert overrun(bot, caller) == pytest.approx(0.4)  # from the onset to the bot's silence
+    assert overrun([(2.5, 2.8)], caller) == pytest.approx(0.8)  # started while the caller spoke
+    assert overrun([(0.0, 1.0), (4.0, 5.0)], caller) == 0.0  # silent all through the caller
+    assert overlap(bot, caller) == pytest.approx(0.4 + 0.2)  # wherever in the utterance the bot spoke
+    assert stale_audio([(2.3, 2.4), (3.0, 3.5)], 2.4) == pytest.approx(0.5)  # only after the silence
+    assert stale_audio([(2.35, 2.45)], 2.4) == pytest.approx(0.05)
+    assert voice_to_voice(3.2, 4.25) == pytest.approx(1.05)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pipecat_responses_ws.harness.recording import write_events
+from pipecat_responses_ws.harness.remeasure import remeasure
 from pipecat_responses_ws.harness.runner import RunResult, resolve_factory, run_scenario
 from pipecat_responses_ws.harness.scenario import Scenario, Turn
 from pipecat_responses_ws.harness.speech import SILENCE_RMS, espeak_missing, spoken, synthesize, window_rms
@@ -33,29 +32,6 @@ def _only_barge_in(result: RunResult):
     return result.heard[0]
 
 
-def _plain_energy(track: np.ndarray, window: int = 80, level: float = 300.0) -> np.ndarray:
-    """Loud or not per 5 ms, by mean absolute amplitude: a different measure from the harness's RMS."""
-    whole = len(track) // window * window
-    return np.abs(track[:whole].astype(np.int32)).reshape(-1, window).mean(axis=1) > level
-
-
-def _remeasured_overrun(path: Path, onset_hint: float) -> tuple[float, float]:
-    """The caller's onset and the overrun, read off the WAV alone with a plain energy threshold."""
-    with wave.open(str(path)) as wav:
-        rate = wav.getframerate()
-        stereo = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).reshape(-1, 2)
-    window = rate // 200
-    caller, bot = _plain_energy(stereo[:, 0], window), _plain_energy(stereo[:, 1], window)
-    # The caller's first loud window near the onset the harness reported (the WAV may hold earlier turns).
-    start = max(0, int((onset_hint - 0.5) * 200))
-    onset_index = start + int(np.argmax(caller[start:]))
-    gap = int(0.25 * 200)  # the same rule as the harness: silent once quiet for a quarter second
-    index = onset_index
-    while index < len(bot) and bot[index : index + gap].any():
-        index += 1
-    return onset_index / 200, (index - onset_index) / 200
-
-
 async def test_a_barge_in_heard_on_a_voice_pipeline_is_measured_and_recorded(tmp_path: Path) -> None:
     recording = tmp_path / "run.wav"
     result = await _play(resolve_factory("ours"), "ours", audio=True, recording=recording)
@@ -69,7 +45,7 @@ async def test_a_barge_in_heard_on_a_voice_pipeline_is_measured_and_recorded(tmp
     assert heard.onset < heard.silent_at < heard.caller_end < heard.fresh_at  # type: ignore[operator]
     # The recording holds what the figures were made from: re-measured with another energy rule,
     # the onset and the overrun agree within 20 ms.
-    onset, overrun = _remeasured_overrun(recording, heard.onset)
+    onset, overrun = remeasure(recording, heard.onset)
     assert onset == pytest.approx(heard.onset, abs=0.02)
     assert overrun == pytest.approx(heard.overrun, abs=0.02)
     events = json.loads(write_events(tmp_path, [result]).read_text())

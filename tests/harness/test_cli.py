@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipecat_responses_ws.harness import campaign
+from pipecat_responses_ws.harness import campaign, speech
 from pipecat_responses_ws.harness.__main__ import main
+from pipecat_responses_ws.harness.report import read_json
+from pipecat_responses_ws.harness.speech import espeak_missing
 
 
 async def test_main_writes_a_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,3 +65,31 @@ def test_a_service_that_cannot_be_resolved_stops_before_any_run(
     monkeypatch.setattr(campaign, "run_scenario", no_runs)
     assert main(["--service", service, "--runs", "1"]) == 2
     assert f"--service {service!r} cannot be used" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(espeak_missing() is not None, reason=str(espeak_missing()))
+async def test_audio_run_prints_the_ear_figures_and_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, record = tmp_path / "out.json", tmp_path / "rec"
+    argv = ["--audio", "--service", "ours", "--runs", "1", "--seed", "2", "--json", str(out), "--record", str(record)]
+    code = await asyncio.to_thread(main, [*argv, "--verbose"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "overrun (caller onset → bot silent) ms p95" in printed and "voice-to-voice after a barge-in" in printed
+    document = json.loads(out.read_text())
+    assert document["campaign"]["audio"] is True
+    events = json.loads((record / "events.json").read_text())
+    (run,) = events["runs"]
+    assert (record / run["wav"]).stat().st_size > 16_000 * 4  # more than a second of stereo audio
+    _, results = read_json(out)  # every barge-in comes back from the JSON, as --merge needs
+    assert [b.overrun for b in results[0].heard] == [b["overrun_ms"] / 1000 for b in run["barge_ins"]]
+
+
+def test_audio_options_that_cannot_work_stop_before_any_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["--record", "somewhere"])
+    assert stopped.value.code == 2 and "--record" in capsys.readouterr().err
+    monkeypatch.setattr(speech.shutil, "which", lambda _name: None)  # as if espeak-ng were not installed
+    assert main(["--audio"]) == 2
+    assert "apt-get install espeak-ng" in capsys.readouterr().err

@@ -4,6 +4,7 @@ One stereo 16 kHz WAV per run (left the caller, right the bot as the caller hear
 ``DIR/events.json``: per run its WAV and per barge-in the caller's onset and end, in seconds of the
 WAV's own timeline, with the figures the harness computed, so anyone can measure them again with
 a VAD of their own.
+(:mod:`.remeasure` does, with the plainest rule there is).
 """
 
 from __future__ import annotations

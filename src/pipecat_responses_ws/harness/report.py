@@ -17,7 +17,7 @@ from .campaign import Campaign
 from .ear import HeardBargeIn
 from .invariants import INVARIANTS
 from .runner import RunResult
-from .scenario import Scenario
+from .scenario import PHASES, Scenario
 
 PLOT_NEEDS = (
     '--plot needs matplotlib: pip install "pipecat-responses-ws[plot]" (from a checkout: pip install -e ".[plot]")'
@@ -76,6 +76,18 @@ def summarise(results: Iterable[RunResult]) -> dict[str, dict[str, Any]]:
                 ),
                 "no_next_answer_audio": sum(b.voice_to_voice is None for b in heard),
                 "overlap_ms": _distribution_ms([b.overlap for b in heard]),
+                # Stale text should be heard as stale audio: runs with each, side by side.
+                "runs_with_stale_text": sum(r.violations.get("leaked_text", 0) > 0 for r in runs),
+                "runs_with_stale_audio": sum(any(b.stale_audio > 0 for b in r.heard) for r in runs),
+                "by_phase": {
+                    phase: {
+                        "barge_ins": len(mine),
+                        "overrun_ms": _distribution_ms([b.overrun for b in mine]),
+                        "voice_to_voice_ms": _distribution_ms([v for b in mine if (v := b.voice_to_voice) is not None]),
+                    }
+                    for phase in PHASES
+                    if (mine := [b for b in heard if b.phase == phase])
+                },
             }
     return out
 
@@ -118,6 +130,19 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
             for stat in ("median", "p95", "max"):
                 rows.append((f"{label} {stat}", [_fmt(a[figure][stat]) if a else "-" for a in audio]))
         rows.append(("barge-ins with stale audio", [str(a["stale_barge_ins"]) if a else "-" for a in audio]))
+        for phase in PHASES:
+            rows.append(
+                (
+                    f"at {phase}: overrun / voice-to-voice median ms",
+                    [_by_phase(a, phase) for a in audio],
+                )
+            )
+        rows.append(
+            (
+                "runs with stale text / stale audio",
+                [f"{a['runs_with_stale_text']} / {a['runs_with_stale_audio']}" if a else "-" for a in audio],
+            )
+        )
         rows.append(
             ("barge-ins with no next answer heard", [str(a["no_next_answer_audio"]) if a else "-" for a in audio])
         )
@@ -135,6 +160,13 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
         for label, cells in rows
     ]
     return "\n".join(lines)
+
+
+def _by_phase(audio: dict[str, Any] | None, phase: str) -> str:
+    figures = (audio or {}).get("by_phase", {}).get(phase)
+    if not figures:
+        return "-"
+    return f"{_fmt(figures['overrun_ms']['median'], 0)} / {_fmt(figures['voice_to_voice_ms']['median'], 0)}"
 
 
 def _shorten(text: str, limit: int = ERROR_CHARS) -> str:
@@ -265,8 +297,12 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
     keys = sorted({r.label for r in results})
     audio = any(r.heard for r in results)
     if audio:
-        fig, grid = plt.subplots(2, max(3, len(keys)), figsize=(6 * max(3, len(keys)), 9), squeeze=False)
-        _timelines(list(grid[0]), results, keys)
+        columns = max(3, len(keys) + 1)
+        fig, grid = plt.subplots(2, columns, figsize=(6 * columns, 9), squeeze=False)
+        _timelines(list(grid[0][: len(keys)]), results, keys)
+        _by_phase_bars(grid[0][len(keys)], results, keys)
+        for ax in grid[0][len(keys) + 1 :]:
+            ax.set_visible(False)
         cdf_axes = list(grid[1])
         panels: list[tuple[Any, str, str | None, str]] = [
             (cdf_axes[0], "overrun", None, "at the ear: overrun, caller's onset → bot silent"),
@@ -323,9 +359,7 @@ def _shown_barge_in(results: list[RunResult], keys: list[str]) -> tuple[int, int
 def _timelines(axes: list[Any], results: list[RunResult], keys: list[str]) -> None:
     """One barge-in per service: the caller's voice above the line, the bot's below, with the figures marked."""
     shown = _shown_barge_in(results, keys)
-    for ax in axes[len(keys) :]:
-        ax.set_visible(False)
-    for n, (ax, key) in enumerate(zip(axes, keys, strict=False)):
+    for n, (ax, key) in enumerate(zip(axes, keys, strict=True)):
         found = next(
             (
                 b
@@ -362,7 +396,30 @@ def _timelines(axes: list[Any], results: list[RunResult], keys: list[str]) -> No
         ax.set_xlabel("s from the caller's onset")
         ax.set_ylabel("caller above, bot below (RMS per 10 ms)")
         ax.set_ylim(-top * 1.1, top * 1.9)
-        ax.legend(fontsize="small", loc="upper left")
+        ax.legend(fontsize="small", loc="upper right")
+
+
+def _by_phase_bars(ax: Any, results: list[RunResult], keys: list[str]) -> None:
+    """Median voice-to-voice per barge-in phase and service, the worst case as a tick above each bar."""
+    phases = [p for p in PHASES if any(b.phase == p for r in results for b in r.heard)]
+    width = 0.8 / max(1, len(keys))
+    for n, key in enumerate(keys):
+        medians, worst = [], []
+        for phase in phases:
+            values = [
+                v for r in results if r.label == key for b in r.heard if b.phase == phase and (v := b.voice_to_voice)
+            ]
+            figures = Distribution.of([v * 1000 for v in values])
+            medians.append(figures.median if figures else 0.0)
+            worst.append(figures.max if figures else 0.0)
+        xs = [i + (n - (len(keys) - 1) / 2) * width for i in range(len(phases))]
+        ax.bar(xs, medians, width, color=f"C{n}", label=f"{key}, median")
+        ax.scatter(xs, worst, color=f"C{n}", marker="_", s=200, label=f"{key}, max")
+    ax.set_xticks(range(len(phases)), [p.replace("_", " ") for p in phases], rotation=20, fontsize="small")
+    ax.set_ylabel("ms")
+    ax.set_title("at the ear: voice-to-voice by where the caller barged in")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
 
 
 def _cdf(ax: Any, values: list[float], label: str, color: str, style: str) -> None:
