@@ -65,6 +65,10 @@ class ServiceStats:
     bytes_resent: int = 0
     out_of_band_inferences: int = 0  # run_inference calls (summaries, classifiers, judges)
     timeout_retries: int = 0  # turns sent again after no first event (retry_on_timeout)
+    # Text: deltas delivered to turns, and the LLMTextFrames they went out as (fewer when text that
+    # had already arrived was joined, see ``coalesce_text``).
+    text_deltas_received: int = 0
+    text_frames_pushed: int = 0
 
 
 @dataclass
@@ -336,6 +340,13 @@ class ClientSession:
             self.stats.events_skipped += 1
             level = "DEBUG" if response.abandoned else "WARNING"
             return [Log(level, f"{conn.name}: skipped an event on lane {response.lane}: {reason}")]
+        if type(event) is ev.TextDelta:
+            return self._text(response, event, learned)
+        if type(event) is ev.ItemEvent:
+            # Parts, ``*.done`` and argument deltas change nothing here: only a sign of life.
+            if not response.abandoned:
+                learned.append(Touch(response))
+            return learned
         abandoned = response.abandoned
         happening = response.feed(event)
         actions: list[Action] = learned
@@ -360,6 +371,19 @@ class ClientSession:
             actions.append(Log("WARNING", f"{conn.name}: skipped an event on lane {response.lane}: {happening.reason}"))
             return actions
         actions += self._end(response, happening)
+        return actions
+
+    def _text(self, response: Response, delta: ev.TextDelta, actions: list[Action]) -> list[Action]:
+        """``actions`` and what an accepted text delta calls for: the hot path, one event per word."""
+        if response.abandoned or response.ended:
+            return actions
+        if not delta.delta:
+            actions.append(Touch(response))
+        else:
+            response.text_deltas += 1
+            if not response.out_of_band:  # an inference's text is read from its output, never pushed
+                self.stats.text_deltas_received += 1
+            actions.append(Deliver(response, delta))
         return actions
 
     def _ended(self, response: Response, event: ev.ResponseEnded, now: float) -> Happening | None:
@@ -604,10 +628,7 @@ class ClientSession:
         if happening is not None:
             if response.ended:
                 return actions
-            kind = type(happening)
-            if kind is ev.TextDelta:
-                response.text_delivered = True
-            elif isinstance(happening, ToolCallReady):
+            if isinstance(happening, ToolCallReady):
                 if response.out_of_band:
                     # An inference answers with text; a call it makes is not the conversation's to run.
                     name = response.connection.name
