@@ -101,6 +101,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         store: bool,
         first_event_timeout: float,
         stall_timeout: float,
+        coalesce_text: bool,
         session_options: SessionOptions,
         **kwargs: Any,
     ) -> None:
@@ -117,6 +118,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
             first_event_timeout = retry_timeout_secs
         self._first_event_timeout = first_event_timeout
         self._stall_timeout = stall_timeout
+        self._coalesce_text = coalesce_text
         self._session = ClientSession(
             replace(session_options, retry_on_first_event_timeout=bool(retry_on_timeout)),
             holds_results=self._holds_results,
@@ -279,7 +281,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         """Act on the response's happenings until it ends; raises the error of a failed one."""
         # While this task waits, the connection's reader pushes text deltas itself: the text
         # reaches the next processor one task switch sooner. Everything else is handled here.
-        conn.set_express(response, self._push_text)
+        conn.set_express(response, self._push_text, coalesce=self._coalesce_text)
         while True:
             happening = await conn.next_happening(response, self._first_event_timeout, self._stall_timeout)
             kind = type(happening)
@@ -308,6 +310,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
                 raise happening.error
 
     async def _push_text(self, delta: ev.TextDelta) -> None:
+        self.stats.text_frames_pushed += 1
         if not self._first_text_pending:
             await self._push_llm_text(delta.delta)
             return
