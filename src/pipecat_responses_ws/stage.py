@@ -129,7 +129,6 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         self._first_text_pending = False  # the turn's TTFB ends at its first pushed text
         self._unsupported_warned: set[str] = set()
         self._refused_key: str | None = None  # the refusal already reported, not reported again
-        self._calls_started_reported = True  # on_function_calls_started fires once per response
         self.stats: ServiceStats = self._session.stats
         self._register_event_handler("on_connection_error")
 
@@ -348,14 +347,21 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         function_call = FunctionCallFromLLM(
             function_name=call.name, tool_call_id=call.call_id, arguments=call.arguments, context=context
         )
-        self._calls_started_reported = not first
-        await self.run_function_calls([function_call])
-        self._calls_started_reported = True
-
-    async def _call_event_handler(self, event_name: str, *args: Any, **kwargs: Any) -> None:
-        if event_name == "on_function_calls_started" and self._calls_started_reported:
+        if first:
+            await self.run_function_calls([function_call])
             return
-        await super()._call_event_handler(event_name, *args, **kwargs)
+        # ``run_function_calls`` fires the event; a filter shadows the instance's event call for
+        # just that long, rather than a method override that every pushed frame (two events
+        # each) would pass through.
+        vars(self)["_call_event_handler"] = self._all_but_calls_started
+        try:
+            await self.run_function_calls([function_call])
+        finally:
+            del vars(self)["_call_event_handler"]
+
+    async def _all_but_calls_started(self, event_name: str, *args: Any, **kwargs: Any) -> None:
+        if event_name != "on_function_calls_started":
+            await super()._call_event_handler(event_name, *args, **kwargs)
 
     def _holds_results(self, name: str) -> bool:
         # A call that outlives an interruption answers on its own; the others answer as a group.
