@@ -231,7 +231,7 @@ class Connection(Driver):
         last words and the end of the response in one pass instead of two. Returns the actions
         of what was read past the text, for the reader to carry out.
         """
-        frames = self._received  # _message_waiting(), inlined on the path of nearly every word
+        frames = self._received  # the whole message first in it is one ``recv`` returns at once
         if response.text_deltas == 1 or not (frames and frames[0].fin):
             return await super()._express(queue, response, delta)  # nothing else to look at
         express = queue.express
@@ -267,26 +267,27 @@ class Connection(Driver):
         read, so ``recv`` returns at once and no other task runs meanwhile."""
         ws = self._ws
         assert ws is not None
+        # Everything per message is inline here: it runs for nearly every word under load.
+        session, state, parse, recv, frames = self.session, self.state, ev.parse_event, ws.recv, self._received
+        item_id = delta.item_id
         texts = [delta]
         after: list[Action] = []
         for _ in range(READ_AHEAD_MESSAGES):
-            if not self._message_waiting():
+            if not (frames and frames[0].fin):  # no whole message waiting: recv would wait
                 break
-            actions = self.session.receive(self.state, ev.parse_event(await ws.recv()), time.monotonic())
-            if not after:
-                more = _more_text(actions, response, delta.item_id)
-                if more is not None:
-                    texts.append(more)
-                    continue
+            actions = session.receive(state, parse(await recv()), time.monotonic())
+            if not after and len(actions) == 1:
+                action = actions[0]
+                # Delivering one more delta of the same item is all it does: the delta joins the text.
+                if type(action) is Deliver and action.response is response:
+                    happening = action.happening
+                    if type(happening) is ev.TextDelta and happening.item_id == item_id:
+                        texts.append(happening)
+                        continue
             after += actions
             if not actions or any(type(a) is not Touch or a.response is not response for a in actions):
                 break
         return texts, after
-
-    def _message_waiting(self) -> bool:
-        """Whether a whole message has been read off the socket already, so ``recv`` returns it at once."""
-        frames = self._received
-        return frames is not None and bool(frames) and frames[0].fin
 
     def _socket_closed(self, code: int | None, reason: str) -> None:
         self._apply(self.session.closed(self.state, code, reason, time.monotonic()))
@@ -313,19 +314,6 @@ class Connection(Driver):
         task = asyncio.create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _more_text(actions: list[Action], response: Response, item_id: str | None) -> ev.TextDelta | None:
-    """The text delta ``actions`` deliver, when delivering one more delta of the same item is all they do."""
-    if len(actions) != 1:
-        return None
-    action = actions[0]
-    if type(action) is not Deliver or action.response is not response:
-        return None
-    happening = action.happening
-    if type(happening) is not ev.TextDelta or happening.item_id != item_id:
-        return None
-    return happening
 
 
 def received_frames(ws: ClientConnection) -> deque[Frame] | None:

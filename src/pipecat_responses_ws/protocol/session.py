@@ -341,7 +341,17 @@ class ClientSession:
             level = "DEBUG" if response.abandoned else "WARNING"
             return [Log(level, f"{conn.name}: skipped an event on lane {response.lane}: {reason}")]
         if type(event) is ev.TextDelta:
-            return self._text(response, event, learned)
+            # The hot path, one event per word, inline.
+            if response.abandoned or response.ended:
+                return learned
+            if not event.delta:
+                learned.append(Touch(response))
+                return learned
+            response.text_deltas += 1
+            if not response.out_of_band:  # an inference's text is read from its output, never pushed
+                self.stats.text_deltas_received += 1
+            learned.append(Deliver(response, event))
+            return learned
         if type(event) is ev.ItemEvent:
             # Parts, ``*.done`` and argument deltas change nothing here: only a sign of life.
             if not response.abandoned:
@@ -371,19 +381,6 @@ class ClientSession:
             actions.append(Log("WARNING", f"{conn.name}: skipped an event on lane {response.lane}: {happening.reason}"))
             return actions
         actions += self._end(response, happening)
-        return actions
-
-    def _text(self, response: Response, delta: ev.TextDelta, actions: list[Action]) -> list[Action]:
-        """``actions`` and what an accepted text delta calls for: the hot path, one event per word."""
-        if response.abandoned or response.ended:
-            return actions
-        if not delta.delta:
-            actions.append(Touch(response))
-        else:
-            response.text_deltas += 1
-            if not response.out_of_band:  # an inference's text is read from its output, never pushed
-                self.stats.text_deltas_received += 1
-            actions.append(Deliver(response, delta))
         return actions
 
     def _ended(self, response: Response, event: ev.ResponseEnded, now: float) -> Happening | None:
