@@ -17,14 +17,14 @@ class AnswerCounter(FrameProcessor):
 
     def __init__(self) -> None:
         super().__init__(name="answer-counter")
-        self.deltas = 0
+        self.text_frames = 0
         self.answers = 0
         self.answered = asyncio.Event()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, LLMTextFrame):
-            self.deltas += 1
+            self.text_frames += 1
         elif isinstance(frame, LLMFullResponseEndFrame):
             self.answers += 1
             self.answered.set()

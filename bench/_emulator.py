@@ -70,7 +70,9 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     async with emulator:
         if args.long_replies:
-            text = " ".join(f"w{n}" for n in range(args.words))
+            # Sentences of --sentence-words words, so a sentence aggregator downstream has work to do.
+            every = args.sentence_words
+            text = " ".join(f"w{n}." if every and (n + 1) % every == 0 else f"w{n}" for n in range(args.words))
             emulator.queue_replies(*(Reply(text=text) for _ in range(args.long_replies)))
         if args.long_calls:
             # Arguments of --call-chars characters: a JSON object of one long string.
@@ -89,6 +91,7 @@ def main() -> None:
     parser.add_argument("--max-connection-age", type=float, default=3600.0)
     parser.add_argument("--long-replies", type=int, default=0, help="queue this many scripted replies of --words")
     parser.add_argument("--words", type=int, default=10_000)
+    parser.add_argument("--sentence-words", type=int, default=0, help="end a sentence every N words (0: never)")
     parser.add_argument("--multiplexing", default="lanes", choices=["lanes", "none"])
     parser.add_argument("--argument-delta-chars", type=int, default=None, help="characters per argument delta")
     parser.add_argument("--long-calls", type=int, default=0, help="queue this many replies of one long call")

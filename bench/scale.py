@@ -1,22 +1,27 @@
-"""Scale: concurrent voice sessions in one process on this machine, until streaming falls behind.
+"""Scale: concurrent voice sessions in one process, ours and Pipecat's built-in on the same machine.
 
 The emulator runs in its own process (the other core) and paces every answer at
-``--tokens-per-second``. Each session is a real Pipecat pipeline (aggregators, the LLM service,
-probes) that talks like a caller: a ~20-word turn, a streamed answer of ~35 words, then
-``--think`` seconds of the user speaking, with random start offsets so sessions do not move in
-step. At each level of concurrency the benchmark reports, over a ``--window`` of seconds:
+``--tokens-per-second``. Each session is a real Pipecat pipeline (aggregators, the LLM service, a
+probe, and with ``--tts`` Pipecat's TTS text handling with a stand-in that synthesises nothing)
+that talks like a caller: a ~20-word turn, a streamed answer of ~35 words, then ``--think``
+seconds of the answer being spoken and the caller replying, with random start offsets so
+sessions do not move in step.
 
-- *delta lateness*: how much later than the emulator's pacing each text frame reached the end of
-  the pipeline, measured from the answer's first text (p50 / p99);
-- first text after the user's turn, minus the emulator's TTFT (p50 / p99);
-- CPU use of this process and of the emulator's, so it is clear which side ran out.
+At each level of concurrency the services take turns (ours, Pipecat's, then the other way round
+for the next repetition), ``--reps`` times, so both see the same machine. Each run reports over
+its ``--window``:
 
-Levels grow until the p99 delta lateness passes ``--limit-ms`` (20 ms). The whole climb is
-repeated ``--reps`` times, each service's in turn within a repetition; the summary gives each
-figure's median (min–max) over the repetitions that reached the level, and the highest level
-within the limit as a spread too: the tail at the limit moves from run to run.
+- *text lateness*: how much later than the emulator's pacing each text delta reached the end of
+  the LLM stage, measured from the answer's first text (a frame carrying several deltas is as
+  late as each of them);
+- first text after the user's turn, minus the emulator's TTFT;
+- frames per delta, CPU use of this process and of the emulator's, the event loop's lag (how
+  late a 5 ms timer fires) and the longest garbage-collector pause: what limits the level.
 
-    .venv/bin/python bench/scale.py [--services ours,pipecat] [--levels 25,50,75,100,150,200,300,400] [--reps 3]
+A service holds a level when the p99 lateness over all its repetitions' deltas is within
+``--limit-ms`` (20 ms); it is not run at higher levels once it fails one.
+
+    .venv/bin/python bench/scale.py [--levels 25,50,75,100,150,200,300] [--reps 3] [--no-tts] [--rtvi]
 """
 
 from __future__ import annotations
@@ -27,32 +32,45 @@ import contextlib
 import gc
 import random
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from _answers import AnswerCounter
 from _emulator import emulator_process
+from _tts import SilentTTS
 from loguru import logger
 from pipecat.frames.frames import LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame
 
+from pipecat_responses_ws.emulator.builders import text_chunks
 from pipecat_responses_ws.harness.pipeline import Conversation
 from pipecat_responses_ws.harness.runner import resolve_factory
-from pipecat_responses_ws.measures import Spread, first_text_delay, lateness, percentile
+from pipecat_responses_ws.measures import (
+    Spread,
+    cpu_per_delta_us,
+    first_text_delay,
+    frames_per_delta,
+    lateness,
+    percentile,
+)
 
 USER_WORDS = 20
+LAG_TICK_SECS = 0.005
 
 
 @dataclass
-class Level:
+class Run:
+    service: str
     sessions: int
-    lateness: list[float]
-    first_text: list[float]
-    answers: int
-    cpu_here: float  # share of one core
-    cpu_emulator: float | None
-    deltas_in_window: int = 0
+    lateness: list[float] = field(default_factory=list)
+    first_text: list[float] = field(default_factory=list)
+    answers: int = 0
+    deltas: int = 0
+    frames: int = 0
+    cpu_here: float = 0.0  # share of one core
+    cpu_emulator: float | None = None
     cpu_per_delta_us: float = 0.0
+    loop_lag: list[float] = field(default_factory=list)
     gc_max_pause: float = 0.0
 
 
@@ -77,77 +95,32 @@ async def caller(
         await asyncio.sleep(rng.uniform(0.5, 1.5) * think)
 
 
-@dataclass
-class AnswerFigures:
-    lateness: list[float]
-    first_text: list[float]
-    answers: int
-    deltas_in_window: int
-
-
 def measure(
-    conv: Conversation, asked: list[float], window: tuple[float, float], tps: float, ttft: float
-) -> AnswerFigures:
-    """One pass over a session's frames: figures of the answers that started inside ``window``."""
-    figures = AnswerFigures([], [], 0, 0)
-    texts: list[float] = []
-    started: float | None = None
+    conv: Conversation, asked: list[float], window: tuple[float, float], tps: float, ttft: float, run: Run
+) -> None:
+    """One pass over a session's frames: figures of the answers whose first text came inside ``window``."""
+    arrivals: list[float] = []
+    counts: list[int] = []  # deltas in each frame
+    started = False
     for seen in conv.downstream.seen:
-        if isinstance(seen.frame, LLMFullResponseStartFrame):
-            started, texts = seen.time, []
-        elif isinstance(seen.frame, LLMTextFrame):
-            figures.deltas_in_window += window[0] <= seen.time <= window[1]
-            if started is not None:
-                texts.append(seen.time)
-        elif isinstance(seen.frame, LLMFullResponseEndFrame) and started is not None and texts:
-            if window[0] <= texts[0] <= window[1]:
-                figures.answers += 1
-                figures.lateness += lateness(texts, tps)
-                before = [a for a in asked if a <= texts[0]]
+        frame = seen.frame
+        if isinstance(frame, LLMFullResponseStartFrame):
+            started, arrivals, counts = True, [], []
+        elif isinstance(frame, LLMTextFrame) and started:
+            arrivals.append(seen.time)
+            # The emulator streams one word (with its space) per delta, so the chunks are the deltas.
+            counts.append(len(list(text_chunks(frame.text))))
+        elif isinstance(frame, LLMFullResponseEndFrame) and started and arrivals:
+            first = arrivals[0]
+            if window[0] <= first <= window[1]:
+                run.answers += 1
+                run.lateness += lateness(arrivals, tps, counts)
+                run.deltas += sum(counts)
+                run.frames += len(arrivals)
+                before = [a for a in asked if a <= first]
                 if before:
-                    figures.first_text.append(first_text_delay(before[-1], texts[0], ttft))
-            started = None
-    return figures
-
-
-async def run_level(service: str, sessions: int, args: argparse.Namespace, url: str, emu: Any) -> Level:
-    rng = random.Random(sessions)
-    counters = [AnswerCounter() for _ in range(sessions)]
-    make = resolve_factory(service)
-    convs = [Conversation(make(url), rtvi=args.rtvi, listeners=[counter]) for counter in counters]
-    await asyncio.gather(*(c.__aenter__() for c in convs))
-    await asyncio.sleep(1.0)  # every service connected, as a bot is before its caller speaks
-    if args.gc_freeze:
-        # Pipecat's and the models' long-lived objects leave the collector's view; without this a
-        # full collection over them stops the loop for 100-200 ms every so often (see --no-gc-freeze).
-        gc.collect()
-        gc.freeze()
-    stop = asyncio.Event()
-    asked: list[list[float]] = [[] for _ in convs]
-    callers = [
-        asyncio.create_task(caller(c, n, random.Random(rng.random()), args.think, stop, a))
-        for c, n, a in zip(convs, counters, asked, strict=True)
-    ]
-    await asyncio.sleep(args.think * 1.5)  # let the staggered starts settle
-    cpu0, wall0, emu0 = time.process_time(), time.monotonic(), emu.cpu_seconds()
-    with collector_pauses() as pauses:
-        await asyncio.sleep(args.window)
-    cpu1, wall1, emu1 = time.process_time(), time.monotonic(), emu.cpu_seconds()
-    stop.set()
-    await asyncio.gather(*callers, return_exceptions=True)
-    await asyncio.gather(*(c.__aexit__(None, None, None) for c in convs), return_exceptions=True)
-    gc.unfreeze()
-    level = Level(sessions, [], [], 0, (cpu1 - cpu0) / (wall1 - wall0), None, gc_max_pause=max(pauses, default=0.0))
-    if emu0 is not None and emu1 is not None:
-        level.cpu_emulator = (emu1 - emu0) / (wall1 - wall0)
-    for conv, a in zip(convs, asked, strict=True):
-        part = measure(conv, a, (wall0, wall1), args.tokens_per_second, args.ttft)
-        level.lateness += part.lateness
-        level.first_text += part.first_text
-        level.answers += part.answers
-        level.deltas_in_window += part.deltas_in_window
-    level.cpu_per_delta_us = (cpu1 - cpu0) / max(1, level.deltas_in_window) * 1e6
-    return level
+                    run.first_text.append(first_text_delay(before[-1], first, ttft))
+            started = False
 
 
 @contextlib.contextmanager
@@ -169,21 +142,149 @@ def collector_pauses() -> Iterator[list[float]]:
         gc.callbacks.remove(timed)
 
 
+@contextlib.asynccontextmanager
+async def loop_lag() -> AsyncIterator[list[float]]:
+    """How late a short timer fires, sampled all through the block: the event loop's own delay."""
+    lags: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def tick() -> None:
+        while True:
+            due = loop.time() + LAG_TICK_SECS
+            await asyncio.sleep(LAG_TICK_SECS)
+            lags.append(loop.time() - due)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield lags
+    finally:
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+
+
+async def run_level(service: str, sessions: int, args: argparse.Namespace) -> Run:
+    async with emulator_process(ttft=args.ttft, tokens_per_second=args.tokens_per_second) as emu:
+        rng = random.Random(sessions)
+        counters = [AnswerCounter() for _ in range(sessions)]
+        make = resolve_factory(service)
+        convs = [
+            Conversation(make(emu.ws_url), rtvi=args.rtvi, listeners=[SilentTTS(), counter] if args.tts else [counter])
+            for counter in counters
+        ]
+        await asyncio.gather(*(c.__aenter__() for c in convs))
+        await asyncio.sleep(1.0)  # every service connected, as a bot is before its caller speaks
+        if args.gc_freeze:
+            # Pipecat's and the models' long-lived objects leave the collector's view; without this a
+            # full collection over them stops the loop for 100-200 ms every so often (see --no-gc-freeze).
+            gc.collect()
+            gc.freeze()
+        stop = asyncio.Event()
+        asked: list[list[float]] = [[] for _ in convs]
+        callers = [
+            asyncio.create_task(caller(c, n, random.Random(rng.random()), args.think, stop, a))
+            for c, n, a in zip(convs, counters, asked, strict=True)
+        ]
+        await asyncio.sleep(args.think)  # every caller has started
+        cpu0, wall0, emu0 = time.process_time(), time.monotonic(), emu.cpu_seconds()
+        with collector_pauses() as pauses:
+            async with loop_lag() as lags:
+                await asyncio.sleep(args.window)
+        cpu1, wall1, emu1 = time.process_time(), time.monotonic(), emu.cpu_seconds()
+        stop.set()
+        await asyncio.gather(*callers, return_exceptions=True)
+        await asyncio.gather(*(c.__aexit__(None, None, None) for c in convs), return_exceptions=True)
+        gc.unfreeze()
+    run = Run(service, sessions, cpu_here=(cpu1 - cpu0) / (wall1 - wall0), loop_lag=lags)
+    run.gc_max_pause = max(pauses, default=0.0)
+    if emu0 is not None and emu1 is not None:
+        run.cpu_emulator = (emu1 - emu0) / (wall1 - wall0)
+    for conv, a in zip(convs, asked, strict=True):
+        measure(conv, a, (wall0, wall1), args.tokens_per_second, args.ttft, run)
+    if run.deltas:
+        run.cpu_per_delta_us = cpu_per_delta_us(cpu1 - cpu0, run.deltas)
+    return run
+
+
 def pct(values: list[float], share: float) -> float:
-    """``measures.percentile`` in ms; NaN for a level with no answer in its window."""
+    """``measures.percentile`` in ms; NaN for a run with no answer in its window."""
     return percentile(values, share) * 1000 if values else float("nan")
+
+
+def limited_by(runs: list[Run], limit_ms: float) -> str:
+    """What held a level back: a saturated core, the collector's pauses, or a loop busy in bursts."""
+    reasons = []
+    if max(r.cpu_here for r in runs) >= 0.85:
+        reasons.append("CPU")
+    if max(r.gc_max_pause for r in runs) * 1000 >= limit_ms:
+        reasons.append("GC pauses")
+    if pct([lag for r in runs for lag in r.loop_lag], 0.99) >= limit_ms:
+        reasons.append("event-loop lag")
+    if any(r.cpu_emulator is not None and r.cpu_emulator >= 0.85 for r in runs):
+        reasons.append("the emulator's CPU")
+    return ", ".join(reasons) or "none of CPU, GC pauses or event-loop lag"
+
+
+HEADER = "service sessions rep answers late_p50 late_p99 first_p50 first_p99 frames/Δ CPU emu_CPU lag_p99 GC_max µs/Δ"
+ROW = "{:<8} {:>8} {:>3} {:>7} {:>8} {:>8} {:>9} {:>9} {:>12} {:>5} {:>7} {:>7} {:>6} {:>8}"
+
+
+SUMMARY_HEADER = "service sessions pooled_p99 late_p99 frames/Δ CPU lag_p99 GC_max µs/Δ"
+SUMMARY_ROW = "{:<8} {:>8} {:>10} {:>18} {:>20} {:>14} {:>16} {:>14} {:>14}"
+
+
+def _spreads(runs: list[Run]) -> list[str]:
+    """Per-run figures of one service at one level, each as its spread over the runs."""
+    columns: list[tuple[list[float], int]] = [  # the values, and the digits to show
+        ([pct(r.lateness, 0.99) for r in runs if r.lateness], 1),
+        ([frames_per_delta(r.frames, r.deltas) for r in runs if r.deltas], 3),
+        ([r.cpu_here * 100 for r in runs], 0),
+        ([pct(r.loop_lag, 0.99) for r in runs if r.loop_lag], 1),
+        ([r.gc_max_pause * 1000 for r in runs], 0),
+        ([r.cpu_per_delta_us for r in runs if r.deltas], 0),
+    ]
+    return [Spread.of(values).format(digits) if values else "-" for values, digits in columns]
+
+
+def print_run(run: Run, rep: int) -> None:
+    emu_cpu = f"{run.cpu_emulator:.0%}" if run.cpu_emulator is not None else "-"
+    print(
+        ROW.format(
+            run.service,
+            run.sessions,
+            rep,
+            run.answers,
+            f"{pct(run.lateness, 0.5):.1f}",
+            f"{pct(run.lateness, 0.99):.1f}",
+            f"{pct(run.first_text, 0.5):.1f}",
+            f"{pct(run.first_text, 0.99):.1f}",
+            f"{frames_per_delta(run.frames, run.deltas):.3f}" if run.deltas else "-",
+            f"{run.cpu_here:.0%}",
+            emu_cpu,
+            f"{pct(run.loop_lag, 0.99):.1f}",
+            f"{run.gc_max_pause * 1000:.0f}",
+            f"{run.cpu_per_delta_us:.0f}",
+        ),
+        flush=True,
+    )
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--services", default="ours,pipecat")
-    parser.add_argument("--levels", default="25,50,75,100,150,200,300,400")
-    parser.add_argument("--window", type=float, default=20.0, help="seconds measured per level")
+    parser.add_argument("--levels", default="25,50,75,100,150,200,300")
+    parser.add_argument("--reps", type=int, default=3, help="runs of each service at each level (default: %(default)s)")
+    parser.add_argument("--window", type=float, default=20.0, help="seconds measured per run")
     parser.add_argument(
         "--think",
         type=float,
         default=8.0,
         help="mean seconds from an answer's end to the next turn: the answer being spoken, then the caller",
+    )
+    parser.add_argument(
+        "--tts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Pipecat's TTS text handling after the LLM, with a stand-in that synthesises nothing (default: on)",
     )
     parser.add_argument(
         "--rtvi",
@@ -200,68 +301,57 @@ async def main() -> None:
     parser.add_argument("--ttft", type=float, default=0.3)
     parser.add_argument("--tokens-per-second", type=float, default=50.0)
     parser.add_argument("--limit-ms", type=float, default=20.0)
-    parser.add_argument("--reps", type=int, default=3, help="climbs per service (default: %(default)s)")
     args = parser.parse_args()
     logger.remove()
+    started = time.monotonic()
     print(
         f"sessions talk in turns ({USER_WORDS}-word question, ~35-word answer at {args.tokens_per_second:g} tokens/s, "
-        f"{args.think:g} s pauses); {args.window:g} s measured per level; RTVI {'on' if args.rtvi else 'off'}, "
-        f"gc.freeze {'on' if args.gc_freeze else 'off'}; {args.reps} repetitions"
+        f"{args.think:g} s pauses); {args.window:g} s measured per run, {args.reps} runs per service and level, "
+        f"services interleaved; TTS stand-in {'on' if args.tts else 'off'}, RTVI {'on' if args.rtvi else 'off'}, "
+        f"gc.freeze {'on' if args.gc_freeze else 'off'}"
     )
+    print(ROW.format(*(h.replace("_", " ") for h in HEADER.split())))
     services = args.services.split(",")
-    levels: dict[tuple[str, int], list[Level]] = {}
-    reached: dict[str, list[int]] = {service: [] for service in services}
-    print(ROW.format("rep", *HEADER))
-    for rep in range(1, args.reps + 1):
-        for service in services:
-            highest = 0
-            async with emulator_process(ttft=args.ttft, tokens_per_second=args.tokens_per_second) as emu:
-                for sessions in (int(n) for n in args.levels.split(",")):
-                    level = await run_level(service, sessions, args, emu.ws_url, emu)
-                    levels.setdefault((service, sessions), []).append(level)
-                    print(ROW.format(rep, *_cells(service, [level])), flush=True)
-                    if pct(level.lateness, 0.99) > args.limit_ms:
-                        break
-                    highest = sessions
-            reached[service].append(highest)
+    held: dict[str, int] = {}
+    stopped: dict[str, tuple[int, float, str]] = {}  # service -> (level, pooled p99, what limited it)
+    at_limit: dict[str, float] = {}
+    summary: list[str] = []
+    for sessions in (int(n) for n in args.levels.split(",")):
+        alive = [s for s in services if s not in stopped]
+        if not alive:
+            break
+        runs: dict[str, list[Run]] = {s: [] for s in alive}
+        for rep in range(args.reps):
+            for service in alive if rep % 2 == 0 else alive[::-1]:
+                run = await run_level(service, sessions, args)
+                runs[service].append(run)
+                print_run(run, rep + 1)
+        for service in alive:
+            pooled = pct([x for r in runs[service] for x in r.lateness], 0.99)
+            summary.append(SUMMARY_ROW.format(service, sessions, f"{pooled:.1f}", *_spreads(runs[service])))
+            if pooled <= args.limit_ms:
+                held[service] = sessions
+                at_limit[service] = pooled
+            else:
+                stopped[service] = (sessions, pooled, limited_by(runs[service], args.limit_ms))
     print(
-        "ms; 'late' = text frame arrival behind the emulator's pacing; 'first' = first text minus TTFT; "
-        "'GC max' = longest garbage-collector pause in the window; CPU % of one core"
+        "ms; 'late' = text delta arrival behind the emulator's pacing; 'first' = first text minus TTFT; "
+        "'lag' = how late a 5 ms timer fired; 'GC max' = longest collector pause; CPU = share of one core"
     )
-    print("\nmedian (min–max) over the repetitions that reached each level ('reps' = how many did)")
-    print(ROW.format("reps", *HEADER))
-    for (service, _), runs in levels.items():
-        print(ROW.format(len(runs), *_cells(service, runs)))
-    for service, highest in reached.items():
-        print(
-            f"{service}: {Spread.of(highest).format(digits=0)} concurrent sessions with p99 delta lateness "
-            f"≤ {args.limit_ms:g} ms"
-        )
-    if "ours" in reached and "pipecat" in reached and all(reached["pipecat"]):
-        each = [a / b for a, b in zip(reached["ours"], reached["pipecat"], strict=True)]
-        print(f"sessions, ours / pipecat: {Spread.of(each).format(digits=2, unit='×')}")
-
-
-HEADER = ("service", "sessions", "answers", "late p50", "late p99", "first p50", "first p99", "CPU %", "emu CPU %",
-          "µs/delta", "GC max")  # fmt: skip
-ROW = "{:>4} {:<8} {:>8} {:>13} {:>18} {:>18} {:>18} {:>18} {:>12} {:>12} {:>12} {:>12}"
-
-
-def _cells(service: str, runs: list[Level]) -> list[str]:
-    """One row's figures for a level, each a spread over ``runs`` (one repetition's value, if one)."""
-    columns: list[tuple[list[float], int]] = [  # the values, and the digits to show
-        ([level.answers for level in runs], 0),
-        ([pct(level.lateness, 0.5) for level in runs], 1),
-        ([pct(level.lateness, 0.99) for level in runs], 1),
-        ([pct(level.first_text, 0.5) for level in runs], 1),
-        ([pct(level.first_text, 0.99) for level in runs], 1),
-        ([level.cpu_here * 100 for level in runs], 0),
-        ([level.cpu_emulator * 100 for level in runs if level.cpu_emulator is not None], 0),
-        ([level.cpu_per_delta_us for level in runs], 0),
-        ([level.gc_max_pause * 1000 for level in runs], 0),
-    ]
-    cells = (Spread.of(values).format(digits) if values else "-" for values, digits in columns)
-    return [service, str(runs[0].sessions), *cells]
+    print(f"\nper level: the p99 over all runs' deltas, and each figure's median (min–max) over the {args.reps} runs")
+    print(SUMMARY_ROW.format(*(h.replace("_", " ") for h in SUMMARY_HEADER.split())))
+    print("\n".join(summary))
+    for service in services:
+        line = f"{service}: {held.get(service, 0)} concurrent sessions with p99 text lateness ≤ {args.limit_ms:g} ms"
+        if service in at_limit:
+            line += f" ({at_limit[service]:.1f} ms over {args.reps} runs)"
+        if service in stopped:
+            level, p99, why = stopped[service]
+            line += f"; at {level}: {p99:.1f} ms, limited by {why}"
+        print(line)
+    if held.get("ours") and held.get("pipecat"):
+        print(f"sessions, ours / pipecat: {held['ours'] / held['pipecat']:.2f}x")
+    print(f"{time.monotonic() - started:.0f} s")
 
 
 if __name__ == "__main__":

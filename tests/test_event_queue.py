@@ -1,4 +1,6 @@
-"""A response's queue and its express handler: who handles a happening, and when a wait times out."""
+"""A response's queue and its express handler: who handles a happening, and when a wait times out.
+
+The last test runs the reader on a real emulator over loopback."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from pipecat_responses_ws.client.client import ClientOptions, ResponsesClient
 from pipecat_responses_ws.client.driver import EventQueue
+from pipecat_responses_ws.emulator import Emulator, Reply
 from pipecat_responses_ws.protocol.events import TextDelta
-from pipecat_responses_ws.protocol.response import Finished
+from pipecat_responses_ws.protocol.response import ENDINGS, Finished
 
 
 def _delta(text: str) -> TextDelta:
@@ -18,6 +22,7 @@ def _delta(text: str) -> TextDelta:
 
 
 FINISHED = Finished("resp_1", None, ())
+USER = [{"role": "user", "content": "hi"}]
 
 
 def _queue_with_express(handled: list[str]) -> EventQueue:
@@ -27,6 +32,12 @@ def _queue_with_express(handled: list[str]) -> EventQueue:
     queue = EventQueue()
     queue.express = express
     return queue
+
+
+async def _express(queue: EventQueue, delta: TextDelta) -> None:
+    """What the reader does once ``deliver`` says the text is the express handler's."""
+    assert queue.express is not None
+    await queue.express(delta)
 
 
 async def _parked(queue: EventQueue, first: float | None = None, stall: float | None = None) -> asyncio.Task[Any]:
@@ -39,17 +50,16 @@ async def test_express_runs_only_while_the_owner_waits_and_only_for_text() -> No
     handled: list[str] = []
     queue = _queue_with_express(handled)
     # Nobody waiting: queued.
-    assert queue.deliver(_delta("early")) is None
+    assert queue.deliver(_delta("early")) is False
     assert await queue.get(1.0) == _delta("early")
 
     owner = await _parked(queue)
-    handling = queue.deliver(_delta("a"))
-    assert handling is not None
-    await handling
+    assert queue.deliver(_delta("a")) is True
+    await _express(queue, _delta("a"))
     assert handled == ["a"] and not owner.done()
     # Anything else wakes the owner; from then on the owner is not parked, so text queues behind it.
-    assert queue.deliver(FINISHED) is None
-    assert queue.deliver(_delta("b")) is None
+    assert queue.deliver(FINISHED) is False
+    assert queue.deliver(_delta("b")) is False
     assert await owner == FINISHED
     assert await queue.get(1.0) == _delta("b")
     assert handled == ["a"]
@@ -60,22 +70,16 @@ async def test_a_cancelled_owner_is_not_parked() -> None:
     queue = _queue_with_express(handled)
     owner = await _parked(queue)
     owner.cancel()  # what an interruption does to the turn
-    assert queue.deliver(_delta("late")) is None
+    assert queue.deliver(_delta("late")) is False
     with pytest.raises(asyncio.CancelledError):
         await owner
     assert handled == []
 
 
-async def test_what_the_express_handler_raises_is_raised_in_the_owner() -> None:
-    async def broken(delta: TextDelta) -> None:
-        raise RuntimeError("handler bug")
-
+async def test_a_failure_handed_to_the_queue_is_raised_in_the_parked_owner() -> None:
     queue = EventQueue()
-    queue.express = broken
     owner = await _parked(queue)
-    handling = queue.deliver(_delta("x"))
-    assert handling is not None
-    await handling  # the reader goes on
+    queue.fail(RuntimeError("handler bug"))  # what the reader does with an express handler's error
     with pytest.raises(RuntimeError, match="handler bug"):
         await owner
 
@@ -86,9 +90,8 @@ async def test_express_handling_counts_as_progress_for_the_owners_timeout() -> N
     owner = await _parked(queue, first=0.2, stall=0.2)
     for n in range(6):  # 0.3 s of deltas the owner never sees
         await asyncio.sleep(0.05)
-        handling = queue.deliver(_delta(str(n)))
-        assert handling is not None
-        await handling
+        assert queue.deliver(_delta(str(n))) is True
+        await _express(queue, _delta(str(n)))
     assert not owner.done()
     with pytest.raises(TimeoutError):  # then silence: the timeout runs from the last delta
         await owner
@@ -104,3 +107,32 @@ async def test_the_first_sign_of_life_switches_a_parked_owner_to_the_stall_timeo
     with pytest.raises(TimeoutError):
         await owner
     assert queue.progressed and time.monotonic() - started < 1.0
+
+
+async def test_what_the_express_handler_raises_ends_its_turn_and_the_reader_goes_on() -> None:
+    async with Emulator(ttft=0.01, tokens_per_second=200) as emu:
+        emu.queue_replies(Reply(text="one two three"), Reply(text="four five"))
+        client = ResponsesClient(ClientOptions(url=emu.ws_url, headers={"Authorization": "Bearer k"}))
+        await client.start()
+        try:
+
+            async def broken(delta: TextDelta) -> None:
+                raise RuntimeError("handler bug")
+
+            conn, response = await client.open_response(USER)
+            conn.set_express(response, broken)
+            await conn.send_create(response, {"model": "m"})
+            with pytest.raises(RuntimeError, match="handler bug"):
+                while not isinstance(await conn.next_happening(response, 5.0, 5.0), ENDINGS):
+                    pass
+            conn.abandon(response)
+            # The same reader streams the next response.
+            conn, response = await client.open_response(USER)
+            await conn.send_create(response, {"model": "m"})
+            texts = []
+            while not isinstance(happening := await conn.next_happening(response, 5.0, 5.0), ENDINGS):
+                if isinstance(happening, TextDelta):
+                    texts.append(happening.delta)
+            assert "".join(texts) == "four five"
+        finally:
+            await client.close()

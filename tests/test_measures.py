@@ -12,6 +12,7 @@ from pipecat_responses_ws.measures import (
     bytes_per_turn,
     cpu_per_delta_us,
     first_text_delay,
+    frames_per_delta,
     incremental_share,
     lateness,
     overlap,
@@ -66,10 +67,20 @@ def test_lateness_is_measured_against_the_pacing_from_the_first_frame() -> None:
     assert lateness([], tokens_per_second=10) == []
 
 
+def test_a_frame_of_several_deltas_is_as_late_as_each_of_them() -> None:
+    # Two frames: the first delta alone, then three joined that were due 0.1, 0.2 and 0.3 s after it.
+    assert lateness([5.0, 5.3], tokens_per_second=10, deltas_per_frame=[1, 3]) == pytest.approx([0.0, 0.2, 0.1, 0.0])
+    with pytest.raises(ValueError):
+        lateness([5.0, 5.3], tokens_per_second=10, deltas_per_frame=[1])
+
+
 def test_counts_per_unit() -> None:
     assert cpu_per_delta_us(0.5, 10_000) == pytest.approx(50.0)
     with pytest.raises(ValueError):
         cpu_per_delta_us(0.5, 0)
+    assert frames_per_delta(25, 100) == 0.25
+    with pytest.raises(ValueError):
+        frames_per_delta(1, 0)
     assert incremental_share(3, 4) == 0.75 and incremental_share(0, 0) is None
     assert bytes_per_turn(3000, 2) == 1500 and bytes_per_turn(0, 0) is None
 

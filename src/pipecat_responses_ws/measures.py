@@ -101,15 +101,26 @@ def barge_in_penalties(after_barge_in: Sequence[float], uninterrupted: Sequence[
     return [barge_in_penalty(after, reference) for after in after_barge_in]
 
 
-def lateness(arrivals: Sequence[float], tokens_per_second: float) -> list[float]:
-    """How much later than the server's pacing each text frame of one answer arrived: frame ``i``'s
-    arrival minus (the first frame's arrival + ``i`` / ``tokens_per_second``). Negative is early;
+def lateness(
+    arrivals: Sequence[float], tokens_per_second: float, deltas_per_frame: Sequence[int] | None = None
+) -> list[float]:
+    """How much later than the server's pacing each text delta of one answer arrived: delta ``i``'s
+    arrival minus (the first delta's arrival + ``i`` / ``tokens_per_second``). Negative is early;
     a stage that keeps up stays near 0 however long the answer.
+
+    ``arrivals`` are the answer's text frames; a frame carrying several deltas (``deltas_per_frame``,
+    one each unless given) is as late as each of them, so joining text never hides lateness.
     """
     if not arrivals:
         return []
     first = arrivals[0]
-    return [t - (first + i / tokens_per_second) for i, t in enumerate(arrivals)]
+    counts = deltas_per_frame if deltas_per_frame is not None else [1] * len(arrivals)
+    if len(counts) != len(arrivals):
+        raise ValueError("one delta count per frame")
+    late: list[float] = []
+    for t, count in zip(arrivals, counts, strict=True):
+        late += [t - (first + (len(late) + k) / tokens_per_second) for k in range(count)]
+    return late
 
 
 def cpu_per_delta_us(cpu_seconds: float, deltas: int) -> float:
@@ -117,6 +128,14 @@ def cpu_per_delta_us(cpu_seconds: float, deltas: int) -> float:
     if deltas <= 0:
         raise ValueError("no deltas were received")
     return cpu_seconds / deltas * 1e6
+
+
+def frames_per_delta(frames: int, deltas: int) -> float:
+    """Text frames pushed divided by the text deltas received: 1 when every delta is a frame of its
+    own, less when text that had already arrived went out together."""
+    if deltas <= 0:
+        raise ValueError("no deltas were received")
+    return frames / deltas
 
 
 def incremental_share(incremental: int, eligible: int) -> float | None:

@@ -57,6 +57,7 @@ class ResponsesWSLLMService(ResponsesStage):
         send_timeout: float = 5.0,
         max_connection_age: float = wire.CONNECTION_MAX_AGE_SECS,
         rollover_margin: float = 300.0,
+        coalesce_text: bool = True,
         **kwargs: Any,
     ) -> None:
         """Create the service. The arguments up to ``retry_on_timeout`` are those of Pipecat's
@@ -96,6 +97,11 @@ class ResponsesWSLLMService(ResponsesStage):
             send_timeout: Seconds a send may block before the connection is dropped.
             max_connection_age: The server's connection age limit (60 minutes at OpenAI).
             rollover_margin: Rotate to a fresh connection this long before the age limit, while idle.
+            coalesce_text: Push text deltas of one output item that have already arrived together
+                as one ``LLMTextFrame`` (the first delta of a response always goes out alone, and
+                nothing waits for more). Fewer frames for every processor downstream when the
+                event loop falls behind; ``service.stats`` counts deltas and frames. Over HTTP
+                (after a 426) every delta is a frame of its own.
             **kwargs: Passed to Pipecat's ``LLMService`` (``run_in_parallel``, …).
         """
         if lanes not in ("auto", True, False):
@@ -111,6 +117,7 @@ class ResponsesWSLLMService(ResponsesStage):
             store=store,
             first_event_timeout=first_event_timeout,
             stall_timeout=stall_timeout,
+            coalesce_text=coalesce_text,
             session_options=SessionOptions(
                 named_lanes=None if lanes == "auto" else bool(lanes), pool_size=lane_pool_size, send_cancel=send_cancel
             ),
@@ -238,6 +245,7 @@ class ResponsesHTTPLLMService(ResponsesStage):
             store=store,
             first_event_timeout=first_event_timeout,
             stall_timeout=stall_timeout,
+            coalesce_text=False,  # nothing tells how much of an HTTP stream has already arrived
             session_options=SessionOptions(named_lanes=False, send_cancel=False),
             **kwargs,
         )

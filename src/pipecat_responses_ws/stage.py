@@ -101,6 +101,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         store: bool,
         first_event_timeout: float,
         stall_timeout: float,
+        coalesce_text: bool,
         session_options: SessionOptions,
         **kwargs: Any,
     ) -> None:
@@ -117,6 +118,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
             first_event_timeout = retry_timeout_secs
         self._first_event_timeout = first_event_timeout
         self._stall_timeout = stall_timeout
+        self._coalesce_text = coalesce_text
         self._session = ClientSession(
             replace(session_options, retry_on_first_event_timeout=bool(retry_on_timeout)),
             holds_results=self._holds_results,
@@ -127,7 +129,6 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         self._first_text_pending = False  # the turn's TTFB ends at its first pushed text
         self._unsupported_warned: set[str] = set()
         self._refused_key: str | None = None  # the refusal already reported, not reported again
-        self._calls_started_reported = True  # on_function_calls_started fires once per response
         self.stats: ServiceStats = self._session.stats
         self._register_event_handler("on_connection_error")
 
@@ -279,7 +280,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         """Act on the response's happenings until it ends; raises the error of a failed one."""
         # While this task waits, the connection's reader pushes text deltas itself: the text
         # reaches the next processor one task switch sooner. Everything else is handled here.
-        conn.set_express(response, self._push_text)
+        conn.set_express(response, self._push_text, coalesce=self._coalesce_text)
         while True:
             happening = await conn.next_happening(response, self._first_event_timeout, self._stall_timeout)
             kind = type(happening)
@@ -308,6 +309,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
                 raise happening.error
 
     async def _push_text(self, delta: ev.TextDelta) -> None:
+        self.stats.text_frames_pushed += 1
         if not self._first_text_pending:
             await self._push_llm_text(delta.delta)
             return
@@ -345,14 +347,21 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         function_call = FunctionCallFromLLM(
             function_name=call.name, tool_call_id=call.call_id, arguments=call.arguments, context=context
         )
-        self._calls_started_reported = not first
-        await self.run_function_calls([function_call])
-        self._calls_started_reported = True
-
-    async def _call_event_handler(self, event_name: str, *args: Any, **kwargs: Any) -> None:
-        if event_name == "on_function_calls_started" and self._calls_started_reported:
+        if first:
+            await self.run_function_calls([function_call])
             return
-        await super()._call_event_handler(event_name, *args, **kwargs)
+        # ``run_function_calls`` fires the event; a filter shadows the instance's event call for
+        # just that long, rather than a method override that every pushed frame (two events
+        # each) would pass through.
+        vars(self)["_call_event_handler"] = self._all_but_calls_started
+        try:
+            await self.run_function_calls([function_call])
+        finally:
+            del vars(self)["_call_event_handler"]
+
+    async def _all_but_calls_started(self, event_name: str, *args: Any, **kwargs: Any) -> None:
+        if event_name != "on_function_calls_started":
+            await super()._call_event_handler(event_name, *args, **kwargs)
 
     def _holds_results(self, name: str) -> bool:
         # A call that outlives an interruption answers on its own; the others answer as a group.

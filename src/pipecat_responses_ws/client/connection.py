@@ -4,6 +4,16 @@ The reader parses each frame once and hands it to the session; what it is told t
 driver's (:mod:`.driver`): a happening goes to its response's queue, a cancel is sent in the
 background, a line is logged. Nothing here decides anything, and nothing here can hold up an
 interruption.
+
+Behind any text delta but a response's first that goes to the owner's express handler, the
+reader first reads the whole messages already waiting in the socket's buffer (nothing waits, so
+no other task runs meanwhile). With coalescing on, the text deltas of the same output item among
+them reach the express handler in one call; anything else (another item, a tool call, an event
+of another lane) ends the joined text, which goes out before that event is acted on. When the
+response's end is among them, behind nothing but signs of life, the text goes to the owner with
+the end, so the turn pushes its last words and ends in one pass. The response's first delta
+always goes out alone and at once, and no timer ever holds text: when the loop keeps up, nothing
+is waiting and every delta goes out as it comes.
 """
 
 from __future__ import annotations
@@ -11,15 +21,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Frame
 
 from ..log import exception_text, logger
 from ..protocol import events as ev
+from ..protocol.actions import Action, Deliver, Touch
 from ..protocol.errors import (
     AuthenticationError,
     ConnectionLost,
@@ -29,9 +42,13 @@ from ..protocol.errors import (
     UpgradeRequired,
     describe_close,
 )
-from ..protocol.response import Response, Retry
+from ..protocol.response import ENDINGS, Response, Retry
 from ..protocol.session import ClientSession
-from .driver import Driver
+from .driver import Driver, EventQueue
+
+# Messages read ahead at most behind a text delta: a bound on how long it is held while the reader
+# parses what has already arrived (a few microseconds each).
+READ_AHEAD_MESSAGES = 64
 
 
 class Connection(Driver):
@@ -56,6 +73,7 @@ class Connection(Driver):
         self._on_retire = on_retire
         self.opened_at = 0.0
         self._ws: ClientConnection | None = None
+        self._received: deque[Frame] | None = None  # frames read off the socket, not yet received
         self._reader: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self.closed = asyncio.Event()
@@ -95,6 +113,7 @@ class Connection(Driver):
             raise ConnectionLost(f"could not connect to {self.url}: {e}", phase="connect") from None
         self.opened_at = time.monotonic()
         self.state.stats.connect_secs = self.opened_at - started
+        self._received = received_frames(self._ws)
         self._reader = asyncio.create_task(self._read(), name=f"{self.name}-reader")
 
     @property
@@ -175,24 +194,100 @@ class Connection(Driver):
     # -- receiving ------------------------------------------------------------------------
 
     async def _read(self) -> None:
-        assert self._ws is not None
+        ws = self._ws
+        assert ws is not None
         code: int | None = None
         reason = "the reader stopped"
-        session, state, parse, apply = self.session, self.state, ev.parse_event, self._apply
+        session, state, parse, apply, recv = self.session, self.state, ev.parse_event, self._apply, ws.recv
         try:
-            async for raw in self._ws:
-                express = apply(session.receive(state, parse(raw), time.monotonic()))
-                if express is not None:
-                    await express
+            # ``recv`` rather than ``async for``: one generator frame less per event; and
+            # ``_carry_out`` inlined, one coroutine less.
+            while True:
+                actions = session.receive(state, parse(await recv()), time.monotonic())
+                while True:
+                    express = apply(actions)
+                    if express is None:
+                        break
+                    # Text joined on the way may have read one event past it, to act on now.
+                    after = await express
+                    if after is None:
+                        break
+                    actions = after
         except ConnectionClosed as e:
             code, reason = _close_of(e)
         except Exception as e:  # a bug here must not leave responses waiting forever
             logger.error(f"{self.name}: reader failed: {exception_text(e)}")
             reason = f"the reader failed: {e!r}"
-        else:
-            code, reason = _close_of(None, self._ws)
         finally:
             self._socket_closed(code, reason)
+
+    async def _express(self, queue: EventQueue, response: Response, delta: ev.TextDelta) -> list[Action] | None:
+        """Push ``delta`` through the owner's express handler, with what has already arrived behind it.
+
+        The response's first delta goes out at once and alone. Behind a later one, the whole
+        messages already received are read first (nothing waits for more): text of the same item
+        joins it when coalescing, and when the response's end is among them, after nothing but
+        signs of life, the owner gets the text and the end together, so the pipeline carries the
+        last words and the end of the response in one pass instead of two. Returns the actions
+        of what was read past the text, for the reader to carry out.
+        """
+        frames = self._received  # the whole message first in it is one ``recv`` returns at once
+        if response.text_deltas == 1 or not (frames and frames[0].fin):
+            return await super()._express(queue, response, delta)  # nothing else to look at
+        express = queue.express
+        assert express is not None, "deliver hands text to the reader only for an express handler"
+        texts, after = await self._read_waiting(response, delta)
+        if queue.coalesce and len(texts) > 1:
+            last = texts[-1]
+            joined = "".join(text.delta for text in texts)
+            texts = [ev.TextDelta(last.stream_id, last.sequence_number, delta.item_id, joined)]
+        if any(type(a) is Deliver and a.response is response and isinstance(a.happening, ENDINGS) for a in after):
+            for text in texts:
+                queue.put(text)
+            return after
+        queue.touch()
+        for n, text in enumerate(texts):
+            if not queue.parked:
+                # A push let other tasks run and the owner left its wait (a barge-in cancels it):
+                # the rest is the owner's to handle, or nobody's.
+                for later in texts[n:]:
+                    queue.put(later)
+                break
+            try:
+                await express(text)
+            except Exception as e:  # the owner fails its turn with it; the reader goes on
+                queue.fail(e)
+                break
+        return after
+
+    async def _read_waiting(self, response: Response, delta: ev.TextDelta) -> tuple[list[ev.TextDelta], list[Action]]:
+        """``delta`` and the text deltas of its item already received behind it; and the actions of
+        what came next: signs of life of the response up to its end, or the first thing that is
+        neither (another item, a tool call, another lane). Only whole messages already waiting are
+        read, so ``recv`` returns at once and no other task runs meanwhile."""
+        ws = self._ws
+        assert ws is not None
+        # Everything per message is inline here: it runs for nearly every word under load.
+        session, state, parse, recv, frames = self.session, self.state, ev.parse_event, ws.recv, self._received
+        item_id = delta.item_id
+        texts = [delta]
+        after: list[Action] = []
+        for _ in range(READ_AHEAD_MESSAGES):
+            if not (frames and frames[0].fin):  # no whole message waiting: recv would wait
+                break
+            actions = session.receive(state, parse(await recv()), time.monotonic())
+            if not after and len(actions) == 1:
+                action = actions[0]
+                # Delivering one more delta of the same item is all it does: the delta joins the text.
+                if type(action) is Deliver and action.response is response:
+                    happening = action.happening
+                    if type(happening) is ev.TextDelta and happening.item_id == item_id:
+                        texts.append(happening)
+                        continue
+            after += actions
+            if not actions or any(type(a) is not Touch or a.response is not response for a in actions):
+                break
+        return texts, after
 
     def _socket_closed(self, code: int | None, reason: str) -> None:
         self._apply(self.session.closed(self.state, code, reason, time.monotonic()))
@@ -221,11 +316,21 @@ class Connection(Driver):
         task.add_done_callback(self._background.discard)
 
 
-def _close_of(error: ConnectionClosed | None, ws: ClientConnection | None = None) -> tuple[int | None, str]:
+def received_frames(ws: ClientConnection) -> deque[Frame] | None:
+    """The frames ``ws`` has read off the socket and not yet handed to ``recv``.
+
+    Not public API of websockets (``recv_messages`` is its message assembler); where a version
+    keeps them elsewhere, None turns coalescing off rather than failing the reader.
+    """
+    frames = getattr(getattr(ws, "recv_messages", None), "frames", None)
+    queue = getattr(frames, "queue", None)
+    return queue if isinstance(queue, deque) else None
+
+
+def _close_of(error: ConnectionClosed) -> tuple[int | None, str]:
     """The close code and reason the peer sent (or that the transport's loss implies)."""
-    received = error.rcvd if error is not None else (ws.protocol.close_rcvd if ws is not None else None)
-    if received is not None:
-        return received.code, received.reason
-    if error is not None and error.sent is not None:
+    if error.rcvd is not None:
+        return error.rcvd.code, error.rcvd.reason
+    if error.sent is not None:
         return error.sent.code, error.sent.reason
     return 1006, "no close frame (the transport was lost)"

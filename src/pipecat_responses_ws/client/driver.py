@@ -9,6 +9,8 @@ One exception saves a task switch on the hot path: a response's owner may instal
 handler for text deltas. While the owner is parked waiting on an empty queue, the reader runs
 that handler itself instead of waking the owner to do the same work. An interruption cancels
 the owner, which ends the parking, so no express handler runs for a turn being abandoned.
+Here the handler gets one delta at a time; a transport that can see what has already arrived
+behind a delta may join text first (``Driver._express``, see :mod:`.connection`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class EventQueue:
     ``first_timeout`` until the response showed anything, ``stall_timeout`` after.
     """
 
-    __slots__ = ("_items", "_progress_at", "_stall_timeout", "_timer", "_waiter", "express")
+    __slots__ = ("_items", "_progress_at", "_stall_timeout", "_timer", "_waiter", "coalesce", "express")
 
     def __init__(self) -> None:
         self._items: deque[Happening | _Failure] = deque()
@@ -49,6 +51,7 @@ class EventQueue:
         # Run by the reader for text deltas while the owner is parked in ``get``; it must not
         # block (it pushes a frame), and what it raises is re-raised in the owner.
         self.express: Express | None = None
+        self.coalesce = False  # the express handler may get several deltas' text in one call
 
     @property
     def progressed(self) -> bool:
@@ -57,13 +60,15 @@ class EventQueue:
 
     def touch(self) -> None:
         """The response showed a sign of life (a happening, or an event the owner need not hear about)."""
-        first = not self._progress_at
+        if self._progress_at:
+            # Later signs of life only push the deadline back, which the owner checks when its timer fires.
+            self._progress_at = time.monotonic()
+            return
         self._progress_at = time.monotonic()
         timer = self._timer
-        if first and timer is not None:
-            # The first sign of life switches a parked owner from the first-event timeout to
-            # the (usually shorter) stall timeout; later ones only push the deadline back,
-            # which the owner checks when the timer fires.
+        if timer is not None:
+            # The first sign of life switches a parked owner from the first-event timeout to the
+            # (usually shorter) stall timeout.
             stall = self._stall_timeout
             timer.reschedule(None if stall is None else asyncio.get_running_loop().time() + stall)
 
@@ -74,28 +79,21 @@ class EventQueue:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def deliver(self, happening: Happening) -> Awaitable[None] | None:
-        """Queue ``happening``, or return the express handling of it when its owner is parked.
-
-        What the handler raises goes to the owner, so awaiting the handling never raises."""
+    @property
+    def parked(self) -> bool:
+        """Whether the owner waits in ``get`` on an empty queue (cancelling it ends the wait at once)."""
         waiter = self._waiter
-        if (
-            self.express is not None
-            and type(happening) is ev.TextDelta
-            and waiter is not None
-            and not waiter.done()
-            and not self._items
-        ):
-            self.touch()
-            return self._run_express(self.express, happening)
-        self.put(happening)
-        return None
+        return waiter is not None and not waiter.done() and not self._items
 
-    async def _run_express(self, express: Express, delta: ev.TextDelta) -> None:
-        try:
-            await express(delta)
-        except Exception as e:  # the owner fails its turn with it; the reader goes on
-            self.fail(e)
+    def deliver(self, happening: Happening) -> bool:
+        """Queue ``happening`` and return False; or return True when it is text for the express
+        handler, the owner being parked: then the caller runs the handler on it and hands what it
+        raises to the owner (``fail``)."""
+        if self.express is not None and type(happening) is ev.TextDelta and self.parked:
+            self.touch()
+            return True
+        self.put(happening)
+        return False
 
     def fail(self, error: BaseException) -> None:
         """Hand ``error`` to the owner: its next ``get`` raises it."""
@@ -191,21 +189,38 @@ class Driver:
             self._apply(self.session.timed_out(response, phase, timeout or 0.0, time.monotonic()))
             return await queue.get(None)
 
-    def set_express(self, response: Response, express: Express | None) -> None:
-        _queue_of(response).express = express
+    def set_express(self, response: Response, express: Express | None, *, coalesce: bool = False) -> None:
+        """Let the reader run ``express`` on ``response``'s text while its owner waits; with
+        ``coalesce``, on the text of several deltas at once where the transport can tell they had
+        already arrived (over WebSocket; over HTTP every delta goes alone)."""
+        queue = _queue_of(response)
+        queue.express, queue.coalesce = express, coalesce
 
     def abandon(self, response: Response) -> None:
         """Barge-in: the session decides, nothing here awaits."""
         self._apply(self.session.abandon(response, time.monotonic()))
 
-    def _apply(self, actions: list[Action]) -> Awaitable[None] | None:
-        """Carry out the session's decisions; returns the express handling to await, if any."""
+    async def _carry_out(self, actions: list[Action]) -> None:
+        """``_apply`` and the express handling it asks for, and the actions of what that read past its text."""
+        while True:
+            express = self._apply(actions)
+            if express is None:
+                return
+            after = await express
+            if after is None:
+                return
+            actions = after
+
+    def _apply(self, actions: list[Action]) -> Awaitable[list[Action] | None] | None:
+        """Carry out the session's decisions; returns the express handling to await, if any, which
+        returns the actions of whatever it read past its text (``_express``)."""
         express = None
         for action in actions:
             if type(action) is Deliver:
-                handling = _queue_of(action.response).deliver(action.happening)
-                if handling is not None:
-                    express = handling
+                response = action.response
+                queue = response.owner
+                if queue.deliver(action.happening):
+                    express = self._express(queue, response, action.happening)  # type: ignore[arg-type]
             elif type(action) is Touch:
                 _queue_of(action.response).touch()
             elif isinstance(action, Log):
@@ -220,9 +235,21 @@ class Driver:
             elif isinstance(action, ReleaseToolResults):
                 if self._on_tool_results is not None:
                     self._on_tool_results(action.results)
-        if self.state.is_quiet():
+        if not self.state.router.in_flight:  # is_quiet(), without two calls per event
             self.quiet.set()
         return express
+
+    async def _express(self, queue: EventQueue, response: Response, delta: ev.TextDelta) -> list[Action] | None:
+        """Push ``delta`` through the parked owner's express handler; what it raises goes to the
+        owner, so this never raises. A transport that reads ahead returns the actions of what it
+        read past the text; here nothing is read, so None."""
+        express = queue.express
+        assert express is not None, "deliver hands text to the reader only for an express handler"
+        try:
+            await express(delta)
+        except Exception as e:  # the owner fails its turn with it; the reader goes on
+            queue.fail(e)
+        return None
 
     def _send_in_background(self, payload: dict[str, Any]) -> None:
         raise NotImplementedError

@@ -108,11 +108,11 @@ class HTTPStream(Driver):
         reason = "the response stream ended without a terminal event"
         try:
             # The SDK's raw stream: its HTTP client and error statuses, but each event parsed once, here.
+            # Text is never joined here (``coalesce_text`` is a WebSocket matter: nothing tells how
+            # much of the SDK's stream has already arrived), so every delta is pushed alone.
             async with self._sdk.responses.with_streaming_response.create(stream=True, extra_body=body) as answer:
                 async for data in _events_of(answer.iter_lines()):
-                    express = apply(session.receive(state, parse(data), time.monotonic()))
-                    if express is not None:
-                        await express
+                    await self._carry_out(session.receive(state, parse(data), time.monotonic()))
         except openai.APIStatusError as e:
             apply(session.refused(response, _status_error(e), time.monotonic()))
         except openai.APIConnectionError as e:

@@ -39,6 +39,8 @@ class KnownResponse:
     lane: str | None
     segments: tuple[Segment, ...]
     serial: int
+    # Every segment's keys in the order they came: the common case is one comparison with these.
+    keys: tuple[ItemKey, ...]
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,11 @@ def _match(segments: tuple[Segment, ...], items: list[dict[str, Any]], keys: lis
                 else:
                     return None
             continue
+        end = position + len(segment.keys)
+        if tuple(keys[position:end]) == segment.keys:
+            # The common case: the context holds the response's output in the order it came.
+            position = end
+            continue
         remaining = Counter(segment.keys)
         calls = {call_id_of(key) for key in segment.keys if key[0] == "function_call"}
         left = len(segment.keys)
@@ -106,7 +113,12 @@ class ServerChains:
         keys = [item_key(item) for item in full_input]
         best: tuple[int, int, KnownResponse, list[int]] | None = None
         for known in self._by_lane.values():
-            missing = _match(known.segments, full_input, keys)
+            held = known.keys
+            if tuple(keys[: len(held)]) == held:
+                # The context holds the conversation in the order the server took and gave it.
+                missing: list[int] | None = list(range(len(held), len(full_input)))
+            else:
+                missing = _match(known.segments, full_input, keys)
             if missing is None:
                 continue
             rank = (len(full_input) - len(missing), known.serial)
@@ -130,13 +142,15 @@ class ServerChains:
         output: list[dict[str, Any]],
     ) -> KnownResponse:
         """A response completed: the server now holds its conversation as the lane's entry."""
-        segments = plan.parent.segments if plan is not None and plan.parent is not None else ()
-        if sent_input:
-            segments += (Segment(tuple(item_key(item) for item in sent_input), ordered=True),)
-        if output:
-            segments += (Segment(tuple(item_key(item) for item in output), ordered=False),)
+        parent = plan.parent if plan is not None else None
+        segments, keys = (parent.segments, parent.keys) if parent is not None else ((), ())
+        for items, ordered in ((sent_input, True), (output, False)):
+            if items:
+                segment = Segment(tuple(item_key(item) for item in items), ordered=ordered)
+                segments += (segment,)
+                keys += segment.keys
         self._serial += 1
-        known = KnownResponse(response_id, lane, segments, self._serial)
+        known = KnownResponse(response_id, lane, segments, self._serial, keys)
         self._by_lane[lane] = known
         return known
 

@@ -54,6 +54,11 @@ def _arguments_of(arguments: Any) -> str:
 def item_key(item: dict[str, Any]) -> ItemKey:
     """What the model sees of one input or output item."""
     item_type = item.get("type")
+    if item_type is None or item_type == "message":  # the most common, first
+        role = item.get("role")
+        if role == "system":
+            role = "developer"
+        return ("message", role, _text_of(item.get("content")))
     if item_type == "function_call":
         return ("function_call", item.get("call_id"), item.get("name"), _arguments_of(item.get("arguments")))
     if item_type == "function_call_output":
@@ -61,11 +66,6 @@ def item_key(item: dict[str, Any]) -> ItemKey:
         return ("function_call_output", item.get("call_id"), output if isinstance(output, str) else str(output))
     if item_type == "reasoning":
         return ("reasoning", item.get("id"))
-    if item_type in (None, "message"):
-        role = item.get("role")
-        if role == "system":
-            role = "developer"
-        return ("message", role, _text_of(item.get("content")))
     return (str(item_type), json.dumps(item, sort_keys=True, default=str))
 
 

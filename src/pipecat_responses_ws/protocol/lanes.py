@@ -35,6 +35,8 @@ class LaneRouter:
     max_in_flight: int = wire.MAX_IN_FLIGHT_RESPONSES
     _lanes: dict[str | None, deque[Response]] = field(default_factory=dict)
     _retired: set[str | None] = field(default_factory=set)
+    # Responses holding a lane, kept rather than summed: the connection asks after every event.
+    in_flight: int = field(default=0, init=False)
 
     # -- sending --------------------------------------------------------------------------
 
@@ -73,6 +75,7 @@ class LaneRouter:
 
     def _enqueue(self, response: Response) -> Response:
         self._lanes.setdefault(response.lane, deque()).append(response)
+        self.in_flight += 1
         return response
 
     def retire_stuck(self, now: float, older_than: float) -> list[Response]:
@@ -102,6 +105,7 @@ class LaneRouter:
         queue = self._lanes.get(response.lane if self.named else None)
         if queue and response in queue:
             queue.remove(response)
+            self.in_flight -= 1
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -128,10 +132,6 @@ class LaneRouter:
         return isinstance(event, ev.ServerError) and event.code not in REQUEST_SCOPED_ERRORS
 
     # -- inspection -----------------------------------------------------------------------
-
-    @property
-    def in_flight(self) -> int:
-        return sum(len(queue) for queue in self._lanes.values())
 
     def responses(self) -> Iterator[Response]:
         for queue in list(self._lanes.values()):

@@ -136,7 +136,7 @@ class Response:
     cancel_sent: bool = False
     finished: bool = False  # its lane no longer waits for it
     ended: bool = False  # its owner was told how it ended
-    text_delivered: bool = False
+    text_deltas: int = 0  # text deltas delivered to the owner
     calls_started: int = 0
     resends_context: bool = False  # the first request on a spare that took over
     sent_lane: str | None = None  # the stream_id its create carried
@@ -150,6 +150,10 @@ class Response:
     def key(self) -> str:
         """Unique across connections: names the response's group of tool calls."""
         return f"{self.connection.name}/{self.serial}"
+
+    @property
+    def text_delivered(self) -> bool:
+        return self.text_deltas > 0
 
     @property
     def replay_safe(self) -> bool:
@@ -172,9 +176,8 @@ class Response:
         return None
 
     def feed(self, event: ev.ServerEvent) -> Happening | Skipped | None:
-        """What an accepted event amounts to: a happening, a reason to skip it, or nothing."""
-        if type(event) is ev.TextDelta:
-            return event if event.delta else None
+        """What an accepted event other than a text delta amounts to: a happening, a reason to skip
+        it, or nothing. Text deltas, one per word, take the session's shorter path."""
         if isinstance(event, ev.OutputItemAdded):
             return self._item_added(event)
         if isinstance(event, ev.OutputItemDone):

@@ -65,6 +65,10 @@ class ServiceStats:
     bytes_resent: int = 0
     out_of_band_inferences: int = 0  # run_inference calls (summaries, classifiers, judges)
     timeout_retries: int = 0  # turns sent again after no first event (retry_on_timeout)
+    # Text: deltas delivered to turns, and the LLMTextFrames they went out as (fewer when text that
+    # had already arrived was joined, see ``coalesce_text``).
+    text_deltas_received: int = 0
+    text_frames_pushed: int = 0
 
 
 @dataclass
@@ -336,6 +340,23 @@ class ClientSession:
             self.stats.events_skipped += 1
             level = "DEBUG" if response.abandoned else "WARNING"
             return [Log(level, f"{conn.name}: skipped an event on lane {response.lane}: {reason}")]
+        if type(event) is ev.TextDelta:
+            # The hot path, one event per word, inline.
+            if response.abandoned or response.ended:
+                return learned
+            if not event.delta:
+                learned.append(Touch(response))
+                return learned
+            response.text_deltas += 1
+            if not response.out_of_band:  # an inference's text is read from its output, never pushed
+                self.stats.text_deltas_received += 1
+            learned.append(Deliver(response, event))
+            return learned
+        if type(event) is ev.ItemEvent:
+            # Parts, ``*.done`` and argument deltas change nothing here: only a sign of life.
+            if not response.abandoned:
+                learned.append(Touch(response))
+            return learned
         abandoned = response.abandoned
         happening = response.feed(event)
         actions: list[Action] = learned
@@ -604,10 +625,7 @@ class ClientSession:
         if happening is not None:
             if response.ended:
                 return actions
-            kind = type(happening)
-            if kind is ev.TextDelta:
-                response.text_delivered = True
-            elif isinstance(happening, ToolCallReady):
+            if isinstance(happening, ToolCallReady):
                 if response.out_of_band:
                     # An inference answers with text; a call it makes is not the conversation's to run.
                     name = response.connection.name
