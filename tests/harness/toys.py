@@ -23,15 +23,17 @@ def _ours(cls: type[ResponsesWSLLMService], url: str) -> ResponsesWSLLMService:
     return cls(api_key="k", ws_url=url, settings=cls.Settings(model="emulated", system_instruction="Be brief."))
 
 
-class LeaksAfterInterruption(ResponsesWSLLMService):
-    """Keeps talking after the user barged in: re-pushes the last text it sent."""
-
+class _RemembersItsLastText(ResponsesWSLLMService):
     last_text = ""
 
     async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
         if isinstance(frame, LLMTextFrame):
             self.last_text = frame.text
         await super().push_frame(frame, direction)
+
+
+class LeaksAfterInterruption(_RemembersItsLastText):
+    """Keeps talking after the user barged in: re-pushes the last text it sent."""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -83,7 +85,7 @@ def factory(cls: type[ResponsesWSLLMService]):
     return lambda url: _ours(cls, url)
 
 
-class KeepsTalking(ResponsesWSLLMService):
+class KeepsTalking(_RemembersItsLastText):
     """Goes on with the abandoned answer after the user barged in: one more sentence of it, after ``pause``.
 
     The sentence is :data:`EXTRA_WORDS` words tagged as the cut answer's, so the harness sees it as
@@ -91,12 +93,6 @@ class KeepsTalking(ResponsesWSLLMService):
     """
 
     pause = 0.0
-    last_text = ""
-
-    async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
-        if isinstance(frame, LLMTextFrame):
-            self.last_text = frame.text
-        await super().push_frame(frame, direction)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)

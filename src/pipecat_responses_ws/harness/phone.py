@@ -48,10 +48,6 @@ class Utterance:
     samples: np.ndarray
     start: float
 
-    @property
-    def end(self) -> float:
-        return self.start + len(self.samples) / RATE
-
 
 @dataclass(frozen=True)
 class Played:
@@ -80,10 +76,6 @@ class Caller:
         started: asyncio.Future[Utterance] = asyncio.get_running_loop().create_future()
         self._pending.append((words, samples, started))
         return started
-
-    @property
-    def speaking(self) -> bool:
-        return self._current is not None or bool(self._pending)
 
     def next_chunk(self, at: float) -> bytes:
         """The next 20 ms the caller's side sends, which starts at ``at``; silence between utterances."""
