@@ -142,7 +142,7 @@ class RunResult:
         return base if self.multiplexing == "lanes" else f"{base}/{self.multiplexing}"
 
 
-class _Run:
+class ScenarioRun:
     """State of one run: the emulator, the conversation and what the tool handlers saw."""
 
     long_words = LONG_WORDS  # the length of an answer a barge-in abandons mid-text
@@ -280,7 +280,7 @@ def _events(conv: Conversation) -> list[Event]:
     return out
 
 
-def _observe(run: _Run) -> Observed:
+def _observe(run: ScenarioRun) -> Observed:
     conv, records = run.conv, run.emu.records
     events = _events(conv)
     interruptions = [e.time for e in events if e.kind == INTERRUPTION]
@@ -350,14 +350,15 @@ async def run_scenario(
     }
     async with Emulator(**options) as emu:
         llm = service_factory(emu.ws_url)
-        run: _Run
+        run: ScenarioRun
         voice: VoiceRun | None = None
         if audio:
             from .voice import VoiceRun  # the voice pipeline's imports (Silero, espeak-ng) only when asked for
 
             run = voice = VoiceRun(emu, llm, wait=wait, reply_gap=reply_gap, rtvi=rtvi)
         else:
-            run = _Run(emu, Conversation(llm, context=LLMContext(tools=tools_schema()), rtvi=rtvi), wait, reply_gap)
+            conv = Conversation(llm, context=LLMContext(tools=tools_schema()), rtvi=rtvi)
+            run = ScenarioRun(emu, conv, wait, reply_gap)
         conv = run.conv
         for name in TOOLS:
             llm.register_function(name, run.handler)
@@ -398,6 +399,6 @@ async def run_scenario(
         return result
 
 
-async def _play(run: _Run, scenario: Scenario) -> None:
+async def _play(run: ScenarioRun, scenario: Scenario) -> None:
     for turn in scenario.turns:
         await run.turn(turn)

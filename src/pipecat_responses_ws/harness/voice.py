@@ -32,7 +32,7 @@ from ..measures import first_text_delay
 from .ear import BargeInMark, Ear, HeardBargeIn
 from .phone import Caller, PhoneLine, ScriptedTranscriber, Utterance
 from .pipeline import Conversation, Probe
-from .runner import _Run, tools_schema
+from .runner import ScenarioRun, tools_schema
 from .scenario import LONG_WORDS_SPOKEN, Turn
 from .speech import RATE, EspeakTTS, synthesize
 
@@ -50,7 +50,7 @@ async def caller_clip(words: str) -> np.ndarray:
     return _clips[words]
 
 
-class VoiceRun(_Run):
+class VoiceRun(ScenarioRun):
     """One scenario on a voice pipeline: the caller, the line, and the barge-ins as marked."""
 
     long_words = LONG_WORDS_SPOKEN
