@@ -1,4 +1,5 @@
-"""Interruption testing harness: seeded conversations, invariants and latency figures per service."""
+"""Interruption testing harness: seeded conversations, invariants and latency figures per service, on frames
+or (``--audio``) on a real voice pipeline measured at the caller's ear."""
 
 from .invariants import INVARIANTS, Observed, check
 from .pipeline import Conversation, TurnRecord
