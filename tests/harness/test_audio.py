@@ -24,9 +24,9 @@ pytestmark = pytest.mark.skipif(espeak_missing() is not None, reason=str(espeak_
 
 @pytest.fixture(autouse=True)
 def _no_long_collections() -> Iterator[None]:
-    """The line plays in real time, so a loop stall is a gap in the bot's voice. Late in a test session the
-    heap of every earlier test makes a full collection last a quarter of a second (seen in CI: a gap that
-    split one overrun in two), so the heap so far is frozen, as a tuned voice server would do after start-up."""
+    """The line plays in real time, so a loop stall is a gap in the bot's voice. Once in CI, late in the
+    session, a 0.27 s gap split one overrun in two; a full collection over the heap of every earlier test is
+    the likely cause. The heap so far is frozen, as a tuned voice server would do after start-up."""
     gc.collect()
     gc.freeze()
     yield
