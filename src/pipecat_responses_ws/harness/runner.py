@@ -21,7 +21,6 @@ from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
     ErrorFrame,
     InterruptionFrame,
-    LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
@@ -142,6 +141,15 @@ class RunResult:
         return base if self.multiplexing == "lanes" else f"{base}/{self.multiplexing}"
 
 
+@dataclass(frozen=True)
+class RunProgress:
+    """How far the run had got when a barge-in turn began: contexts sent, creates received, events sent."""
+
+    contexts: int
+    creates: int
+    sent: int
+
+
 class ScenarioRun:
     """State of one run: the emulator, the conversation and what the tool handlers saw."""
 
@@ -219,31 +227,40 @@ class ScenarioRun:
         self.fault_windows.append((start, time.monotonic() + 0.2))
 
     async def barge_in(self, turn: Turn) -> None:
-        conv, records, n = self.conv, self.emu.records, turn.n
+        n = turn.n
         if turn.phase == "during_tool":
             self.slow_tools.add(n)
-        contexts = sum(isinstance(s.frame, LLMContextFrame) for s in conv.upstream.seen)
-        creates, sent = len(records.creates()), len(records.sent())
+        records = self.emu.records
+        before = RunProgress(self.conv.contexts_sent, len(records.creates()), len(records.sent()))
         _, since = await self.ask(turn.user_text("a"))
-        phase_reached: dict[str | None, Callable[[], bool]] = {
-            "before_request": lambda: sum(isinstance(s.frame, LLMContextFrame) for s in conv.upstream.seen) > contexts,
-            "before_created": lambda: len(records.creates()) > creates,
-            "mid_text": lambda: f"t{n}as0w3" in conv.text(),
-            "mid_arguments": lambda: any(
-                s.event["type"] == "response.function_call_arguments.delta" for s in records.sent()[sent:]
-            ),
-            "during_tool": lambda: n in self.tool_started and self.tool_started[n].is_set(),
-            "at_terminal": lambda: (b := self.bracket_with(f"{n}a", since)) is not None and b.ended is not None,
-        }
-        await self.wait(phase_reached[turn.phase], n, f"phase {turn.phase}")
-        self.abandoned_at[turn.tag("a")] = await conv.interrupt()
-        if self.reply_gap > 0:
-            await asyncio.sleep(self.reply_gap)
-        asked, since = await self.ask(turn.user_text("b"))
+        await self.wait(self.phase_reached(turn, since, before), n, f"phase {turn.phase}")
+        asked, since = await self.cut_in(turn)
         fresh = await self.answered(turn.tag("b"), n, since)
         if fresh is not None and fresh.first_text_at is not None:
             model = self.model_time(asked, f"u{n}b", turn.user_text("b"))
             self.after_barge_in.append(first_text_delay(asked, fresh.first_text_at, model))
+
+    def phase_reached(self, turn: Turn, since: int, before: RunProgress) -> Callable[[], bool]:
+        """Whether the barge-in turn's answer has reached its phase; ``since`` is the brackets before it."""
+        conv, records, n = self.conv, self.emu.records, turn.n
+        phases: dict[str | None, Callable[[], bool]] = {
+            "before_request": lambda: conv.contexts_sent > before.contexts,
+            "before_created": lambda: len(records.creates()) > before.creates,
+            "mid_text": lambda: f"t{n}as0w3" in conv.text(),
+            "mid_arguments": lambda: any(
+                s.event["type"] == "response.function_call_arguments.delta" for s in records.sent()[before.sent :]
+            ),
+            "during_tool": lambda: n in self.tool_started and self.tool_started[n].is_set(),
+            "at_terminal": lambda: (b := self.bracket_with(f"{n}a", since)) is not None and b.ended is not None,
+        }
+        return phases[turn.phase]
+
+    async def cut_in(self, turn: Turn) -> tuple[float, int]:
+        """The user barges in and takes the next turn: when it was asked, and the brackets before its answer."""
+        self.abandoned_at[turn.tag("a")] = await self.conv.interrupt()
+        if self.reply_gap > 0:
+            await asyncio.sleep(self.reply_gap)
+        return await self.ask(turn.user_text("b"))
 
     def model_time(self, asked: float, spoken: str, asked_text: str) -> float:
         """The emulator's own share of the delay: create received → first text delta of that answer.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,11 +29,10 @@ from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from ..emulator import Emulator
-from ..measures import first_text_delay
 from .ear import BargeInMark, Ear, HeardBargeIn
 from .phone import Caller, PhoneLine, ScriptedTranscriber, Utterance
 from .pipeline import Conversation, Probe
-from .runner import ScenarioRun, tools_schema
+from .runner import RunProgress, ScenarioRun, tools_schema
 from .scenario import LONG_WORDS_SPOKEN, Turn
 from .speech import RATE, EspeakTTS, synthesize
 
@@ -110,41 +110,32 @@ class VoiceRun(ScenarioRun):
                 return
         await self.conv.wait_for(lambda: time.monotonic() - line.last_audible > QUIET, 60, "the bot to stop speaking")
 
-    async def barge_in(self, turn: Turn) -> None:
-        records, n, line = self.emu.records, turn.n, self.line
-        if turn.phase == "during_tool":
-            self.slow_tools.add(n)
-        creates, sent = len(records.creates()), len(records.sent())
-        _, since = await self.ask(turn.user_text("a"))
+    def phase_reached(self, turn: Turn, since: int, before: RunProgress) -> Callable[[], bool]:
+        """When the caller starts to speak again; the VAD's interruption follows a fifth of a second later."""
+        line, tag = self.line, turn.tag("a")
 
         def heard_for(seconds: float) -> bool:
-            first = line.first_heard.get(turn.tag("a"))
+            first = line.first_heard.get(tag)
             return first is not None and time.monotonic() - first >= seconds
 
-        # When the caller starts to speak again; the VAD's interruption follows a fifth of a second later.
-        phase_reached = {
-            "before_request": lambda: True,  # at once: the turn has only just been handed to the LLM
-            "before_created": lambda: len(records.creates()) > creates,
-            "mid_text": lambda: heard_for(MID_ANSWER),
-            "mid_arguments": lambda: any(
-                s.event["type"] == "response.function_call_arguments.delta" for s in records.sent()[sent:]
-            ),
-            "during_tool": lambda: n in self.tool_started and self.tool_started[n].is_set(),
+        if turn.phase == "before_request":
+            return lambda: True  # at once: the turn has only just been handed to the LLM
+        if turn.phase == "mid_text":
+            return lambda: heard_for(MID_ANSWER)
+        if turn.phase == "at_terminal":
             # The answer's text is all out and its audio is still playing: only the line can stop it now.
-            "at_terminal": lambda: (
-                (b := self.bracket_with(f"{n}a", since)) is not None and b.ended is not None and heard_for(0.1)
-            ),
-        }
-        await self.wait(phase_reached[str(turn.phase)], n, f"phase {turn.phase}")
+            text_ended = super().phase_reached(turn, since, before)
+            return lambda: text_ended() and heard_for(0.1)
+        return super().phase_reached(turn, since, before)
+
+    async def cut_in(self, turn: Turn) -> tuple[float, int]:
+        """The caller says the next turn's words over the bot: they interrupt it, then become the turn."""
         asked, since = await self.ask(turn.user_text("b"))
         utterance = self._utterance
         assert utterance is not None
         self.abandoned_at[turn.tag("a")] = utterance.start
-        self.marks.append(BargeInMark(n, str(turn.phase), turn.tag("a"), turn.tag("b"), utterance))
-        fresh = await self.answered(turn.tag("b"), n, since)
-        if fresh is not None and fresh.first_text_at is not None:
-            model = self.model_time(asked, f"u{n}b", turn.user_text("b"))
-            self.after_barge_in.append(first_text_delay(asked, fresh.first_text_at, model))
+        self.marks.append(BargeInMark(turn.n, str(turn.phase), turn.tag("a"), turn.tag("b"), utterance))
+        return asked, since
 
     def spoken_text(self) -> str:
         return "".join(
