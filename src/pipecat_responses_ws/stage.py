@@ -25,6 +25,7 @@ from pipecat.frames.frames import (
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMMessagesAppendFrame,
+    LLMTextFrame,
     LLMThoughtEndFrame,
     LLMThoughtStartFrame,
     LLMThoughtTextFrame,
@@ -311,7 +312,12 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
     async def _push_text(self, delta: ev.TextDelta) -> None:
         self.stats.text_frames_pushed += 1
         if not self._first_text_pending:
-            await self._push_llm_text(delta.delta)
+            if self._filter_incomplete_user_turns:
+                await self._push_llm_text(delta.delta)
+            else:
+                # ``_push_llm_text`` less its TTFAT stop, which only the first text's call
+                # (below) can take effect for: one coroutine less per word.
+                await self.push_frame(LLMTextFrame(delta.delta))
             return
         # The first words go out ahead of the TTFB metrics frame: the speaker waits for them,
         # the metrics do not. The measurement still ends when they arrived.

@@ -13,11 +13,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from pipecat.frames.frames import ErrorFrame
+from pipecat.frames.frames import ErrorFrame, LLMTextFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.processors.aggregators.llm_response_universal import LLMAssistantAggregatorParams
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMAssistantAggregatorParams,
+    LLMUserAggregatorParams,
+)
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.services.openai.responses.llm import OpenAIResponsesLLMService
+from pipecat.turns.user_turn_strategies import FilterIncompleteUserTurnStrategies
 from pipecat.utils.context.llm_context_summarization import (
     LLMAutoContextSummarizationConfig,
     LLMContextSummaryConfig,
@@ -518,3 +522,27 @@ async def test_generic_settings_are_sent_or_said_to_be_unsupported() -> None:
     assert create["max_output_tokens"] == 77 and "seed" not in create and "top_k" not in create
     warned = [line for line in lines if "has no" in line]
     assert len(warned) == 2 and any("'seed'" in w for w in warned) and any("'top_k'" in w for w in warned)
+
+
+async def test_incomplete_turn_filtering_holds_back_the_same_text_on_both() -> None:
+    # ○ says the user had not finished: Pipecat suppresses the rest of that answer. ● says they had:
+    # the words after it go out as they come. Neither marker is spoken text.
+    replies = (Reply(text="○ Take your time, I am listening."), Reply(text="● It is sunny in Paris today."))
+    seen: dict[str, list[tuple[str, bool | None]]] = {}
+    for which in SERVICES:
+        # Frame for frame: ours joins no text here, as the built-in never does.
+        service = {"coalesce_text": False} if which == "ours" else {}
+        # Pipecat's turn-completion strategy switches the LLM's filtering on once the pipeline starts.
+        params = LLMUserAggregatorParams(user_turn_strategies=FilterIncompleteUserTurnStrategies())
+        async with running(which, conversation={"user_params": params}, **service) as (emu, _llm, talk):
+            emu.queue_replies(*replies)
+            await talk.say("What is the weather in")
+            await talk.wait_turns_ended(1)
+            await talk.say("What is the weather in Paris?")
+            await talk.wait_text("sunny in Paris today.")
+            await talk.wait_turns_ended(2)
+            seen[which] = [(s.frame.text, s.frame.skip_tts) for s in talk.frames(LLMTextFrame)]
+    assert seen["ours"] == seen["pipecat"]
+    assert not any("listening" in text for text, _ in seen["ours"])
+    assert "".join(text for text, _ in seen["ours"]) == "It is sunny in Paris today."
+    assert not any(skip for _, skip in seen["ours"])
