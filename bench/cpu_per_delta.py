@@ -43,21 +43,14 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import websockets
 from _answers import AnswerCounter
 from _emulator import emulator_process
+from _floor import HEADERS, TERMINALS, BareLoopLLM, create_request
 from _tts import SilentTTS
 from loguru import logger
-from pipecat.frames.frames import (
-    Frame,
-    LLMContextFrame,
-    LLMFullResponseEndFrame,
-    LLMFullResponseStartFrame,
-    LLMTextFrame,
-)
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.processors.frame_processor import FrameProcessor
 
 from pipecat_responses_ws import ResponsesWSLLMService
 from pipecat_responses_ws.client.client import ClientOptions, ResponsesClient
@@ -68,21 +61,9 @@ from pipecat_responses_ws.protocol import wire
 from pipecat_responses_ws.protocol.events import TextDelta
 from pipecat_responses_ws.protocol.response import ENDINGS
 
-HEADERS = {"Authorization": "Bearer bench"}
 TURNS_PER_CONVERSATION = 20
 SETTLE_SECS = 0.25
 SENTENCE_WORDS = 10
-# A request-level error ends the bare loop's answer too.
-TERMINALS = wire.TERMINAL_EVENTS | {wire.ERROR}
-
-
-def create_request(text: str) -> dict[str, Any]:
-    return {
-        "type": wire.RESPONSE_CREATE,
-        "model": "emulated",
-        "store": False,
-        "input": [{"type": "message", "role": "user", "content": text}],
-    }
 
 
 @dataclass
@@ -145,38 +126,6 @@ async def our_client(url: str, turns: int, tally: Tally) -> None:
 
 
 # -- LLM stages --------------------------------------------------------------------------------
-
-
-class BareLoopLLM(FrameProcessor):
-    """The floor as an LLM stage: one ``LLMTextFrame`` per delta, nothing else."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(name="bare-loop-llm")
-        self._url = url
-        self._ws: Any = None
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if not isinstance(frame, LLMContextFrame):
-            await self.push_frame(frame, direction)
-            return
-        if self._ws is None:
-            self._ws = await websockets.connect(self._url, additional_headers=HEADERS, compression=None, max_size=None)
-        await self.push_frame(LLMFullResponseStartFrame())
-        await self._ws.send(json.dumps(create_request("go")))
-        async for raw in self._ws:
-            event = json.loads(raw)
-            kind = event["type"]
-            if kind == wire.OUTPUT_TEXT_DELTA:
-                await self.push_frame(LLMTextFrame(event["delta"]))
-            elif kind in TERMINALS:
-                break
-        await self.push_frame(LLMFullResponseEndFrame())
-
-    async def cleanup(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
-        await super().cleanup()
 
 
 def ours(*, coalesce: bool) -> Callable[[str], FrameProcessor]:

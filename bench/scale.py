@@ -18,6 +18,10 @@ its ``--window``:
 - frames per delta, CPU use of this process and of the emulator's, the event loop's lag (how
   late a 5 ms timer fires) and the longest garbage-collector pause: what limits the level.
 
+With ``--services ours,pipecat,floor`` the bare loop (``websockets`` and ``json.loads``, one frame
+per delta, no context) runs as a third LLM stage: the sessions it holds are what the pipeline
+itself allows, the most any LLM service could reach on this machine.
+
 A service holds a level when the p99 lateness over all its repetitions' deltas is within
 ``--limit-ms`` (20 ms); it is not run at higher levels once it fails one.
 
@@ -38,12 +42,13 @@ from typing import Any
 
 from _answers import AnswerCounter
 from _emulator import emulator_process
+from _floor import BareLoopLLM
 from _tts import SilentTTS
 from loguru import logger
 from pipecat.frames.frames import LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame
 
 from pipecat_responses_ws.emulator.builders import text_chunks
-from pipecat_responses_ws.harness.pipeline import Conversation
+from pipecat_responses_ws.harness.pipeline import Conversation, Seen
 from pipecat_responses_ws.harness.runner import resolve_factory
 from pipecat_responses_ws.measures import (
     Spread,
@@ -95,22 +100,45 @@ async def caller(
         await asyncio.sleep(rng.uniform(0.5, 1.5) * think)
 
 
+# An answer's bracket in a ``Timeline``; a text frame's mark is its text.
+START, END = 0, 1
+
+
+class Timeline:
+    """What left one session's LLM stage: ``(time, text)`` per text frame, ``(time, START | END)``
+    per bracket. The session keeps no frames: tuples of a float and a string or an int are
+    dropped from the collector's view, so the heap it walks does not grow with the run, and the
+    pauses measured are the pipeline's, not this benchmark's."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, str | int]] = []
+
+    def __call__(self, seen: Seen) -> None:
+        frame = seen.frame
+        if isinstance(frame, LLMTextFrame):
+            self.marks.append((seen.time, frame.text))
+        elif isinstance(frame, LLMFullResponseStartFrame):
+            self.marks.append((seen.time, START))
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            self.marks.append((seen.time, END))
+
+
 def measure(
-    conv: Conversation, asked: list[float], window: tuple[float, float], tps: float, ttft: float, run: Run
+    timeline: Timeline, asked: list[float], window: tuple[float, float], tps: float, ttft: float, run: Run
 ) -> None:
-    """One pass over a session's frames: figures of the answers whose first text came inside ``window``."""
+    """One pass over a session's timeline: figures of the answers whose first text came inside ``window``."""
     arrivals: list[float] = []
     counts: list[int] = []  # deltas in each frame
     started = False
-    for seen in conv.downstream.seen:
-        frame = seen.frame
-        if isinstance(frame, LLMFullResponseStartFrame):
+    for at, mark in timeline.marks:
+        if mark == START:
             started, arrivals, counts = True, [], []
-        elif isinstance(frame, LLMTextFrame) and started:
-            arrivals.append(seen.time)
-            # The emulator streams one word (with its space) per delta, so the chunks are the deltas.
-            counts.append(len(list(text_chunks(frame.text))))
-        elif isinstance(frame, LLMFullResponseEndFrame) and started and arrivals:
+        elif isinstance(mark, str):
+            if started:
+                arrivals.append(at)
+                # The emulator streams one word (with its space) per delta, so the chunks are the deltas.
+                counts.append(len(list(text_chunks(mark))))
+        elif started and arrivals:
             first = arrivals[0]
             if window[0] <= first <= window[1]:
                 run.answers += 1
@@ -166,10 +194,17 @@ async def run_level(service: str, sessions: int, args: argparse.Namespace) -> Ru
     async with emulator_process(ttft=args.ttft, tokens_per_second=args.tokens_per_second) as emu:
         rng = random.Random(sessions)
         counters = [AnswerCounter() for _ in range(sessions)]
-        make = resolve_factory(service)
+        make = BareLoopLLM if service == "floor" else resolve_factory(service)
+        timelines = [Timeline() for _ in range(sessions)]
         convs = [
-            Conversation(make(emu.ws_url), rtvi=args.rtvi, listeners=[SilentTTS(), counter] if args.tts else [counter])
-            for counter in counters
+            Conversation(
+                make(emu.ws_url),
+                rtvi=args.rtvi,
+                listeners=[SilentTTS(), counter] if args.tts else [counter],
+                keep_frames=False,
+                on_downstream=timeline,
+            )
+            for counter, timeline in zip(counters, timelines, strict=True)
         ]
         await asyncio.gather(*(c.__aenter__() for c in convs))
         await asyncio.sleep(1.0)  # every service connected, as a bot is before its caller speaks
@@ -198,8 +233,8 @@ async def run_level(service: str, sessions: int, args: argparse.Namespace) -> Ru
     run.gc_max_pause = max(pauses, default=0.0)
     if emu0 is not None and emu1 is not None:
         run.cpu_emulator = (emu1 - emu0) / (wall1 - wall0)
-    for conv, a in zip(convs, asked, strict=True):
-        measure(conv, a, (wall0, wall1), args.tokens_per_second, args.ttft, run)
+    for timeline, a in zip(timelines, asked, strict=True):
+        measure(timeline, a, (wall0, wall1), args.tokens_per_second, args.ttft, run)
     if run.deltas:
         run.cpu_per_delta_us = cpu_per_delta_us(cpu1 - cpu0, run.deltas)
     return run
@@ -270,7 +305,12 @@ def print_run(run: Run, rep: int) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--services", default="ours,pipecat")
+    parser.add_argument(
+        "--services",
+        default="ours,pipecat",
+        help="comma-separated: ours, pipecat, floor (the bare loop as the LLM stage: the most any stage can hold), "
+        "or any harness service name (default: %(default)s)",
+    )
     parser.add_argument("--levels", default="25,50,75,100,150,200,300")
     parser.add_argument("--reps", type=int, default=3, help="runs of each service at each level (default: %(default)s)")
     parser.add_argument("--window", type=float, default=20.0, help="seconds measured per run")

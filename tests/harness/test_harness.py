@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pipecat.frames.frames import Frame, LLMFullResponseEndFrame, LLMTextFrame
 
+from pipecat_responses_ws.emulator import Emulator, Reply
 from pipecat_responses_ws.harness import Scenario, Turn, resolve_factory, run_scenario, scenarios
+from pipecat_responses_ws.harness.pipeline import Conversation, Seen
 
 from .toys import LeaksAfterInterruption, NeverAnswers, RepeatsItself, RunsToolsTwice, factory
 
@@ -55,3 +58,17 @@ async def test_ours_over_http_keeps_every_invariant_on_a_seeded_sample(reply_gap
         assert result.total_violations == 0, (scenario.describe(), result.violations)
         assert all(p < 0.5 for p in result.after_barge_in), result.after_barge_in
         assert result.reconnects == 0 and result.incremental == 0  # no WebSocket, and no store: every turn whole
+
+
+async def test_a_conversation_that_keeps_no_frames_still_follows_its_turns() -> None:
+    heard: list[Seen] = []
+    async with Emulator(ttft=0.01, tokens_per_second=500.0) as emu:
+        emu.queue_replies(Reply(text="Hello there, caller."))
+        llm = resolve_factory("ours")(emu.ws_url)
+        async with Conversation(llm, keep_frames=False, on_downstream=heard.append) as conv:
+            await conv.say("Hi.")
+            await conv.wait_turns_ended(1)
+    assert conv.downstream.seen == [] and conv.upstream.seen == [] and conv.frames(Frame) == []
+    assert conv.text() == "Hello there, caller." and conv.turns()[0].ended is not None
+    assert "".join(s.frame.text for s in heard if isinstance(s.frame, LLMTextFrame)) == "Hello there, caller."
+    assert any(isinstance(s.frame, LLMFullResponseEndFrame) for s in heard)

@@ -47,17 +47,20 @@ class Seen:
 
 
 class Probe(FrameProcessor):
-    """Passes every frame on, keeping a timed copy (and telling ``on_seen``, if given)."""
+    """Passes every frame on, keeping a timed copy (unless not to ``keep`` them) and telling
+    ``on_seen``, if given."""
 
-    def __init__(self, name: str, on_seen: Callable[[Seen], None] | None = None) -> None:
+    def __init__(self, name: str, on_seen: Callable[[Seen], None] | None = None, *, keep: bool = True) -> None:
         super().__init__(name=name)
         self.seen: list[Seen] = []
         self._on_seen = on_seen
+        self._keep = keep
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         seen = Seen(time.monotonic(), frame, direction)
-        self.seen.append(seen)
+        if self._keep:
+            self.seen.append(seen)
         if self._on_seen is not None:
             self._on_seen(seen)
         await self.push_frame(frame, direction)
@@ -96,19 +99,24 @@ class Conversation:
     inputs: list[FrameProcessor] = field(default_factory=list)
     user_params: LLMUserAggregatorParams | None = None
     audio_rate: int | None = None
+    # False: the probes keep no frames (``frames`` is empty; turns and text are still followed),
+    # and ``on_downstream`` hears each frame that leaves the LLM. Hundreds of sessions each
+    # keeping every frame would grow the heap the garbage collector walks, as no real bot does.
+    keep_frames: bool = True
+    on_downstream: Callable[[Seen], None] | None = None
 
     def __post_init__(self) -> None:
         self.pair = LLMContextAggregatorPair(
             self.context, user_params=self.user_params, assistant_params=self.assistant_params
         )
-        self.upstream = Probe("probe-before-llm", on_seen=self._follow_upstream)
+        self.upstream = Probe("probe-before-llm", on_seen=self._follow_upstream, keep=self.keep_frames)
         self.contexts_sent = 0  # LLMContextFrames that reached the LLM, and when the last one did
         self.last_context_at = 0.0
         # Brackets and text are kept up to date as frames pass, so the waits that poll them cost
         # microseconds: the harness must not add its own work to the latencies it measures.
         self._turns: list[TurnRecord] = []
         self._text = ""
-        self.downstream = Probe("probe-after-llm", on_seen=self._follow)
+        self.downstream = Probe("probe-after-llm", on_seen=self._follow, keep=self.keep_frames)
         pipeline = Pipeline(
             [
                 *self.inputs,
@@ -206,6 +214,8 @@ class Conversation:
             self.last_context_at = seen.time
 
     def _follow(self, seen: Seen) -> None:
+        if self.on_downstream is not None:
+            self.on_downstream(seen)
         frame, turns = seen.frame, self._turns
         if isinstance(frame, LLMFullResponseStartFrame):
             turns.append(TurnRecord(started=seen.time))
