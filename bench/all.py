@@ -24,6 +24,7 @@ REPS = 3
 # (script, what it measures, full arguments, quick arguments); all.py adds --reps to both.
 BENCHMARKS = [
     ("cpu_per_delta.py", "1. CPU per streamed delta", [], ["--deltas", "20000"]),
+    ("bytecodes_per_delta.py", "1. bytecodes per streamed delta", [], ["--turns", "3"]),
     ("barge_in.py", "2. barge-in penalty per cancel policy", [], []),
     ("scale.py", "3. concurrent sessions", [], ["--levels", "10,25,50", "--window", "10"]),
     ("rollover.py", "4. the turn that crosses the connection-age limit", [], ["--turns", "40"]),

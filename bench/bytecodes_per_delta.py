@@ -1,0 +1,130 @@
+"""Bytecodes per streamed text delta: ours (coalescing off), Pipecat's built-in and the pipeline floor.
+
+CPU time on a shared 2-core machine moves by several per cent from run to run, more than the
+difference between the services; a count of the bytecodes executed moves far less (only the
+read-ahead behind a delta depends on what has arrived). This traces
+every Python function of Pipecat, ``websockets`` and this package (``sys.settrace`` with opcode
+events) over whole turns of the ``plain`` pipeline of ``cpu_per_delta.py``, divides by the deltas,
+and prints the total per receiver side by side, then every function whose count differs between
+them (the stages themselves, and whatever they make Pipecat do differently). C code
+(``json.loads``, the event loop) is not counted. Tracing makes the run slow, so it is short; each
+conversation's set-up is included, spread over its turns. Totals are the median (min–max) over
+``--reps`` runs of every receiver; the per-function rows are from the first.
+
+    .venv/bin/python bench/bytecodes_per_delta.py [--turns 10] [--reps 3] [--receivers pipeline-floor,ours-off,pipecat]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections import Counter
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from _emulator import emulator_process
+from _floor import BareLoopLLM
+from cpu_per_delta import DOWNSTREAMS, SENTENCE_WORDS, Tally, in_pipeline, ours
+from loguru import logger
+from pipecat.processors.frame_processor import FrameProcessor
+
+from pipecat_responses_ws.harness.runner import resolve_factory
+from pipecat_responses_ws.measures import Spread
+
+TRACED = ("/pipecat/", "/websockets/", "/pipecat_responses_ws/", "/_floor.py")
+# Where a receiver's own LLM stage lives: the functions shown per receiver.
+STAGE = (
+    "/pipecat_responses_ws/protocol/",
+    "/pipecat_responses_ws/client/",
+    "/pipecat_responses_ws/stage.py",
+    "/pipecat/services/",
+    "/_floor.py",
+)
+STAGES: dict[str, Callable[[str], FrameProcessor]] = {
+    "pipeline-floor": BareLoopLLM,
+    "ours-off": ours(coalesce=False),
+    "pipecat": resolve_factory("pipecat"),
+}
+
+
+def function_name(frame: FrameType) -> str:
+    path = frame.f_code.co_filename
+    for marker in ("site-packages/", "src/", "bench/"):
+        path = path.rpartition(marker)[2] if marker in path else path
+    return f"{path}:{frame.f_code.co_qualname}"
+
+
+async def count(receiver: str, turns: int, words: int) -> tuple[Counter[str], int]:
+    counts: Counter[str] = Counter()
+
+    def trace(frame: FrameType, _event: str, _arg: Any) -> Any:
+        if not any(part in frame.f_code.co_filename for part in TRACED):
+            return None
+        frame.f_trace_opcodes = True
+        name = function_name(frame)
+
+        def opcode(_frame: FrameType, event: str, _arg: Any) -> Any:
+            if event == "opcode":
+                counts[name] += 1
+            return opcode
+
+        return opcode
+
+    run = in_pipeline(STAGES[receiver], DOWNSTREAMS["plain"])
+    tally = Tally()
+    settings = {"ttft": 0, "tokens_per_second": 1e9, "long_replies": turns, "words": words}
+    async with emulator_process(**settings, sentence_words=SENTENCE_WORDS) as emu:
+        sys.settrace(trace)
+        try:
+            await run(emu.ws_url, turns, tally)
+        finally:
+            sys.settrace(None)
+    return counts, tally.deltas
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=10, help="answers per receiver (default: %(default)s)")
+    parser.add_argument("--words", type=int, default=100, help="deltas per answer (default: %(default)s)")
+    parser.add_argument("--reps", type=int, default=3, help="runs of every receiver (default: %(default)s)")
+    parser.add_argument("--receivers", default=",".join(STAGES), help="comma-separated (default: %(default)s)")
+    parser.add_argument(
+        "--min-difference",
+        type=float,
+        default=2.0,
+        help="show functions whose bytecodes per delta differ by this much between receivers (default: %(default)s)",
+    )
+    args = parser.parse_args()
+    logger.remove()
+    names = args.receivers.split(",")
+    runs: list[dict[str, dict[str, float]]] = []  # per repetition: receiver -> function -> per delta
+    for _ in range(args.reps):
+        run = {}
+        for name in names:
+            counts, deltas = await count(name, args.turns, args.words)
+            run[name] = {f: n / deltas for f, n in counts.items()}
+        runs.append(run)
+    per_delta = runs[0]
+    print(f"plain pipeline, {args.turns} answers of {args.words} words each, {args.reps} runs; bytecodes per delta")
+    totals = {name: [sum(run[name].values()) for run in runs] for name in names}
+    for name in names:
+        print(f"{name:<16} {Spread.of(totals[name]).format(0):>22}")
+    if "ours-off" in totals and "pipecat" in totals:
+        ratios = [a / b for a, b in zip(totals["ours-off"], totals["pipecat"], strict=True)]
+        print(f"ours-off / pipecat: {Spread.of(ratios).format(3)}×")
+    print("\n" + "".join(f"{name:>16}" for name in names) + "  function (first run)")
+    # The functions that differ between receivers: each one's own stage, and what it makes Pipecat do.
+    functions = {f for counts in per_delta.values() for f in counts}
+    rows = []
+    for function in functions:
+        values = [per_delta[name].get(function, 0.0) for name in names]
+        if max(values) - min(values) >= args.min_difference:
+            rows.append((max(values) - min(values), function, values))
+    for _, function, values in sorted(rows, reverse=True):
+        print("".join(f"{v:>16.1f}" for v in values) + f"  {function}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
