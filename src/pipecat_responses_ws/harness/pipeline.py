@@ -47,8 +47,7 @@ class Seen:
 
 
 class Probe(FrameProcessor):
-    """Passes every frame on, keeping a timed copy (unless not to ``keep`` them) and telling
-    ``on_seen``, if given."""
+    """Passes every frame on, telling ``on_seen`` (if given) and, with ``keep``, keeping a timed copy."""
 
     def __init__(self, name: str, on_seen: Callable[[Seen], None] | None = None, *, keep: bool = True) -> None:
         super().__init__(name=name)
