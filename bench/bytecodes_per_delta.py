@@ -34,14 +34,6 @@ from pipecat_responses_ws.harness.runner import resolve_factory
 from pipecat_responses_ws.measures import Spread
 
 TRACED = ("/pipecat/", "/websockets/", "/pipecat_responses_ws/", "/_floor.py")
-# Where a receiver's own LLM stage lives: the functions shown per receiver.
-STAGE = (
-    "/pipecat_responses_ws/protocol/",
-    "/pipecat_responses_ws/client/",
-    "/pipecat_responses_ws/stage.py",
-    "/pipecat/services/",
-    "/_floor.py",
-)
 STAGES: dict[str, Callable[[str], FrameProcessor]] = {
     "pipeline-floor": BareLoopLLM,
     "ours-off": ours(coalesce=False),
