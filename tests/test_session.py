@@ -43,7 +43,14 @@ USER = [{"role": "user", "content": "hi"}]
 
 
 class Driver:
-    """A session, one connection, and helpers to play server events at it."""
+    """A session, one connection, and helpers to play server events at it.
+
+    A text delta goes to ``text_owner`` first and to ``receive`` only when that declines, as the
+    WebSocket reader plays them, or to ``receive`` alone, as the HTTP driver does: every test
+    here runs both ways (``text_path``), so the short path decides what the full one does.
+    """
+
+    text_owner_first = True
 
     def __init__(self, **options: Any) -> None:
         self.session = ClientSession(SessionOptions(**{"named_lanes": True, **options}))
@@ -60,7 +67,18 @@ class Driver:
 
     def feed(self, event: dict[str, Any] | str, conn: ConnectionState | None = None) -> list[Action]:
         raw = event if isinstance(event, str) else json.dumps(event)
-        return self.session.receive(conn or self.conn, ev.parse_event(raw), self.now)
+        conn = conn or self.conn
+        parsed = ev.parse_event(raw)
+        if self.text_owner_first and type(parsed) is ev.TextDelta:
+            response = self.session.text_owner(conn, parsed)
+            if response is not None:
+                return [Deliver(response, parsed)]
+        return self.session.receive(conn, parsed, self.now)
+
+
+@pytest.fixture(autouse=True, params=["text_owner first", "receive only"])
+def text_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Driver, "text_owner_first", request.param == "text_owner first")
 
 
 def delivered(actions: list[Action]) -> list[Any]:

@@ -199,11 +199,30 @@ class Connection(Driver):
         code: int | None = None
         reason = "the reader stopped"
         session, state, parse, apply, recv = self.session, self.state, ev.parse_event, self._apply, ws.recv
+        text_owner, frames = session.text_owner, self._received
         try:
             # ``recv`` rather than ``async for``: one generator frame less per event; and
             # ``_carry_out`` inlined, one coroutine less.
             while True:
-                actions = session.receive(state, parse(await recv()), time.monotonic())
+                event = parse(await recv())
+                if type(event) is ev.TextDelta and (response := text_owner(state, event)) is not None:
+                    # A word for its owner, the hot path: no list of actions, and while nothing
+                    # else has arrived, ``_express`` inline (its first branch), one coroutine less.
+                    queue: EventQueue = response.owner
+                    if not queue.deliver(event):
+                        continue
+                    if response.text_deltas == 1 or not (frames and frames[0].fin):
+                        try:
+                            await queue.express(event)  # type: ignore[misc]  # deliver: there is one
+                        except Exception as e:  # the owner fails its turn with it; the reader goes on
+                            queue.fail(e)
+                        continue
+                    after = await self._express(queue, response, event)
+                    if after is None:
+                        continue
+                    actions = after
+                else:
+                    actions = session.receive(state, event, time.monotonic())
                 while True:
                     express = apply(actions)
                     if express is None:
@@ -274,21 +293,23 @@ class Connection(Driver):
         assert ws is not None
         # Everything per message is inline here: it runs for nearly every word under load.
         session, state, parse, recv, frames = self.session, self.state, ev.parse_event, ws.recv, self._received
+        text_owner = session.text_owner
         item_id = delta.item_id
         texts = [delta]
         after: list[Action] = []
         for _ in range(READ_AHEAD_MESSAGES):
             if not (frames and frames[0].fin):  # no whole message waiting: recv would wait
                 break
-            actions = session.receive(state, parse(await recv()), time.monotonic())
-            if not after and len(actions) == 1:
-                action = actions[0]
-                # Delivering one more delta of the same item is all it does: the delta joins the text.
-                if type(action) is Deliver and action.response is response:
-                    happening = action.happening
-                    if type(happening) is ev.TextDelta and happening.item_id == item_id:
-                        texts.append(happening)
-                        continue
+            event = parse(await recv())
+            if type(event) is ev.TextDelta:
+                owner = text_owner(state, event)
+                if owner is response and not after and event.item_id == item_id:
+                    texts.append(event)  # one more delta of the same item: it joins the text
+                    continue
+                if owner is not None:  # the session took it: delivering it is all that is left
+                    after.append(Deliver(owner, event))
+                    break
+            actions = session.receive(state, event, time.monotonic())
             after += actions
             if not actions or any(type(a) is not Touch or a.response is not response for a in actions):
                 break

@@ -168,12 +168,19 @@ class Response:
                 "and this response never announced that item"
             )
         sequence = event.sequence_number
-        if sequence is not None:
-            if sequence <= self._last_sequence:
-                last = self._last_sequence
-                return f"{ev.event_name(event)} repeats or goes back in sequence_number ({sequence} after {last})"
-            self._last_sequence = sequence
+        if not self.take_sequence(sequence):
+            last = self._last_sequence
+            return f"{ev.event_name(event)} repeats or goes back in sequence_number ({sequence} after {last})"
         return None
+
+    def take_sequence(self, sequence: int | None) -> bool:
+        """Record ``sequence`` as the latest seen, unless it repeats or goes back (False)."""
+        if sequence is None:
+            return True
+        if sequence <= self._last_sequence:
+            return False
+        self._last_sequence = sequence
+        return True
 
     def feed(self, event: ev.ServerEvent) -> Happening | Skipped | None:
         """What an accepted event other than a text delta amounts to: a happening, a reason to skip

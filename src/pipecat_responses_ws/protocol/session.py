@@ -310,6 +310,34 @@ class ClientSession:
 
     # -- what the server said -----------------------------------------------------------------
 
+    def text_owner(self, conn: ConnectionState, delta: ev.TextDelta) -> Response | None:
+        """The response whose owner is simply handed ``delta``: the one thing nearly every text
+        delta calls for, decided without making a list of actions (one call per word).
+
+        None changes nothing and means the delta calls for more, or for less (a lane still
+        being learned, a lane nobody waits on, a sequence number gone back, empty text, an
+        abandoned or out-of-band response): then ``receive`` says what. When a response is
+        returned, the session has counted the delta as ``receive`` would have, and its only
+        action would have been ``Deliver(response, delta)``.
+        """
+        router = conn.router
+        if router.named and (conn.lanes is None or delta.stream_id is None):
+            return None
+        response = router.owner(delta)
+        if (
+            response is None
+            or not response.created
+            or response.abandoned
+            or response.ended
+            or response.out_of_band
+            or not delta.delta
+            or not response.take_sequence(delta.sequence_number)
+        ):
+            return None
+        response.text_deltas += 1
+        self.stats.text_deltas_received += 1
+        return response
+
     def receive(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
         """The actions one server event calls for."""
         if isinstance(event, ev.MalformedEvent):
