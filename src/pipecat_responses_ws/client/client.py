@@ -355,7 +355,13 @@ class ResponsesClient:
                 self._keep_spare()
             wait = rotate_at - conn.age
             if wait > 0:
-                await asyncio.sleep(min(wait, 1.0))
+                # Asleep until the first rotation due (the spare's, if it is older): a loop that
+                # woke every second would make every idle session cost a timer, a task step
+                # and the collector's time. A connection replaced meanwhile is younger, so
+                # waking for the old one's rotation is early, never late.
+                if spare is not None:
+                    wait = min(wait, rotate_at - spare.age)
+                await asyncio.sleep(wait)
                 continue
             if self._busy or conn is not self._current:
                 await asyncio.sleep(0.02)
