@@ -109,6 +109,42 @@ async def test_the_first_sign_of_life_switches_a_parked_owner_to_the_stall_timeo
     assert queue.progressed and time.monotonic() - started < 1.0
 
 
+async def test_a_response_arms_one_timer_however_often_its_owner_waits() -> None:
+    loop = asyncio.get_running_loop()
+    armed: list[float] = []
+    call_at = loop.call_at
+
+    def counting_call_at(when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        armed.append(when)
+        return call_at(when, callback, *args, **kwargs)
+
+    loop.call_at = counting_call_at  # type: ignore[method-assign]
+    try:
+        queue = EventQueue()
+        for n in range(20):  # a happening at a time, each after the owner parked for it
+            owner = await _parked(queue, first=5.0, stall=2.0)
+            queue.put(_delta(str(n)))
+            assert (await owner).delta == str(n)  # type: ignore[union-attr]
+        queue.put(FINISHED)
+        assert await queue.get(5.0, 2.0) is FINISHED
+    finally:
+        del loop.call_at  # type: ignore[method-assign]
+    # The first wait's first-event deadline, then the stall deadline the first sign of life
+    # brought forward; every later wait is covered by a timer already armed.
+    assert len(armed) == 2 and armed[1] < armed[0]
+    assert queue._timer is None  # the ending disarmed it
+
+
+async def test_with_no_first_event_timeout_the_first_sign_of_life_still_starts_the_stall_timeout() -> None:
+    queue = EventQueue()
+    owner = await _parked(queue, first=None, stall=0.1)
+    await asyncio.sleep(0.2)
+    assert not owner.done()  # no deadline before the response shows anything
+    queue.touch()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(owner, 1.0)
+
+
 async def test_what_the_express_handler_raises_ends_its_turn_and_the_reader_goes_on() -> None:
     async with Emulator(ttft=0.01, tokens_per_second=200) as emu:
         emu.queue_replies(Reply(text="one two three"), Reply(text="four five"))

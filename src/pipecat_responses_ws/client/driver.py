@@ -26,7 +26,7 @@ from ..log import logger
 from ..protocol import events as ev
 from ..protocol.actions import Action, Deliver, Log, ReleaseToolResults, ReportError, Retire, SendEvent, Touch
 from ..protocol.errors import ResponsesWSError
-from ..protocol.response import Happening, Response
+from ..protocol.response import ENDINGS, Happening, Response
 from ..protocol.session import ClientSession, ConnectionState, ConnectionStats
 
 Express = Callable[[ev.TextDelta], Awaitable[None]]
@@ -38,16 +38,34 @@ class EventQueue:
     It also keeps the time of the response's last sign of life (a happening, an event that
     changed nothing, a delta the express handler took), so the owner's timeout runs from there:
     ``first_timeout`` until the response showed anything, ``stall_timeout`` after.
+
+    The timeout is one timer per response, not one per wait: signs of life only push the
+    deadline back, so a timer armed for an earlier deadline is never late. When it fires it
+    looks: past the deadline with the owner waiting, the wait fails; otherwise it re-arms for
+    the deadline as it stands, or lapses while nobody waits. A timer per wait (``asyncio.timeout``)
+    would leave two cancelled timers per wait in the event loop's heap for the rest of the timeout.
     """
 
-    __slots__ = ("_items", "_progress_at", "_stall_timeout", "_timer", "_waiter", "coalesce", "express")
+    __slots__ = (
+        "_first_timeout",
+        "_items",
+        "_parked_at",
+        "_progress_at",
+        "_stall_timeout",
+        "_timer",
+        "_waiter",
+        "coalesce",
+        "express",
+    )
 
     def __init__(self) -> None:
         self._items: deque[Happening | _Failure] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._progress_at = 0.0  # monotonic time of the last sign of life; 0 = none yet
-        self._timer: asyncio.Timeout | None = None  # the parked owner's timeout
+        self._parked_at = 0.0  # monotonic time the owner's current (or last) wait began
+        self._first_timeout: float | None = None
         self._stall_timeout: float | None = None
+        self._timer: asyncio.TimerHandle | None = None  # armed for the deadline or earlier
         # Run by the reader for text deltas while the owner is parked in ``get``; it must not
         # block (it pushes a frame), and what it raises is re-raised in the owner.
         self.express: Express | None = None
@@ -61,16 +79,14 @@ class EventQueue:
     def touch(self) -> None:
         """The response showed a sign of life (a happening, or an event the owner need not hear about)."""
         if self._progress_at:
-            # Later signs of life only push the deadline back, which the owner checks when its timer fires.
+            # Later signs of life only push the deadline back, which the timer sees when it fires.
             self._progress_at = time.monotonic()
             return
         self._progress_at = time.monotonic()
-        timer = self._timer
-        if timer is not None:
+        if self._waiter is not None:
             # The first sign of life switches a parked owner from the first-event timeout to the
-            # (usually shorter) stall timeout.
-            stall = self._stall_timeout
-            timer.reschedule(None if stall is None else asyncio.get_running_loop().time() + stall)
+            # (usually shorter) stall timeout: the one time the deadline can come forward.
+            self._arm()
 
     def put(self, item: Happening | _Failure) -> None:
         self._items.append(item)
@@ -102,30 +118,64 @@ class EventQueue:
     async def get(self, first_timeout: float | None, stall_timeout: float | None = None) -> Happening:
         """The next happening; ``TimeoutError`` once the response has shown no sign of life for
         ``first_timeout`` seconds (nothing yet) or ``stall_timeout`` seconds (after something)."""
-        loop = asyncio.get_running_loop()
-        started = time.monotonic()
-        self._stall_timeout = stall_timeout
-        while not self._items:
-            self._waiter = loop.create_future()
-            try:
-                async with asyncio.timeout(self._remaining(started, first_timeout, stall_timeout)) as timer:
-                    self._timer = timer
+        if not self._items:
+            loop = asyncio.get_running_loop()
+            self._parked_at = time.monotonic()
+            self._first_timeout, self._stall_timeout = first_timeout, stall_timeout
+            while not self._items:
+                self._waiter = loop.create_future()
+                self._arm()
+                try:
                     await self._waiter
-            except TimeoutError:
-                remaining = self._remaining(started, first_timeout, stall_timeout)
-                if not self._items and remaining is not None and remaining <= 0:
-                    raise
-            finally:
-                self._waiter = self._timer = None
+                except TimeoutError:
+                    if not self._items:  # something put after the deadline passed is still taken
+                        raise
+                finally:
+                    self._waiter = None
         item = self._items.popleft()
         if isinstance(item, _Failure):
+            self._disarm()
             raise item.error
+        if type(item) in ENDINGS:
+            self._disarm()  # the response is over: no wait of its owner is left to time
         return item
 
-    def _remaining(self, started: float, first: float | None, stall: float | None) -> float | None:
+    def _remaining(self) -> float | None:
+        """Seconds left until the current wait's deadline (None: no deadline)."""
         if self._progress_at:
-            return None if stall is None else max(started, self._progress_at) + stall - time.monotonic()
-        return None if first is None else started + first - time.monotonic()
+            stall = self._stall_timeout
+            return None if stall is None else max(self._parked_at, self._progress_at) + stall - time.monotonic()
+        first = self._first_timeout
+        return None if first is None else self._parked_at + first - time.monotonic()
+
+    def _arm(self) -> None:
+        remaining = self._remaining()
+        if remaining is None:
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + remaining
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= when:
+                return  # it fires first, and re-arms from there
+            timer.cancel()
+        self._timer = loop.call_at(when, self._on_deadline)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_deadline(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits: the next wait arms again
+        remaining = self._remaining()
+        if remaining is not None and remaining <= 0:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._arm()
 
 
 @dataclass(frozen=True, slots=True)
