@@ -23,7 +23,9 @@ per delta, no context) runs as a third LLM stage: the sessions it holds are what
 itself allows, the most any LLM service could reach on this machine.
 
 A service holds a level when the p99 lateness over all its repetitions' deltas is within
-``--limit-ms`` (20 ms); it is not run at higher levels once it fails one.
+``--limit-ms`` (20 ms); it is not run at higher levels once it fails one. ``--no-collector``
+turns the garbage collector off while each window is measured: the lateness left is what the
+collector's pauses do not explain.
 
     .venv/bin/python bench/scale.py [--levels 25,50,75,100,150,200,300] [--reps 3] [--no-tts] [--rtvi]
 """
@@ -221,9 +223,14 @@ async def run_level(service: str, sessions: int, args: argparse.Namespace) -> Ru
         ]
         await asyncio.sleep(args.think)  # every caller has started
         cpu0, wall0, emu0 = time.process_time(), time.monotonic(), emu.cpu_seconds()
-        with collector_pauses() as pauses:
-            async with loop_lag() as lags:
-                await asyncio.sleep(args.window)
+        if not args.collector:
+            gc.disable()
+        try:
+            with collector_pauses() as pauses:
+                async with loop_lag() as lags:
+                    await asyncio.sleep(args.window)
+        finally:
+            gc.enable()
         cpu1, wall1, emu1 = time.process_time(), time.monotonic(), emu.cpu_seconds()
         stop.set()
         await asyncio.gather(*callers, return_exceptions=True)
@@ -338,6 +345,13 @@ async def main() -> None:
         default=True,
         help="gc.freeze() once the sessions are up, as a tuned server would (default: on)",
     )
+    parser.add_argument(
+        "--collector",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--no-collector turns the garbage collector off for each measured window: what the sessions would be "
+        "without its pauses, to tell them from the rest of what limits a level (default: on)",
+    )
     parser.add_argument("--ttft", type=float, default=0.3)
     parser.add_argument("--tokens-per-second", type=float, default=50.0)
     parser.add_argument("--limit-ms", type=float, default=20.0)
@@ -348,7 +362,7 @@ async def main() -> None:
         f"sessions talk in turns ({USER_WORDS}-word question, ~35-word answer at {args.tokens_per_second:g} tokens/s, "
         f"{args.think:g} s pauses); {args.window:g} s measured per run, {args.reps} runs per service and level, "
         f"services interleaved; TTS stand-in {'on' if args.tts else 'off'}, RTVI {'on' if args.rtvi else 'off'}, "
-        f"gc.freeze {'on' if args.gc_freeze else 'off'}"
+        f"gc.freeze {'on' if args.gc_freeze else 'off'}, collector {'on' if args.collector else 'off while measuring'}"
     )
     print(ROW.format(*(h.replace("_", " ") for h in HEADER.split())))
     services = args.services.split(",")
