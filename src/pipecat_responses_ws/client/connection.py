@@ -207,7 +207,8 @@ class Connection(Driver):
                 event = parse(await recv())
                 if type(event) is ev.TextDelta and (response := text_owner(state, event)) is not None:
                     # A word for its owner, the hot path: no list of actions, and while nothing
-                    # else has arrived, ``_express`` inline (its first branch), one coroutine less.
+                    # else has arrived, ``_express``'s first branch inline, one coroutine less
+                    # (``_express`` keeps it for text that comes through ``receive``).
                     queue: EventQueue = response.owner
                     if not queue.deliver(event):
                         continue
@@ -250,16 +251,11 @@ class Connection(Driver):
         last words and the end of the response in one pass instead of two. Returns the actions
         of what was read past the text, for the reader to carry out.
         """
-        express = queue.express
-        assert express is not None, "deliver hands text to the reader only for an express handler"
         frames = self._received  # the whole message first in it is one ``recv`` returns at once
         if response.text_deltas == 1 or not (frames and frames[0].fin):
-            # Nothing else to look at: ``Driver._express``, inline, as this runs for nearly every word.
-            try:
-                await express(delta)
-            except Exception as e:  # the owner fails its turn with it; the reader goes on
-                queue.fail(e)
-            return None
+            return await super()._express(queue, response, delta)  # nothing else to look at
+        express = queue.express
+        assert express is not None, "deliver hands text to the reader only for an express handler"
         texts, after = await self._read_waiting(response, delta)
         if queue.coalesce and len(texts) > 1:
             last = texts[-1]

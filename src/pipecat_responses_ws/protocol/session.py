@@ -322,7 +322,7 @@ class ClientSession:
         """
         router = conn.router
         if router.named and (conn.lanes is None or delta.stream_id is None):
-            return None
+            return None  # the condition under which ``receive`` learns lanes from an event
         response = router.owner(delta)
         if (
             response is None
