@@ -206,13 +206,13 @@ class Connection(Driver):
             while True:
                 event = parse(await recv())
                 if type(event) is ev.TextDelta and (response := text_owner(state, event)) is not None:
-                    # A word for its owner, the hot path: no list of actions, and while nothing
-                    # else has arrived, ``_express``'s first branch inline, one coroutine less
+                    # A word for its owner, the hot path: no list of actions, and unless there is
+                    # text to read ahead, ``_express``'s first branch inline, one coroutine less
                     # (``_express`` keeps it for text that comes through ``receive``).
                     queue: EventQueue = response.owner
                     if not queue.deliver(event):
                         continue
-                    if response.text_deltas == 1 or not (frames and frames[0].fin):
+                    if not queue.coalesce or response.text_deltas == 1 or not (frames and frames[0].fin):
                         try:
                             await queue.express(event)  # type: ignore[misc]  # deliver: there is one
                         except Exception as e:  # the owner fails its turn with it; the reader goes on
@@ -233,6 +233,11 @@ class Connection(Driver):
                     if after is None:
                         break
                     actions = after
+                # Done with: the wait for the next message must not keep it alive (a response's
+                # end carries its whole output), or every session's last one reaches the old
+                # generation of the collector.
+                del event, actions
+                after = None
         except ConnectionClosed as e:
             code, reason = _close_of(e)
         except Exception as e:  # a bug here must not leave responses waiting forever
@@ -244,20 +249,22 @@ class Connection(Driver):
     async def _express(self, queue: EventQueue, response: Response, delta: ev.TextDelta) -> list[Action] | None:
         """Push ``delta`` through the owner's express handler, with what has already arrived behind it.
 
-        The response's first delta goes out at once and alone. Behind a later one, the whole
-        messages already received are read first (nothing waits for more): text of the same item
-        joins it when coalescing, and when the response's end is among them, after nothing but
-        signs of life, the owner gets the text and the end together, so the pipeline carries the
-        last words and the end of the response in one pass instead of two. Returns the actions
-        of what was read past the text, for the reader to carry out.
+        The response's first delta goes out at once and alone. Behind a later one, when
+        coalescing, the whole messages already received are read first (nothing waits for more):
+        text of the same item joins it, and when the response's end is among them, after nothing
+        but signs of life, the owner gets the text and the end together, so the pipeline carries
+        the last words and the end of the response in one pass instead of two. Returns the
+        actions of what was read past the text, for the reader to carry out.
         """
         frames = self._received  # the whole message first in it is one ``recv`` returns at once
-        if response.text_deltas == 1 or not (frames and frames[0].fin):
-            return await super()._express(queue, response, delta)  # nothing else to look at
+        if not queue.coalesce or response.text_deltas == 1 or not (frames and frames[0].fin):
+            # Nothing else to look at; or one event at a time, as asked: reading ahead costs every
+            # word a look at the buffer, for the joined text and the end together.
+            return await super()._express(queue, response, delta)
         express = queue.express
         assert express is not None, "deliver hands text to the reader only for an express handler"
         texts, after = await self._read_waiting(response, delta)
-        if queue.coalesce and len(texts) > 1:
+        if len(texts) > 1:
             last = texts[-1]
             joined = "".join(text.delta for text in texts)
             texts = [ev.TextDelta(last.stream_id, last.sequence_number, delta.item_id, joined)]
