@@ -198,27 +198,41 @@ def _excerpt(raw: str | bytes) -> str:
     return text[:EXCERPT_CHARS]
 
 
+_TEXT_DELTA = wire.OUTPUT_TEXT_DELTA
+_STR_OR_NONE = frozenset({str, type(None)})
+_INT_OR_NONE = frozenset({int, type(None)})
+
+
 def parse_event(raw: str | bytes) -> ServerEvent:
     """The typed event in one frame. Never raises."""
     try:
         data = json.loads(raw)
     except (TypeError, ValueError) as e:
         return MalformedEvent(None, None, f"not JSON ({e})", _excerpt(raw))
+    if type(data) is dict and data.get("type") == _TEXT_DELTA:
+        # The hot path, one event per word: every field checked in one go; a wrong one is named
+        # by ``_parse_object``.
+        get = data.get
+        delta = get("delta")
+        stream_id = get("stream_id")
+        sequence_number = get("sequence_number")
+        item_id = get("item_id")
+        if (
+            type(delta) is str
+            and type(stream_id) in _STR_OR_NONE
+            and type(sequence_number) in _INT_OR_NONE
+            and type(item_id) in _STR_OR_NONE
+        ):
+            return TextDelta(stream_id, sequence_number, item_id, delta)
+    return _parse_object(raw, data)
+
+
+def _parse_object(raw: str | bytes, data: Any) -> ServerEvent:
     if not isinstance(data, dict):
         return MalformedEvent(None, None, "not a JSON object", _excerpt(raw))
     event_type = data.get("type")
     stream_id = data.get("stream_id")
     sequence_number = data.get("sequence_number")
-    if event_type == wire.OUTPUT_TEXT_DELTA:
-        # The hot path, one event per word: every field checked in one go; a wrong one is named below.
-        delta, item_id = data.get("delta"), data.get("item_id")
-        if (
-            type(delta) is str
-            and (stream_id is None or type(stream_id) is str)
-            and (sequence_number is None or type(sequence_number) is int)
-            and (item_id is None or type(item_id) is str)
-        ):
-            return TextDelta(stream_id, sequence_number, item_id, delta)
     if not isinstance(event_type, str):
         return MalformedEvent(None, None, "no event type", _excerpt(raw))
     if stream_id is not None and not isinstance(stream_id, str):
