@@ -2,7 +2,8 @@
 
 Benchmarks put it where the LLM service goes, so what the pipeline itself costs (and how many
 sessions it holds) is measured beside what a service adds to it. It keeps no context: every turn
-asks for an answer to "go".
+sends the latest user message alone, so the emulator's answer is as long as the one a service
+gets for the whole context (the answer echoes the user's words).
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ def create_request(text: str) -> dict[str, Any]:
     }
 
 
+def latest_user_text(frame: LLMContextFrame) -> str:
+    """What the user said last: the emulator echoes it, as it does for a service sending the whole context."""
+    for message in reversed(frame.context.get_messages()):
+        if (
+            isinstance(message, dict)
+            and message.get("role") == "user"
+            and isinstance(content := message.get("content"), str)
+        ):
+            return content
+    return "go"
+
+
 class BareLoopLLM(FrameProcessor):
     """The floor as an LLM stage: one ``LLMTextFrame`` per delta, nothing else."""
 
@@ -52,7 +65,7 @@ class BareLoopLLM(FrameProcessor):
         if self._ws is None:
             self._ws = await websockets.connect(self._url, additional_headers=HEADERS, compression=None, max_size=None)
         await self.push_frame(LLMFullResponseStartFrame())
-        await self._ws.send(json.dumps(create_request("go")))
+        await self._ws.send(json.dumps(create_request(latest_user_text(frame))))
         async for raw in self._ws:
             event = json.loads(raw)
             kind = event["type"]
