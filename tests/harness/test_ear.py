@@ -53,19 +53,27 @@ def test_the_bots_text_is_spoken_as_short_words_and_known_by_its_tag() -> None:
     assert source_of("That is a fine thing to talk about.") is None
 
 
-def test_a_barge_in_read_off_the_two_tracks() -> None:
-    """The bot talks until 0.4 s into the caller's words, a stale burst comes back, then the next answer."""
-    origin, chunk = 100.0, 0.04
-    provenance = Provenance(chunk_bytes=int(chunk * RATE) * 2)
-    heard: list[Played] = []
+class Line:
+    """The bot's side of a made-up call: tones played at given times, in chunks that know their source."""
 
-    def play(at: float, samples: np.ndarray, source: str) -> None:
-        audio = provenance.register(samples.tobytes(), source)
-        size = provenance.chunk_bytes
+    def __init__(self, origin: float, chunk: float = 0.04) -> None:
+        self.origin, self.chunk = origin, chunk
+        self.provenance = Provenance(chunk_bytes=int(chunk * RATE) * 2)
+        self.heard: list[Played] = []
+
+    def play(self, at: float, samples: np.ndarray, source: str) -> None:
+        audio = self.provenance.register(samples.tobytes(), source)
+        size = self.provenance.chunk_bytes
         for k in range(0, len(audio), size):
             piece = audio[k : k + size]
-            heard.append(Played(origin + at + k // size * chunk, piece, provenance.source(piece)))
+            self.heard.append(Played(self.origin + at + k // size * self.chunk, piece, self.provenance.source(piece)))
 
+
+def test_a_barge_in_read_off_the_two_tracks() -> None:
+    """The bot talks until 0.4 s into the caller's words, a stale burst comes back, then the next answer."""
+    origin = 100.0
+    line = Line(origin)
+    heard, play = line.heard, line.play
     play(0.0, _tone(2.4), "1a")
     play(3.0, _tone(0.2), "1a")  # after a 0.6 s pause: the cancelled answer back again
     play(4.5, _tone(1.0), "1b")
@@ -81,3 +89,21 @@ def test_a_barge_in_read_off_the_two_tracks() -> None:
     assert heard_barge_in.overlap == pytest.approx(0.4 + 0.2, abs=0.021)
     stereo = ear.stereo()
     assert stereo.shape[1] == 2 and np.abs(stereo[int(2.1 * RATE) : int(2.2 * RATE), 0]).max() > 0
+
+
+def test_the_overrun_ends_where_the_next_answer_begins_even_without_a_pause() -> None:
+    """The cut answer talks on past the caller's last word and runs into the next answer 0.1 s later,
+    a pause too short to hear as silence: what plays from the next answer's first sound is not overrun."""
+    origin = 100.0
+    line = Line(origin)
+    line.play(0.0, _tone(4.0), "1a")
+    line.play(4.1, _tone(1.0), "1b")
+    utterance = Utterance("u1b please", _tone(1.2), origin + 2.0)
+    caller = Caller()
+    caller.said.append(utterance)
+    ear = Ear(origin, caller.said, line.heard, origin + 6.0)
+    assert ear.bot_speech == [pytest.approx((0.0, 5.1), abs=0.011)]  # one stretch of voice to the ear
+    heard_barge_in = ear.barge_in(BargeInMark(1, "mid_text", "1a", "1b", utterance))
+    assert heard_barge_in.overrun == pytest.approx(4.0 - 2.0, abs=0.011)
+    assert heard_barge_in.voice_to_voice == pytest.approx(4.1 - 3.2, abs=0.011)
+    assert heard_barge_in.stale_audio == 0

@@ -5,7 +5,8 @@ every utterance placed at the time its first sample went on the line. Both start
 ``origin``, so a figure read here and one re-measured from the recorded WAV use the same clock.
 Speech is found by energy alone (10 ms windows above :data:`.speech.SILENCE_RMS`), which is what
 anyone re-measuring the recording can do too; which response a chunk came from is
-:class:`.speech.Provenance`'s, used only for stale audio and for the next answer's first audio.
+:class:`.speech.Provenance`'s, used only for stale audio and for the next answer's first audio
+(which also ends the overrun: the voice from then on is the answer, pause before it or not).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from .speech import RATE, SILENCE_RMS, window_rms
 
 # A pause at least this long is the bot falling silent. espeak-ng pauses under 50 ms between
 # words, and Pipecat's sentence-by-sentence synthesis runs ahead of playback, so only a stopped
-# voice leaves a gap this long; the next answer starts a second or more after the caller stops.
+# voice leaves a gap this long. A bot still talking when the caller stops may run into the next
+# answer with a shorter one, so the overrun is measured on the audio before that answer.
 SILENCE_GAP = 0.25
 WINDOW = 0.01  # seconds per energy window
 TIMELINE_BEFORE, TIMELINE_AFTER = 1.5, 5.0  # what a barge-in's plotted timeline shows around the onset
@@ -127,11 +129,12 @@ class Ear:
 
     def barge_in(self, mark: BargeInMark) -> HeardBargeIn:
         onset, caller_end = self._utterance_span(mark.utterance)
-        over = overrun(self.bot_speech, (onset, caller_end))
+        fresh_at = self.first_audio(mark.fresh, caller_end)
+        before_fresh = self.bot_speech if fresh_at is None else spans(self.bot[: round(fresh_at * RATE)])
+        over = overrun(before_fresh, (onset, caller_end))
         silent_at = onset + over
         # The silence is found in 10 ms windows, so a chunk still playing within one is the overrun's.
         after = silent_at + WINDOW
-        fresh_at = self.first_audio(mark.fresh, caller_end)
         window_start = max(0.0, onset - TIMELINE_BEFORE)
         first, last = int(window_start * RATE), int((onset + TIMELINE_AFTER) * RATE)
         return HeardBargeIn(
