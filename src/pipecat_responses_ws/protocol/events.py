@@ -228,6 +228,7 @@ def parse_event(raw: str | bytes) -> ServerEvent:
 
 
 def _parse_object(raw: str | bytes, data: Any) -> ServerEvent:
+    """Every event but a well-formed text delta: the typed event, or what is wrong with it."""
     if not isinstance(data, dict):
         return MalformedEvent(None, None, "not a JSON object", _excerpt(raw))
     event_type = data.get("type")
