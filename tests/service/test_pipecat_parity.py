@@ -56,6 +56,11 @@ def make_service(which: str, emu: Emulator, **kwargs: Any) -> LLMService[Any]:
     )
 
 
+def frame_for_frame(which: str) -> dict[str, Any]:
+    """Service settings under which ours pushes a frame per delta and joins no text, as the built-in never does."""
+    return {"coalesce_text": False} if which == "ours" else {}
+
+
 @asynccontextmanager
 async def running(
     which: str,
@@ -441,8 +446,7 @@ async def test_a_text_turn_and_a_tool_turn_give_the_same_frames_and_context_on_b
 
             llm.register_function("get_weather", weather)
 
-        # Frame for frame: ours joins no text here, as the built-in never does.
-        service = {"coalesce_text": False} if which == "ours" else {}
+        service = frame_for_frame(which)
         async with running(which, context=LLMContext(tools=weather_tools()), setup=setup, **service) as (
             emu,
             _llm,
@@ -541,8 +545,7 @@ async def test_incomplete_turn_filtering_holds_back_the_same_text_on_both() -> N
     replies = (Reply(text="○ Take your time, I am listening."), Reply(text="● It is sunny in Paris today."))
     seen: dict[str, list[tuple[str, bool | None]]] = {}
     for which in SERVICES:
-        # Frame for frame: ours joins no text here, as the built-in never does.
-        service = {"coalesce_text": False} if which == "ours" else {}
+        service = frame_for_frame(which)
         # Pipecat's turn-completion strategy switches the LLM's filtering on once the pipeline starts.
         params = LLMUserAggregatorParams(user_turn_strategies=FilterIncompleteUserTurnStrategies())
         async with running(which, conversation={"user_params": params}, **service) as (emu, _llm, talk):
