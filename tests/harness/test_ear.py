@@ -73,14 +73,13 @@ def test_a_barge_in_read_off_the_two_tracks() -> None:
     """The bot talks until 0.4 s into the caller's words, a stale burst comes back, then the next answer."""
     origin = 100.0
     line = Line(origin)
-    heard, play = line.heard, line.play
-    play(0.0, _tone(2.4), "1a")
-    play(3.0, _tone(0.2), "1a")  # after a 0.6 s pause: the cancelled answer back again
-    play(4.5, _tone(1.0), "1b")
+    line.play(0.0, _tone(2.4), "1a")
+    line.play(3.0, _tone(0.2), "1a")  # after a 0.6 s pause: the cancelled answer back again
+    line.play(4.5, _tone(1.0), "1b")
     utterance = Utterance("u1b please", _tone(1.2), origin + 2.0)
     caller = Caller()
     caller.said.append(utterance)
-    ear = Ear(origin, caller.said, heard, origin + 6.0)
+    ear = Ear(origin, caller.said, line.heard, origin + 6.0)
     heard_barge_in = ear.barge_in(BargeInMark(1, "mid_text", "1a", "1b", utterance))
     assert heard_barge_in.onset == pytest.approx(2.0, abs=0.011)
     assert heard_barge_in.overrun == pytest.approx(0.4, abs=0.011)
