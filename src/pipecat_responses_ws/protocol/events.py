@@ -198,7 +198,7 @@ def _excerpt(raw: str | bytes) -> str:
     return text[:EXCERPT_CHARS]
 
 
-_TEXT_DELTA = wire.OUTPUT_TEXT_DELTA
+_TEXT_DELTA = wire.OUTPUT_TEXT_DELTA  # for the hot path: one global lookup per word, not a global and an attribute
 _STR_OR_NONE = frozenset({str, type(None)})
 _INT_OR_NONE = frozenset({int, type(None)})
 
