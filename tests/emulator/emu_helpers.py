@@ -9,6 +9,7 @@ from typing import Any
 
 from openai.types.responses import ResponsesServerEvent, ResponseStreamEvent
 from pydantic import TypeAdapter
+from spec_schema import check_event
 from websockets.asyncio.client import ClientConnection
 
 from pipecat_responses_ws.emulator import Emulator
@@ -31,10 +32,12 @@ def validate_events(events: list[Event], union: TypeAdapter[Any] = SERVER_EVENTS
 
 
 def validate_sent(emu: Emulator) -> None:
-    """Every event the emulator sent, against the SDK's union for the way it went (WebSocket or HTTP)."""
+    """Every event the emulator sent, against the SDK's union and the specification's schema for the way it went."""
     http = {request.connection_id for request in emu.records.http_requests}
     validate_events([s.event for s in emu.records.sent() if s.connection_id not in http])
     validate_events([s.event for s in emu.records.sent() if s.connection_id in http], STREAM_EVENTS)
+    for sent in emu.records.sent():
+        check_event(sent.event, websocket=sent.connection_id not in http)
 
 
 def check_sequence_numbers(emu: Emulator) -> None:

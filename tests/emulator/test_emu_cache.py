@@ -109,6 +109,64 @@ async def test_failed_cross_lane_fork_keeps_the_parent(emu: Emulator, connect: C
     assert terminal_of(retry)["response"]["status"] == "completed"
 
 
+def _orphan_output(call_id: str = "call_nobody_made") -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": call_id, "output": "No call asked for this."}
+
+
+async def test_an_output_answering_no_call_is_refused_and_evicts_the_parent(emu: Emulator, connect: Connect) -> None:
+    peer = await connect(emu)
+    parent = response_id_of(await _turn(peer, input="start", store=False))
+    await peer.create(input=[_orphan_output()], store=False, previous_response_id=parent)
+    assert await peer.recv() == {
+        "type": "error",
+        "status": 400,
+        "error": {
+            "type": "invalid_request_error",
+            "code": wire.INVALID_REQUEST,
+            "param": "input",
+            "message": "No tool call found for function call output with call_id call_nobody_made.",
+        },
+    }
+    assert len(emu.records.responses) == 1
+    # The refused continuation took its parent out of the connection's cache.
+    await peer.create(input="retry", store=False, previous_response_id=parent)
+    assert (await peer.recv())["error"]["code"] == wire.PREVIOUS_RESPONSE_NOT_FOUND
+
+
+async def test_a_refused_fork_from_another_lane_keeps_the_parent(emu: Emulator, connect: Connect) -> None:
+    peer = await connect(emu)
+    parent = response_id_of(await _turn(peer, input="start", store=False, stream_id="a"))
+    await peer.create(input=[_orphan_output()], store=False, stream_id="b", previous_response_id=parent)
+    refused = await peer.recv()
+    assert refused["stream_id"] == "b" and refused["error"]["param"] == "input"
+    retry = await _turn(peer, input="fork again", store=False, stream_id="b", previous_response_id=parent)
+    assert terminal_of(retry)["response"]["status"] == "completed"
+
+
+async def test_a_request_refused_by_its_checks_evicts_the_parent_too(emu: Emulator, connect: Connect) -> None:
+    peer = await connect(emu)
+    parent = response_id_of(await _turn(peer, input="start", store=False))
+    await peer.create(input=42, store=False, previous_response_id=parent)
+    assert (await peer.recv())["error"]["param"] == "input"
+    await peer.create(input="retry", store=False, previous_response_id=parent)
+    assert (await peer.recv())["error"]["code"] == wire.PREVIOUS_RESPONSE_NOT_FOUND
+
+
+async def test_an_output_is_matched_against_the_whole_conversation(emu: Emulator, connect: Connect) -> None:
+    peer = await connect(emu)
+    call = {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"}
+    # A call sent beside its output answers it, without a parent.
+    first = await _turn(peer, input=[call, _orphan_output("call_1")], store=False)
+    assert terminal_of(first)["response"]["status"] == "completed"
+    # And a call anywhere up the chain, not only in the parent's own output.
+    second = await _turn(peer, input="more", store=False, previous_response_id=response_id_of(first))
+    answer = [_orphan_output("call_1")]
+    third = await _turn(peer, input=answer, store=False, previous_response_id=response_id_of(second))
+    assert terminal_of(third)["response"]["status"] == "completed"
+    await peer.create(input=[_orphan_output("call_2")], store=False)
+    assert (await peer.recv())["error"]["message"].endswith("call_id call_2.")
+
+
 async def test_cache_is_dropped_on_close_but_stored_responses_survive(emu: Emulator, connect: Connect) -> None:
     peer = await connect(emu)
     local = response_id_of(await _turn(peer, input="local", store=False))

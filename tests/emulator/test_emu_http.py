@@ -158,6 +158,21 @@ async def test_websocket_only_parameters_are_refused(emu: Emulator, param: str, 
     assert emu.records.responses == [] and emu.records.http_requests[0].status == 400
 
 
+async def test_an_output_answering_no_call_is_a_400(emu: Emulator, sdk: Sdk) -> None:
+    output = {"type": "function_call_output", "call_id": "call_nobody_made", "output": "x"}
+    with pytest.raises(openai.BadRequestError) as refused:
+        await sdk(emu).responses.create(model="m", input=[output])
+    assert refused.value.status_code == 400 and refused.value.param == "input"
+    assert refused.value.type == "invalid_request_error"
+    assert refused.value.body == {
+        "type": "invalid_request_error",
+        "code": wire.INVALID_REQUEST,
+        "param": "input",
+        "message": "No tool call found for function call output with call_id call_nobody_made.",
+    }
+    assert not emu.records.responses
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [(b"{not json", None), (b"[1, 2]", None), (b'{"input": 3}', "input"), (b'{"stream": "yes"}', "stream")],

@@ -4,7 +4,8 @@ It speaks the protocol as documented: lanes, the connection-local cache, the lim
 ``generate: false``, steering, the age limit, and a policy for the undocumented
 ``response.cancel``; with ``multiplexing="none"`` it plays a server without lanes (Azure OpenAI,
 LocalAI, vLLM) instead. On the same port it serves ``POST /v1/responses`` (server-sent events or
-one JSON ``Response``, :attr:`Emulator.http_base_url`, :mod:`.http`), and with
+one JSON ``Response``, :attr:`Emulator.http_base_url`, :mod:`.http`) and ``POST
+/v1/responses/compact`` (:mod:`.compaction`), and with
 ``websocket="refuse"`` it answers every upgrade with 426 so a fallback to HTTP can be tested.
 Tests script it with :class:`Reply`, break it with :class:`Fault` and inspect what happened
 through :attr:`Emulator.records`.

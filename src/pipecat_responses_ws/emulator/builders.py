@@ -105,6 +105,24 @@ def reasoning_item(item_id: str, summary: str | None = None, encrypted_content: 
     return item
 
 
+def normalized_tool(tool: Any) -> Any:
+    """A request's tool as a ``Response`` echoes it: a function tool gets every field, ``strict`` true unless sent."""
+    if not isinstance(tool, dict) or tool.get("type") != "function":
+        return tool
+    return {"description": None, "parameters": None, "strict": True, **tool}
+
+
+def _setting(request: dict[str, Any], name: str, default: Any) -> Any:
+    """A request setting as used: the value sent, or ``default`` when it was absent or null."""
+    value = request.get(name)
+    return default if value is None else value
+
+
+def _object_setting(request: dict[str, Any], name: str) -> dict[str, Any]:
+    value = request.get(name)
+    return value if isinstance(value, dict) else {}
+
+
 @dataclass
 class ResponseEventWriter:
     """Builds the events of one response, in order, with the lane and sequence numbering right.
@@ -118,7 +136,8 @@ class ResponseEventWriter:
     model: str
     stream_id: str | None = None
     request: dict[str, Any] = field(default_factory=dict)
-    created_at: float = field(default_factory=time.time)
+    created_at: int = field(default_factory=lambda: int(time.time()))
+    completed_at: int | None = None
     output: list[dict[str, Any]] = field(default_factory=list)
     status: str = "in_progress"
     _sequence: int = 0
@@ -137,24 +156,47 @@ class ResponseEventWriter:
         error: dict[str, Any] | None = None,
         incomplete_reason: str | None = None,
     ) -> dict[str, Any]:
-        """The full ``Response`` object in its current state."""
+        """The full ``Response`` object in its current state.
+
+        Every field the Open Responses specification requires is present, each request setting
+        echoed as the API echoes it: the value sent, else the value that was used (the sampling
+        defaults, ``truncation: disabled``, text format ``text``), and tools in their normalized
+        form. Timestamps are integer seconds, as the API sends them.
+        """
         request = self.request
+        text = _object_setting(request, "text")
+        reasoning = _object_setting(request, "reasoning")
+        service_tier = request.get("service_tier")
         return {
             "id": self.response_id,
             "object": "response",
             "created_at": self.created_at,
+            "completed_at": self.completed_at,
             "model": self.model,
             "status": self.status,
             "output": list(self.output),
             "parallel_tool_calls": bool(request.get("parallel_tool_calls", True)),
             "tool_choice": request.get("tool_choice", "auto"),
-            "tools": list(request.get("tools") or []),
+            "tools": [normalized_tool(tool) for tool in request.get("tools") or []],
             "instructions": request.get("instructions"),
             "previous_response_id": request.get("previous_response_id"),
             "store": request.get("store", True),
-            "temperature": request.get("temperature"),
-            "top_p": request.get("top_p"),
+            "background": False,
+            "temperature": _setting(request, "temperature", 1.0),
+            "top_p": _setting(request, "top_p", 1.0),
+            "presence_penalty": _setting(request, "presence_penalty", 0.0),
+            "frequency_penalty": _setting(request, "frequency_penalty", 0.0),
+            "top_logprobs": _setting(request, "top_logprobs", 0),
+            "truncation": _setting(request, "truncation", "disabled"),
+            "text": {"format": {"type": "text"}, "verbosity": "medium", **text},
+            "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
             "max_output_tokens": request.get("max_output_tokens"),
+            "max_tool_calls": request.get("max_tool_calls"),
+            # The tier that served it: "auto" (the default) resolves to the default tier.
+            "service_tier": service_tier if isinstance(service_tier, str) and service_tier != "auto" else "default",
+            "metadata": request.get("metadata") or {},
+            "safety_identifier": request.get("safety_identifier"),
+            "prompt_cache_key": request.get("prompt_cache_key"),
             "error": error,
             "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
             "usage": usage_,
@@ -176,6 +218,7 @@ class ResponseEventWriter:
 
     def completed(self, usage_: dict[str, Any]) -> dict[str, Any]:
         self.status = "completed"
+        self.completed_at = int(time.time())
         return self._event(COMPLETED, response=self.response_object(usage_=usage_))
 
     def failed(self, code: str, message: str, usage_: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -9,8 +9,10 @@ Two places hold them:
   when it is created), so a create queued behind a running response on the same lane finds the
   running one once it has ended, and a fork from a lane stays valid while that lane's next
   response is still streaming. Completed, incomplete (steered, truncated) and cancelled
-  responses take their lane's slot; a failed one never does. A failed same-lane continuation
-  evicts its parent from the slot; a failed fork from another lane leaves that lane's slot alone.
+  responses take their lane's slot; a failed one never does. A same-lane continuation that fails,
+  or that is refused with an ``error`` (as the Open Responses specification requires of a
+  continuation failing with a 4xx or 5xx), evicts its parent from the slot; a failed fork from
+  another lane leaves that lane's slot alone.
   The whole cache goes with the connection. On a connection without lanes (multiplexing
   ``none``) every response is on the default lane, so the cache is one slot: the connection's
   most recent finished response, as Azure OpenAI documents.
@@ -72,7 +74,15 @@ class ConnectionCache:
             self._slots[lane] = response
             if stored:
                 self._store.put(response)
-            return
+        elif parent_id is not None:
+            self.evict(parent_id, lane)
+
+    def evict(self, parent_id: str, lane: str | None) -> None:
+        """A continuation on ``lane`` failed or was refused: its parent leaves that lane's slot.
+
+        Only that lane's: a failed fork from another lane leaves the other lane's slot alone. A
+        stored parent is still found in the store.
+        """
         current = self._slots.get(lane)
-        if parent_id is not None and current is not None and current.response_id == parent_id:
+        if current is not None and current.response_id == parent_id:
             del self._slots[lane]

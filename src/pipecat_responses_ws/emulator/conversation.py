@@ -7,10 +7,14 @@ whitespace-separated words, a rule that is crude but deterministic and easy to p
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
 Item = dict[str, Any]
+# What the emulator's ``compaction`` items carry: the items they stand for, as base64 JSON behind this.
+COMPACTION_CONTENT_PREFIX = "emulated-compaction:"
 
 
 def normalize_input(value: Any) -> list[Item] | None:
@@ -56,10 +60,28 @@ def item_text(item: Item) -> str:
         return f"{item.get('name', '')} {item.get('arguments', '')}"
     if kind == "function_call_output":
         return output_text(item.get("output"))
+    if kind == "compaction":
+        return " ".join(item_text(inner) for inner in compacted_items(item))
     if kind == "reasoning":
         # The summary stands in for what the model reads back (the encrypted content is opaque).
         return content_text(item.get("summary"))
     return ""
+
+
+def is_compaction(item: Item) -> bool:
+    return item.get("type") == "compaction"
+
+
+def compacted_items(item: Item) -> list[Item]:
+    """The items a ``compaction`` item stands for; none when the emulator did not make its content."""
+    content = item.get("encrypted_content")
+    if not isinstance(content, str) or not content.startswith(COMPACTION_CONTENT_PREFIX):
+        return []
+    try:
+        folded = json.loads(base64.b64decode(content[len(COMPACTION_CONTENT_PREFIX) :], validate=True))
+    except (binascii.Error, ValueError):
+        return []
+    return folded if isinstance(folded, list) and all(isinstance(i, dict) for i in folded) else []
 
 
 def count_tokens(text: str) -> int:
@@ -86,6 +108,30 @@ def trailing_tool_outputs(items: list[Item]) -> list[str]:
             break
         outputs.append(output_text(item.get("output")))
     return list(reversed(outputs))
+
+
+def unanswerable_call_output(history: tuple[Item, ...] | list[Item], items: list[Item]) -> str | None:
+    """The ``call_id`` of the first ``function_call_output`` in ``items`` that answers no call, else ``None``.
+
+    A call is any ``function_call`` of the conversation so far: the history or an earlier item of
+    ``items`` itself (a client may send a call together with its output), including the calls a
+    compaction item stands for.
+    """
+    calls: set[Any] = set()
+
+    def note_calls(item: Item) -> None:
+        if item.get("type") == "function_call":
+            calls.add(item.get("call_id"))
+        for inner in compacted_items(item) if is_compaction(item) else ():
+            note_calls(inner)
+
+    for item in history:
+        note_calls(item)
+    for item in items:
+        if item.get("type") == "function_call_output" and item.get("call_id") not in calls:
+            return str(item.get("call_id"))
+        note_calls(item)
+    return None
 
 
 def steer_input_items(value: Any) -> list[Item] | None:

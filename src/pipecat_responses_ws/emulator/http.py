@@ -15,6 +15,9 @@ the API's error body) and cuts the response, and frames that are not events are 
 The client closing the connection before the answer is complete (a barge-in over HTTP) stops
 the response at once: ``HttpRequest.closed_at`` and the response's ``cancelled_at`` record it,
 and the response keeps the status it had, as one cut by a lost WebSocket does.
+
+``POST /v1/responses/compact`` answers with the compacted window of :mod:`.compaction` at once;
+it generates nothing, so it takes no reply or fault of the script.
 """
 
 from __future__ import annotations
@@ -29,9 +32,20 @@ from aiohttp import web
 
 from ..log import logger
 from ..protocol import wire
+from .compaction import compact
 from .driver import SessionDriver
 from .handshake import Decision, azure_key, bearer_token, key_refusal, split_target
-from .http_wire import SSE_HEADERS, as_create, raw_event_name, read_body, refusal, route_refusal, sse, stream_error
+from .http_wire import (
+    COMPACT_SUFFIX,
+    SSE_HEADERS,
+    as_create,
+    raw_event_name,
+    read_body,
+    refusal,
+    route_refusal,
+    sse,
+    stream_error,
+)
 from .records import HttpRequest, ReceivedFrame
 from .session import ConnectionState, Job, Send, Start
 from .settings import Shared
@@ -183,10 +197,14 @@ class HttpEndpoint:
         raw = await request.content.read()
         body = read_body(raw)
         text = raw.decode("utf-8", errors="replace")
-        payload = as_create(body) if isinstance(body, dict) else None
+        compacting = path.endswith(COMPACT_SUFFIX)
+        # A compaction's body is recorded as sent: it creates no response, so it is no create.
+        payload = (body if compacting else as_create(body)) if isinstance(body, dict) else None
         records.add_frame(ReceivedFrame(record.connection_id, time.monotonic(), payload, text, None))
         if not isinstance(body, dict):
             return _refuse(record, body)
+        if compacting:
+            return self._compact(record, body)
         record.stream = body.get("stream", False)
         logger.debug("emulator HTTP request {} creates a response (stream: {})", record.connection_id, record.stream)
         exchange = HttpExchange(self._shared, record, request, bearer_token(authorization) or azure_key(api_key_header))
@@ -196,6 +214,14 @@ class HttpEndpoint:
         finally:
             del self.exchanges[record.connection_id]
             records.notify()
+
+    def _compact(self, record: HttpRequest, body: dict[str, Any]) -> web.Response:
+        answer = compact(body, self._shared.store, self._shared.new_id)
+        if answer.get("type") == wire.ERROR:
+            return _refuse(record, refusal(answer))
+        record.status = 200
+        logger.debug("emulator HTTP request {} compacted {} items", record.connection_id, len(answer["output"]))
+        return web.json_response(answer)
 
     async def close_all(self, code: int, reason: str) -> None:
         """End every answer in progress (see :meth:`HttpExchange.close`) and wait until each is over."""

@@ -26,14 +26,15 @@ from .requests import unknown_parameter_error
 Event = dict[str, Any]
 
 ENDPOINT_SUFFIX = "/responses"
+COMPACT_SUFFIX = "/responses/compact"
 # Parameters of WebSocket mode alone: over HTTP they are parameters the API does not have.
 WEBSOCKET_ONLY_PARAMETERS = ("stream_id", "generate")
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 
 
 def route_refusal(method: str, path: str) -> Decision | None:
-    """The 404 for anything but ``POST .../responses``, worded as the API words an unknown URL."""
-    if method == "POST" and path.endswith(ENDPOINT_SUFFIX):
+    """The 404 for anything but ``POST .../responses`` and ``.../responses/compact``, worded as the API words it."""
+    if method == "POST" and path.endswith((ENDPOINT_SUFFIX, COMPACT_SUFFIX)):
         return None
     return Decision(404, error_body(f"Invalid URL ({method} {path})", "invalid_request_error", None))
 

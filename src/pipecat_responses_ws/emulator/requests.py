@@ -121,6 +121,16 @@ def not_found_error(parent_id: str, lane: str | None) -> Event:
     )
 
 
+def no_tool_call_error(call_id: str, lane: str | None) -> Event:
+    """The refusal of a ``function_call_output`` answering no call of the conversation, worded as the API words it."""
+    return builders.error_event(
+        wire.INVALID_REQUEST,
+        f"No tool call found for function call output with call_id {call_id}.",
+        param="input",
+        stream_id=lane,
+    )
+
+
 def connection_limit_error(lane: str | None = None) -> Event:
     """``websocket_connection_limit_reached``; connection-level unless ``lane`` names the request's lane."""
     return builders.error_event(wire.CONNECTION_LIMIT_REACHED, AGE_LIMIT_MESSAGE, stream_id=lane)

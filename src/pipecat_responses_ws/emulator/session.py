@@ -47,11 +47,12 @@ from typing import Any
 from ..protocol import wire
 from . import builders
 from .cache import CachedResponse, ConnectionCache, ResponseStore
-from .conversation import Item, steer_input_items
+from .conversation import Item, steer_input_items, unanswerable_call_output
 from .requests import (
     CreateRequest,
     check_create,
     connection_limit_error,
+    no_tool_call_error,
     not_found_error,
     steer_echo,
     unknown_parameter_error,
@@ -218,6 +219,9 @@ class ConnectionState:
             return [Send(unknown_parameter_error("stream_id"))]
         checked = check_create(payload, self._lanes_seen)
         if not isinstance(checked, CreateRequest):
+            parent_id, lane = payload.get("previous_response_id"), payload.get("stream_id")
+            if isinstance(parent_id, str) and (lane is None or wire.is_valid_stream_id(lane)):
+                self.cache.evict(parent_id, lane)
             return [Send(checked)]
         if checked.lane is not None:
             self._lanes_seen.add(checked.lane)
@@ -251,6 +255,12 @@ class ConnectionState:
                 actions += [Dropped(job), Send(not_found_error(job.parent_id, job.lane))]
                 continue
             job.history = parent.conversation if parent is not None else ()
+            orphan = unanswerable_call_output(job.history, job.input_items)
+            if orphan is not None:
+                if job.parent_id is not None:
+                    self.cache.evict(job.parent_id, job.lane)
+                actions += [Dropped(job), Send(no_tool_call_error(orphan, job.lane))]
+                continue
             model = job.request.get("model")
             job.writer = builders.ResponseEventWriter(
                 job.response_id, model if isinstance(model, str) and model else self._model, job.lane, job.request
