@@ -37,6 +37,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.services.llm_service import FunctionCallFromLLM, LLMService
 from pipecat.services.openai.base_llm import OPENAI_MODEL_WITHOUT_RESPONSE_SCHEMA
+from pipecat.utils.deprecation import warn_deprecated
 from pipecat.utils.tracing.service_decorators import traced_llm
 from pipecat.utils.types import is_given
 
@@ -95,6 +96,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         self,
         *,
         api_key: str | None,
+        model: str | None,
         service_tier: str | None,
         settings: ResponsesWSSettings | None,
         retry_timeout_secs: float | None,
@@ -107,6 +109,16 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         **kwargs: Any,
     ) -> None:
         merged = default_settings("gpt-4.1")
+        if model is not None:
+            # As Pipecat's services take their deprecated ``model=``: honoured, with a warning that
+            # names the settings field. The built-in has no such argument and drops it unsaid.
+            service = type(self).__name__
+            warn_deprecated(
+                f"`{service}(model=...)` is deprecated: use `settings={service}.Settings(model=...)` "
+                "instead. If both are given, `settings` wins.",
+                stacklevel=3,  # the line that created the service
+            )
+            merged.model = model
         if service_tier is not None:
             merged.service_tier = service_tier
         if settings is not None:
