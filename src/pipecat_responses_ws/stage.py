@@ -294,13 +294,17 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         # While this task waits, the connection's reader pushes text deltas itself: the text
         # reaches the next processor one task switch sooner. Everything else is handled here.
         conn.set_express(response, self._push_text, coalesce=self._coalesce_text)
+        # Counted here, as calls are dispatched: the session's count has already moved on when
+        # several calls were read together, and none of them would look like the first.
+        dispatched = 0
         while True:
             happening = await conn.next_happening(response, self._first_event_timeout, self._stall_timeout)
             kind = type(happening)
             if kind is ev.TextDelta:
                 await self._push_text(happening)  # type: ignore[arg-type]
             elif isinstance(happening, ToolCallReady):
-                await self._dispatch_tool(happening, context, first=response.calls_started == 1)
+                dispatched += 1
+                await self._dispatch_tool(happening, context, first=dispatched == 1)
             elif isinstance(happening, ToolCallAnnounced):
                 await self.stop_ttfb_metrics()
                 await self.stop_ttfat_metrics()

@@ -6,21 +6,24 @@ runs the same scenario beside ours.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from pipecat.services.llm_service import LLMService
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.services.openai.responses.llm import OpenAIResponsesLLMService
 from pipecat.utils import deprecation
 
 from pipecat_responses_ws import ResponsesHTTPLLMService, ResponsesWSLLMService
-from pipecat_responses_ws.emulator import Emulator
+from pipecat_responses_ws.emulator import Emulator, Reply, ToolCall
 from pipecat_responses_ws.harness.pipeline import Conversation
 
-from .test_pipecat_parity import generated_creates
+from .conftest import weather_tools
+from .test_pipecat_parity import SERVICES, generated_creates, running
 
 OURS = {"websocket": ResponsesWSLLMService, "http": ResponsesHTTPLLMService}
 
@@ -81,3 +84,39 @@ async def test_the_builtin_drops_a_model_argument_without_a_word() -> None:
             await talk.wait_turns_ended(1)
     assert generated_creates(emu)[-1]["model"] == "gpt-4.1"
     assert not [w for w in caught if issubclass(w.category, DeprecationWarning)]
+
+
+# -- on_function_calls_started -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", SERVICES)
+async def test_calls_arriving_in_one_read_fire_on_function_calls_started_once(which: str) -> None:
+    # Streamed with no pause between tokens, both calls' output_item.done are written back to back
+    # and read together: both calls reach the stage before either is dispatched.
+    fired: list[list[str]] = []
+
+    def setup(llm: LLMService[Any]) -> None:
+        async def weather(params: FunctionCallParams) -> None:
+            await params.result_callback({"sky": "clear"})
+
+        llm.register_function(None, weather)
+
+        @llm.event_handler("on_function_calls_started")
+        async def started(_service: Any, calls: list[Any]) -> None:
+            fired.append([c.function_name for c in calls])
+
+    context = LLMContext(tools=weather_tools("get_weather", "get_time"))
+    async with running(which, context=context, setup=setup) as (emu, _llm, talk):
+        for n in range(3):
+            emu.queue_replies(
+                Reply(
+                    calls=[ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_time", {"city": "Paris"})],
+                    tokens_per_second=1e9,
+                ),
+                Reply(text=f"Clear, and it is noon {n}."),
+            )
+            await talk.say("Weather and time in Paris?")
+            await talk.wait_text(f"noon {n}.")
+        await talk.wait_for(lambda: len(fired) >= 3, 2, "the event handlers")
+        await asyncio.sleep(0.05)  # a second firing would be a task too
+    assert [names[0] for names in fired] == ["get_weather"] * 3, fired  # once per response, with its first call
