@@ -341,6 +341,10 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         self._first_text_pending = False
         await self._push_llm_text(delta.delta)
         await self.stop_ttfb_metrics(end_time=arrived)
+        if self.reports_ttfat:
+            # Pipecat's TTFAT extends a stopped TTFB, so ``_push_llm_text`` above could not end
+            # it unless a reasoning summary had already ended the TTFB; this call then does nothing.
+            await self.stop_ttfat_metrics(end_time=arrived)
 
     async def _finish(self, response: Response, finished: Finished) -> None:
         await self._push_thought_end()
@@ -407,6 +411,9 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
 
     async def _push_thought(self, text: str) -> None:
         if not self._thinking:
+            # As the built-in: the first byte is the reasoning's, and TTFAT counts the thinking
+            # from there to the first word.
+            await self.stop_ttfb_metrics()
             self._thinking = True
             await self.push_frame(LLMThoughtStartFrame())
         await self.push_frame(LLMThoughtTextFrame(text=text))

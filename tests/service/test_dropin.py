@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from pipecat.metrics.metrics import TTFATMetricsData, TTFBMetricsData
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.services.openai.responses.llm import OpenAIResponsesLLMService
@@ -120,3 +121,60 @@ async def test_calls_arriving_in_one_read_fire_on_function_calls_started_once(wh
         await talk.wait_for(lambda: len(fired) >= 3, 2, "the event handlers")
         await asyncio.sleep(0.05)  # a second firing would be a task too
     assert [names[0] for names in fired] == ["get_weather"] * 3, fired  # once per response, with its first call
+
+
+# -- TTFB and TTFAT ----------------------------------------------------------------------------
+
+
+def _ttfb_and_ttfat(talk: Conversation) -> tuple[list[float], list[tuple[float, float]]]:
+    ttfb: list[float] = []
+    ttfat: list[tuple[float, float]] = []
+    for seen in talk.downstream.seen:
+        for data in getattr(seen.frame, "data", None) or []:
+            if isinstance(data, TTFBMetricsData) and data.value > 0:
+                ttfb.append(data.value)
+            elif isinstance(data, TTFATMetricsData):
+                ttfat.append((data.ttfat, data.ttfb))
+    return ttfb, ttfat
+
+
+@pytest.mark.parametrize("which", SERVICES)
+async def test_ttfat_is_reported_per_turn_as_the_builtin_does(which: str) -> None:
+    def setup(llm: LLMService[Any]) -> None:
+        async def weather(params: FunctionCallParams) -> None:
+            await params.result_callback({"sky": "clear"})
+
+        llm.register_function("get_weather", weather)
+
+    async with running(which, context=LLMContext(tools=weather_tools()), setup=setup) as (emu, _llm, talk):
+        emu.queue_replies(
+            Reply(text="Hello to you."),
+            Reply(calls=[ToolCall("get_weather", {"city": "Paris"})]),
+            Reply(text="It is clear."),
+        )
+        await talk.say("Hello there.")
+        await talk.wait_turns_ended(1)
+        await talk.say("Weather in Paris?")
+        await talk.wait_turns_ended(3)
+        await asyncio.sleep(0.05)
+    ttfb, ttfat = _ttfb_and_ttfat(talk)
+    assert len(ttfb) == 3, ttfb
+    # One per response: the text, the tool call (the call is the answer), the text after it.
+    assert len(ttfat) == 3, ttfat
+    for value, its_ttfb in ttfat:
+        assert value >= its_ttfb > 0
+    assert [round(t, 6) for _, t in ttfat] == [round(t, 6) for t in ttfb]  # each extends its own TTFB
+
+
+@pytest.mark.parametrize("which", SERVICES)
+async def test_ttfat_counts_the_thinking_before_the_first_word(which: str) -> None:
+    reasoning = OpenAIResponsesLLMService.ReasoningConfig(effort="low", summary="auto")
+    async with running(which, settings={"reasoning": reasoning}) as (emu, _llm, talk):
+        emu.queue_replies(Reply(text="Done thinking.", reasoning="Let me think about this for a while, word by word."))
+        await talk.say("Hello there.")
+        await talk.wait_turns_ended(1)
+        await asyncio.sleep(0.05)
+    ttfb, ttfat = _ttfb_and_ttfat(talk)
+    assert len(ttfb) == 1 and len(ttfat) == 1, (ttfb, ttfat)
+    value, its_ttfb = ttfat[0]
+    assert value > its_ttfb  # the summary streamed between the first event and the first word
