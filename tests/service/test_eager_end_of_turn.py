@@ -283,3 +283,26 @@ async def test_a_withdrawal_read_after_its_prediction_withdraws_it(transport: st
         await asyncio.sleep(0.3)
     assert_never_heard_or_kept(talk, WITHDRAWN)
     assert heard(talk) == ANSWER
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Pipecat 1.14: the withdrawal, a system frame, overtakes its own prediction in the user "
+    "aggregator, so the speculation stays live and the commit releases the withdrawn answer "
+    "(docs/eager-cancel-overtakes-transcription.md)",
+)
+@pytest.mark.parametrize("transport", [*TRANSPORTS, "builtin"])
+async def test_a_withdrawal_read_together_with_its_prediction_withdraws_it(transport: str) -> None:
+    # One network read brings the eager end of turn and the resumption behind it: the STT pushes
+    # both frames without yielding. The turn then commits with the same words.
+    async with eager_session(transport) as (emu, _llm, talk, stt):
+        emu.queue_replies(Reply(text=WITHDRAWN), Reply(text=ANSWER))
+        await stt.turn_start()
+        await stt.eager_end(QUESTION)
+        await stt.resume()
+        await asyncio.sleep(0.3)  # the caller's resumed speech
+        await stt.turn_end(QUESTION + "?")
+        await talk.wait_for(lambda: ANSWER in heard(talk) or WITHDRAWN in heard(talk), 5, "an answer")
+        await asyncio.sleep(0.3)  # the assistant aggregator settles the context
+    assert_never_heard_or_kept(talk, WITHDRAWN)
+    assert heard(talk) == ANSWER
