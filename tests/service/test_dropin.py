@@ -178,3 +178,15 @@ async def test_ttfat_counts_the_thinking_before_the_first_word(which: str) -> No
     assert len(ttfb) == 1 and len(ttfat) == 1, (ttfb, ttfat)
     value, its_ttfb = ttfat[0]
     assert value > its_ttfb  # the summary streamed between the first event and the first word
+
+
+async def test_ttfat_is_reported_over_http_too() -> None:
+    async with Emulator(ttft=0.02, tokens_per_second=400.0) as emu:
+        llm = _ours("http", emu, settings=ResponsesHTTPLLMService.Settings(model="emulated"))
+        async with Conversation(llm) as talk:
+            await talk.say("Hello there.")
+            await talk.wait_turns_ended(1)
+            await asyncio.sleep(0.05)
+    ttfb, ttfat = _ttfb_and_ttfat(talk)
+    assert len(ttfb) == 1 and len(ttfat) == 1, (ttfb, ttfat)
+    assert ttfat[0][0] >= ttfat[0][1] > 0
