@@ -45,6 +45,7 @@ class ResponsesWSLLMService(ResponsesStage):
         settings: ResponsesWSSettings | None = None,
         retry_timeout_secs: float | None = 5.0,
         retry_on_timeout: bool | None = False,
+        model: str | None = None,
         ws_url: str | None = None,
         lanes: bool | str = "auto",
         lane_pool_size: int = 4,
@@ -79,6 +80,8 @@ class ResponsesWSLLMService(ResponsesStage):
             retry_timeout_secs: With ``retry_on_timeout``, how long a turn may wait for its first
                 event before it is sent again (once, and only while nothing was spoken).
             retry_on_timeout: Send a turn again once when its first event is late.
+            model: Deprecated, as in Pipecat's services: give ``Settings(model=...)``. Honoured
+                with a ``DeprecationWarning``; the settings' model wins when both are given.
             ws_url: The Responses WebSocket endpoint (an emulator's ``ws_url`` for offline use).
             lanes: ``"auto"`` (the default) finds out per connection whether the server multiplexes
                 ``stream_id`` lanes (OpenAI does; Azure OpenAI and most gateways do not). ``True``
@@ -110,6 +113,7 @@ class ResponsesWSLLMService(ResponsesStage):
         http_url = http_base_url(url, base_url)
         super().__init__(
             api_key=api_key,
+            model=model,
             service_tier=service_tier,
             settings=settings,
             retry_timeout_secs=retry_timeout_secs,
@@ -205,6 +209,7 @@ class ResponsesHTTPLLMService(ResponsesStage):
         settings: ResponsesWSSettings | None = None,
         retry_timeout_secs: float | None = 5.0,
         retry_on_timeout: bool | None = False,
+        model: str | None = None,
         store: bool = False,
         connect_timeout: float = 10.0,
         first_event_timeout: float = 15.0,
@@ -228,6 +233,8 @@ class ResponsesHTTPLLMService(ResponsesStage):
             retry_timeout_secs: With ``retry_on_timeout``, how long a turn may wait for its first
                 event before it is sent again (once, and only while nothing was spoken).
             retry_on_timeout: Send a turn again once when its first event is late.
+            model: Deprecated, as in Pipecat's services: give ``Settings(model=...)``. Honoured
+                with a ``DeprecationWarning``; the settings' model wins when both are given.
             store: Sent as ``store``; with ``True`` a turn continues the last one with
                 ``previous_response_id`` instead of sending the whole conversation.
             connect_timeout: Seconds to open an HTTP connection.
@@ -238,6 +245,7 @@ class ResponsesHTTPLLMService(ResponsesStage):
         """
         super().__init__(
             api_key=api_key,
+            model=model,
             service_tier=service_tier,
             settings=settings,
             retry_timeout_secs=retry_timeout_secs,

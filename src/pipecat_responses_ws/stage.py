@@ -37,6 +37,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.services.llm_service import FunctionCallFromLLM, LLMService
 from pipecat.services.openai.base_llm import OPENAI_MODEL_WITHOUT_RESPONSE_SCHEMA
+from pipecat.utils.deprecation import warn_deprecated
 from pipecat.utils.tracing.service_decorators import traced_llm
 from pipecat.utils.types import is_given
 
@@ -95,6 +96,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         self,
         *,
         api_key: str | None,
+        model: str | None,
         service_tier: str | None,
         settings: ResponsesWSSettings | None,
         retry_timeout_secs: float | None,
@@ -107,6 +109,16 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         **kwargs: Any,
     ) -> None:
         merged = default_settings("gpt-4.1")
+        if model is not None:
+            # As Pipecat's services take their deprecated ``model=``: honoured, with a warning that
+            # names the settings field. The built-in has no such argument and drops it unsaid.
+            service = type(self).__name__
+            warn_deprecated(
+                f"`{service}(model=...)` is deprecated: use `settings={service}.Settings(model=...)` "
+                "instead. If both are given, `settings` wins.",
+                stacklevel=3,  # the line that created the service
+            )
+            merged.model = model
         if service_tier is not None:
             merged.service_tier = service_tier
         if settings is not None:
@@ -282,13 +294,17 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         # While this task waits, the connection's reader pushes text deltas itself: the text
         # reaches the next processor one task switch sooner. Everything else is handled here.
         conn.set_express(response, self._push_text, coalesce=self._coalesce_text)
+        # Counted here, as calls are dispatched: the session's count has already moved on when
+        # several calls were read together, and none of them would look like the first.
+        dispatched = 0
         while True:
             happening = await conn.next_happening(response, self._first_event_timeout, self._stall_timeout)
             kind = type(happening)
             if kind is ev.TextDelta:
                 await self._push_text(happening)  # type: ignore[arg-type]
             elif isinstance(happening, ToolCallReady):
-                await self._dispatch_tool(happening, context, first=response.calls_started == 1)
+                dispatched += 1
+                await self._dispatch_tool(happening, context, first=dispatched == 1)
             elif isinstance(happening, ToolCallAnnounced):
                 await self.stop_ttfb_metrics()
                 await self.stop_ttfat_metrics()
@@ -325,6 +341,10 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         self._first_text_pending = False
         await self._push_llm_text(delta.delta)
         await self.stop_ttfb_metrics(end_time=arrived)
+        if self.reports_ttfat:
+            # Pipecat's TTFAT extends a stopped TTFB, so ``_push_llm_text`` above could not end
+            # it unless a reasoning summary had already ended the TTFB; this call then does nothing.
+            await self.stop_ttfat_metrics(end_time=arrived)
 
     async def _finish(self, response: Response, finished: Finished) -> None:
         await self._push_thought_end()
@@ -391,6 +411,9 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
 
     async def _push_thought(self, text: str) -> None:
         if not self._thinking:
+            # As the built-in: the first byte is the reasoning's, and TTFAT counts the thinking
+            # from there to the first word.
+            await self.stop_ttfb_metrics()
             self._thinking = True
             await self.push_frame(LLMThoughtStartFrame())
         await self.push_frame(LLMThoughtTextFrame(text=text))
