@@ -124,6 +124,48 @@ def test_malformed_frames_become_typed_values_with_a_reason(raw: str, reason: st
     assert isinstance(event, ev.MalformedEvent) and reason in event.reason
 
 
+def _nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _nested(100_000),  # past what the JSON parser can follow
+        f'{{"type": "response.output_text.delta", "delta": {_nested(1_000)}}}',
+        f'{{"type": "response.output_item.done", "item": {{"id": "x", "content": {_nested(200)}}}}}',
+        f'{{"type": "response.completed", "response": {{"output": [{{"content": {_nested(200)}}}]}}}}',
+    ],
+    ids=["100000 levels", "a delta 1000 levels deep", "an item 200 levels deep", "an output 200 levels deep"],
+)
+def test_json_nested_however_deep_is_a_malformed_event(raw: str) -> None:
+    event = ev.parse_event(raw)
+    assert isinstance(event, ev.MalformedEvent) and "nested" in event.reason
+
+
+def test_a_frame_nested_too_deep_mid_answer_is_skipped_and_the_answer_goes_on() -> None:
+    d = Driver()
+    turn, _ = d.start()
+    w = d.writer(turn)
+    actions = stream_text(d, w, ["Still "])
+    skipped = d.feed('{"type": "response.output_text.delta", "delta": ' + _nested(5_000) + "}")
+    assert [a for a in skipped if isinstance(a, Log) and a.level == "WARNING" and "nested" in a.message]
+    actions += d.feed(w.output_text_delta("msg_1", 0, "here."))
+    assert texts(actions) == ["Still ", "here."] and d.session.stats.events_skipped == 1
+
+
+def test_call_arguments_nested_too_deep_never_run_the_call() -> None:
+    d = Driver()
+    turn, _ = d.start()
+    w = d.writer(turn)
+    d.feed(w.created())
+    call = builders.function_call_item("fc_1", "call_1", "get_weather", '{"city": ' + _nested(100_000) + "}")
+    d.feed(w.output_item_added(0, {**call, "arguments": ""}))
+    happenings = delivered(d.feed(w.output_item_done(0, call)))
+    assert happenings and not [h for h in happenings if isinstance(h, ToolCallReady)]
+    assert "JSON" in happenings[-1].reason
+
+
 def test_events_parse_into_their_types() -> None:
     w = builders.ResponseEventWriter("resp_1", "m", stream_id="lane-0")
     delta = ev.parse_event(json.dumps(w.output_text_delta("msg_1", 0, "Hi ")))

@@ -228,6 +228,8 @@ class Response:
             arguments = json.loads(raw) if raw else {}
         except (TypeError, json.JSONDecodeError) as e:
             return ToolCallRejected(call_id, name, f"arguments are not valid JSON ({e})")
+        except RecursionError:
+            return ToolCallRejected(call_id, name, "arguments are JSON nested deeper than the parser can follow")
         if not isinstance(arguments, dict):
             return ToolCallRejected(call_id, name, "arguments are not a JSON object")
         if not call_id or not name:
