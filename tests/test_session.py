@@ -27,6 +27,7 @@ from pipecat_responses_ws.protocol.actions import (
 from pipecat_responses_ws.protocol.errors import ConnectionLost
 from pipecat_responses_ws.protocol.redaction import redact, register_secret
 from pipecat_responses_ws.protocol.response import (
+    REORDER_WINDOW,
     Failed,
     Finished,
     Response,
@@ -122,6 +123,48 @@ def stream_text(d: Driver, w: builders.ResponseEventWriter, words: list[str]) ->
 def test_malformed_frames_become_typed_values_with_a_reason(raw: str, reason: str) -> None:
     event = ev.parse_event(raw)
     assert isinstance(event, ev.MalformedEvent) and reason in event.reason
+
+
+def _nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _nested(100_000),  # past what the JSON parser can follow
+        f'{{"type": "response.output_text.delta", "delta": {_nested(1_000)}}}',
+        f'{{"type": "response.output_item.done", "item": {{"id": "x", "content": {_nested(200)}}}}}',
+        f'{{"type": "response.completed", "response": {{"output": [{{"content": {_nested(200)}}}]}}}}',
+    ],
+    ids=["100000 levels", "a delta 1000 levels deep", "an item 200 levels deep", "an output 200 levels deep"],
+)
+def test_json_nested_however_deep_is_a_malformed_event(raw: str) -> None:
+    event = ev.parse_event(raw)
+    assert isinstance(event, ev.MalformedEvent) and "nested" in event.reason
+
+
+def test_a_frame_nested_too_deep_mid_answer_is_skipped_and_the_answer_goes_on() -> None:
+    d = Driver()
+    turn, _ = d.start()
+    w = d.writer(turn)
+    actions = stream_text(d, w, ["Still "])
+    skipped = d.feed('{"type": "response.output_text.delta", "delta": ' + _nested(5_000) + "}")
+    assert [a for a in skipped if isinstance(a, Log) and a.level == "WARNING" and "nested" in a.message]
+    actions += d.feed(w.output_text_delta("msg_1", 0, "here."))
+    assert texts(actions) == ["Still ", "here."] and d.session.stats.events_skipped == 1
+
+
+def test_call_arguments_nested_too_deep_never_run_the_call() -> None:
+    d = Driver()
+    turn, _ = d.start()
+    w = d.writer(turn)
+    d.feed(w.created())
+    call = builders.function_call_item("fc_1", "call_1", "get_weather", '{"city": ' + _nested(100_000) + "}")
+    d.feed(w.output_item_added(0, {**call, "arguments": ""}))
+    happenings = delivered(d.feed(w.output_item_done(0, call)))
+    assert happenings and not [h for h in happenings if isinstance(h, ToolCallReady)]
+    assert "JSON" in happenings[-1].reason
 
 
 def test_events_parse_into_their_types() -> None:
@@ -498,7 +541,7 @@ def test_auto_goes_lane_free_where_the_server_refuses_stream_id_and_resends_with
     assert again is not None and "stream_id" not in d.session.create_event(again, {})
 
 
-def test_a_surprise_mid_connection_switches_without_losing_the_turn() -> None:
+def test_a_lane_gone_silent_while_events_come_without_one_ends_the_turn_saying_so() -> None:
     d = Driver(named_lanes=None)
     first, _ = d.start()
     w = d.writer(first)
@@ -506,9 +549,13 @@ def test_a_surprise_mid_connection_switches_without_losing_the_turn() -> None:
     d.feed(w.completed(builders.usage(1, 1)))
     assert d.conn.lanes is True
     turn, _ = d.start()
-    # A proxy in front starts dropping the lane: the answer still reaches its turn.
-    assert texts(stream_text(d, laneless_writer("resp_2"), ["Still ", "here."])) == ["Still ", "here."]
-    assert d.conn.lanes is False
+    # A proxy in front starts dropping the lane: nothing without it is spoken, the lanes stay.
+    assert texts(stream_text(d, laneless_writer("resp_2"), ["Whose ", "words?"])) == []
+    assert d.conn.lanes is True and d.conn.router.named and d.session.stats.stray_events == 5
+    actions = d.session.timed_out(turn, "first_event", 2.0, 2.0)
+    failed = [h for h in delivered(actions) if isinstance(h, Failed)]
+    assert failed and "5 events without stream_id were dropped" in str(failed[0].error)
+    assert [a for a in actions if isinstance(a, Retire)] and not d.conn.usable  # the next turn takes a fresh one
 
 
 def test_forced_lanes_on_a_server_without_them_say_why_once() -> None:
@@ -564,7 +611,8 @@ def test_one_event_without_its_lane_after_lanes_worked_never_mixes_two_answers()
     wb = d.writer(turn, "resp_b")
     d.feed(wb.created())
     actions = d.feed(laneless_writer("resp_x").in_progress())  # a proxy dropped the field once
-    assert d.conn.router.named and not d.conn.usable and [a for a in actions if isinstance(a, Retire)]
+    assert d.conn.router.named and d.conn.usable and not [a for a in actions if isinstance(a, Retire)]
+    assert d.session.stats.stray_events == 1
     assert texts(d.feed(wa.output_text_delta("msg_1", 0, "answer "))) == []
     d.feed(wb.output_item_added(0, builders.message_item("msg_b", "", "in_progress")))
     assert texts(d.feed(wb.output_text_delta("msg_b", 0, "Fresh."))) == ["Fresh."]
@@ -591,12 +639,161 @@ def test_a_stuck_abandoned_answer_without_lanes_retires_the_connection() -> None
     assert [a for a in actions if isinstance(a, Retire) and a.soon] and not d.conn.usable
 
 
+def stray_writer() -> builders.ResponseEventWriter:
+    return builders.ResponseEventWriter("resp_stray", "m")  # another stream's events, their lane lost
+
+
+@pytest.mark.parametrize("warm_up", [True, False], ids=["lanes found by a warm-up", "lanes found by the turn"])
+def test_stray_events_on_a_connection_whose_lanes_work_are_dropped_never_spoken_never_an_end(warm_up: bool) -> None:
+    d = Driver(named_lanes=None)
+    if warm_up:
+        probe, _ = d.start([], generate=False)
+        d.feed(d.writer(probe, "resp_warm").created())
+        d.feed(d.writer(probe, "resp_warm").completed(builders.usage(1, 0)))
+    turn, _ = d.start()
+    w = d.writer(turn)
+    words = ["one ", "two ", "three ", "four ", "five ", "six ", "seven ", "eight."]
+    actions = stream_text(d, w, words[:3])
+    assert d.conn.lanes is True
+    stray = d.feed(stray_writer().output_text_delta("msg_stray", 0, "STRAY "))
+    stray += d.feed(stray_writer().completed(builders.usage(1, 1)))
+    assert not delivered(stray) and d.conn.lanes is True and d.conn.router.named and d.conn.usable
+    warnings = [a for a in stray if isinstance(a, Log) and a.level == "WARNING"]
+    assert len(warnings) == 1 and "stray" in warnings[0].message  # said once, then counted
+    assert d.session.stats.stray_events == 2 and d.conn.stray_events == 2
+    for word in words[3:]:
+        actions += d.feed(w.output_text_delta("msg_1", 0, word))
+    actions += d.feed(w.completed(builders.usage(1, 8)))
+    assert texts(actions) == words and isinstance(delivered(actions)[-1], Finished)
+
+
+def test_a_terminal_naming_another_response_does_not_end_this_one() -> None:
+    d = Driver(named_lanes=False)
+    turn, _ = d.start()
+    w = laneless_writer()
+    actions = stream_text(d, w, ["one "])
+    other = stray_writer()
+    other._sequence = 4  # numbered as this response's next event would be: only its id tells
+    stray = d.feed(other.completed(builders.usage(1, 1)))
+    assert not delivered(stray) and not turn.ended and d.session.stats.events_skipped == 1
+    actions += d.feed(w.output_text_delta("msg_1", 0, "two."))
+    assert texts(actions) == ["one ", "two."]
+
+
+def test_forced_lanes_on_a_server_that_ignores_stream_id_end_the_turn_at_once_saying_what_to_set() -> None:
+    d = Driver(named_lanes=True)
+    d.start()
+    actions = d.feed(laneless_writer().created())
+    failed = [h for h in delivered(actions) if isinstance(h, Failed)]
+    assert len(failed) == 1
+    message = str(failed[0].error)
+    assert "ignores stream_id" in message and "lanes='auto'" in message and "lanes=False" in message
+    assert "no event for" not in message
+
+
 def test_forced_lanes_refused_by_the_server_end_the_turn_at_once() -> None:
     d = Driver(named_lanes=True)
     d.start()
     refusal = builders.error_event("unknown_parameter", "Unknown parameter: 'stream_id'.", param="stream_id")
     failed = delivered(d.feed(refusal))
     assert len(failed) == 1 and isinstance(failed[0], Failed) and "stream_id" in str(failed[0].error)
+
+
+# -- order ----------------------------------------------------------------------------------------
+
+
+def numbered(w: builders.ResponseEventWriter, words: list[str]) -> list[dict[str, Any]]:
+    """A text answer's events in the order the server numbers them."""
+    events = [w.created(), w.in_progress(), w.output_item_added(0, builders.message_item("msg_1", "", "in_progress"))]
+    events += [w.output_text_delta("msg_1", 0, word) for word in words]
+    return [*events, w.completed(builders.usage(1, len(words)))]
+
+
+WORDS = ["one ", "two ", "three ", "four ", "five ", "six ", "seven ", "eight."]
+
+
+def test_deltas_swapped_on_the_way_are_spoken_in_order_every_word_once() -> None:
+    d = Driver()
+    turn, _ = d.start()
+    events = numbered(d.writer(turn), WORDS)
+    deltas = events[3:-1]
+    swapped = [deltas[i + 1 - 2 * (i % 2)] for i in range(len(deltas))]  # every two swap places
+    actions: list[Action] = []
+    for event in [*events[:3], *swapped, events[-1]]:
+        actions += d.feed(event)
+    assert texts(actions) == WORDS and isinstance(delivered(actions)[-1], Finished)
+    assert d.session.stats.events_reordered == 4 and not [
+        a for a in actions if isinstance(a, Log) and a.level == "WARNING"
+    ]
+
+
+def test_a_gap_mid_answer_is_reported_naming_the_response_and_what_was_lost_and_the_answer_goes_on() -> None:
+    d = Driver()
+    turn, _ = d.start()
+    events = numbered(d.writer(turn, "resp_gap"), WORDS)
+    lost = events.pop(6)  # "four ", sequence_number 6
+    actions: list[Action] = []
+    for event in events:
+        actions += d.feed(event)
+    assert texts(actions) == [w for w in WORDS if w != "four "]
+    warnings = [a.message for a in actions if isinstance(a, Log) and a.level == "WARNING"]
+    assert (
+        len(warnings) == 1 and "resp_gap" in warnings[0] and f"sequence_number {lost['sequence_number']}" in warnings[0]
+    )
+    assert isinstance(delivered(actions)[-1], Finished) and d.session.stats.sequence_gaps == 1
+    # Arriving after it was given up on, it is not spoken out of its place.
+    assert texts(d.feed(lost)) == []
+
+
+def test_a_gap_before_anything_was_spoken_sends_the_turn_again_once() -> None:
+    d = Driver()
+    turn, _ = d.start()
+    events = numbered(d.writer(turn, "resp_gap"), WORDS)
+    del events[3]  # the first word
+    actions: list[Action] = []
+    for event in events[: 3 + REORDER_WINDOW + 1]:
+        actions += d.feed(event)
+    retry = [h for h in delivered(actions) if isinstance(h, Retry)]
+    assert texts(actions) == [] and len(retry) == 1 and retry[0].after_gap and turn.abandoned
+    assert sends(actions) == [{"type": wire.RESPONSE_CANCEL, "response_id": "resp_gap"}]
+    rest = []
+    for event in events[3 + REORDER_WINDOW + 1 :]:
+        rest += d.feed(event)
+    assert not delivered(rest) and turn.finished  # its end, once it came, freed the lane
+    again = d.session.open_response(d.conn, USER, retry_of=(turn, retry[0]))
+    assert again is not None and again.gap_retried
+    d.session.create_event(again, {})
+    second = numbered(d.writer(again, "resp_again"), WORDS)
+    del second[3]
+    actions = []
+    for event in second:
+        actions += d.feed(event)
+    assert texts(actions) == WORDS[1:] and isinstance(delivered(actions)[-1], Finished)  # once, not again
+
+
+def test_a_gap_the_terminal_gives_up_on_before_anything_was_spoken_frees_the_lane_too() -> None:
+    d = Driver()
+    turn, _ = d.start()
+    events = numbered(d.writer(turn), ["Short ", "answer."])
+    del events[3]
+    actions: list[Action] = []
+    for event in events:
+        actions += d.feed(event)
+    assert texts(actions) == [] and [h for h in delivered(actions) if isinstance(h, Retry)]
+    assert turn.finished and d.conn.is_quiet()
+
+
+def test_unknown_and_malformed_events_of_a_response_hold_their_place_in_its_order() -> None:
+    d = Driver()
+    turn, _ = d.start()
+    w = d.writer(turn)
+    actions = stream_text(d, w, ["one "])
+    d.feed({"type": "response.output_text.annotation.added", "sequence_number": 4, "stream_id": turn.lane})
+    d.feed({"type": "response.output_item.added", "sequence_number": 5, "stream_id": turn.lane, "item": "x"})
+    w._sequence += 2  # the two events above took their numbers
+    for word in WORDS[1:]:
+        actions += d.feed(w.output_text_delta("msg_1", 0, word))
+    assert texts(actions) == WORDS and d.session.stats.sequence_gaps == 0
 
 
 def test_the_protocol_core_does_no_io() -> None:

@@ -264,13 +264,24 @@ class Driver:
     def _apply(self, actions: list[Action]) -> Awaitable[list[Action] | None] | None:
         """Carry out the session's decisions; returns the express handling to await, if any, which
         returns the actions of whatever it read past its text (``_express``)."""
-        express = None
+        text: tuple[EventQueue, Response, ev.TextDelta] | None = None
+        queued = False
         for action in actions:
             if type(action) is Deliver:
                 response = action.response
                 queue = response.owner
-                if queue.deliver(action.happening):
-                    express = self._express(queue, response, action.happening)  # type: ignore[arg-type]
+                if text is not None or queued:
+                    # More than one happening (events put back in order): pushing the text while
+                    # what comes after it is already queued could overtake it, so all of it queues.
+                    if text is not None:
+                        text[0].put(text[2])
+                        text = None
+                    queue.put(action.happening)
+                    queued = True
+                elif queue.deliver(action.happening):
+                    text = (queue, response, action.happening)  # type: ignore[assignment]
+                else:
+                    queued = True
             elif type(action) is Touch:
                 _queue_of(action.response).touch()
             elif isinstance(action, Log):
@@ -287,7 +298,7 @@ class Driver:
                     self._on_tool_results(action.results)
         if not self.state.router.in_flight:  # is_quiet(), without two calls per event
             self.quiet.set()
-        return express
+        return self._express(*text) if text is not None else None
 
     async def _express(self, queue: EventQueue, response: Response, delta: ev.TextDelta) -> list[Action] | None:
         """Push ``delta`` through the parked owner's express handler; what it raises goes to the

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from ..protocol import wire
 from . import builders
 from .records import ResponseRecord
-from .script import DUPLICATING_FAULTS, Fault
+from .script import DELTA_ORDER_FAULTS, DUPLICATING_FAULTS, Fault
 from .session import Action, Job
 from .stream import Event, ResponseStream
 
@@ -29,6 +29,18 @@ MALFORMED_EVENT = {
     "status": "bad",
 }
 KEY_ERROR_CODE = "invalid_api_key"
+DEEP_JSON_LEVELS = 1_000
+# Faults that send one frame of their own, outside ``Records.sent``.
+RAW_FRAME_FAULTS = frozenset(
+    {
+        "malformed",
+        "malformed_event",
+        "stray_early_delta",
+        "deep_json",
+        "laneless_stray_delta",
+        "laneless_stray_completed",
+    }
+)
 
 
 class Outlet(Protocol):
@@ -63,6 +75,8 @@ class ResponseRunner:
         self._wake = asyncio.Event()
         # A duplicating fault's last matching event sent before its trigger, repeated at the terminal.
         self._copy: Event | None = None
+        # A text delta ``reorder_deltas`` holds back to send after the next one.
+        self._held: Event | None = None
 
     def cancel(self) -> None:
         self.stream.stop("cancelled")
@@ -97,8 +111,12 @@ class ResponseRunner:
                 # A cancel during this wait makes next() the terminal instead of the delta.
                 await self._pause(deadline - loop.time())
             event = stream.next()
-            await self._outlet.send(event)
             sent += 1
+            if pending is not None and pending.kind in DELTA_ORDER_FAULTS and sent > trigger:
+                if not await self._reorder(pending, event):
+                    pending = None
+                continue
+            await self._outlet.send(event)
             self._record.output_tokens_generated = stream.tokens
             self._record.text = stream.text
             if pending is not None and pending.kind in DUPLICATING_FAULTS and _duplicated_by(pending, event):
@@ -110,7 +128,28 @@ class ResponseRunner:
         self._finish()
         await self._outlet.apply(self._outlet.finished(self.job))
 
+    async def _reorder(self, fault: Fault, event: Event) -> bool:
+        """Send ``event`` under a fault that reorders or loses text deltas; False once the fault is done with."""
+        held, self._held = self._held, None
+        if event["type"] != wire.OUTPUT_TEXT_DELTA:
+            if held is not None:
+                await self._outlet.send(held)
+            await self._outlet.send(event)
+            return True
+        if fault.kind == "lose_delta":
+            self._outlet.injected(self.job, fault.kind, json.dumps(event))
+            return False
+        if held is None:
+            self._held = event
+            return True
+        self._outlet.injected(self.job, fault.kind, None)
+        await self._outlet.send(event)
+        await self._outlet.send(held)
+        return True
+
     def _due(self, fault: Fault, trigger: int, sent: int) -> bool:
+        if fault.kind in DELTA_ORDER_FAULTS:
+            return False  # it acts on the deltas themselves, in _run
         if fault.kind == "delay_terminal":
             return self.stream.next_is_terminal()
         if fault.kind in DUPLICATING_FAULTS:
@@ -139,7 +178,7 @@ class ResponseRunner:
             assert self._copy is not None, "_due fires a duplicating fault only once it has an event to repeat"
             await self._resend(self._copy)
             return True
-        if kind in ("malformed", "malformed_event", "stray_early_delta"):
+        if kind in RAW_FRAME_FAULTS:
             await self._send_raw(kind, self._raw_frame(fault))
             return True
         self._outlet.injected(self.job, kind, None)
@@ -172,11 +211,25 @@ class ResponseRunner:
             return MALFORMED_FRAME
         if fault.kind == "malformed_event":
             return json.dumps(MALFORMED_EVENT)
+        lane = f', "stream_id": {json.dumps(self.job.lane)}' if self.job.lane is not None else ""
+        if fault.kind == "deep_json":
+            nested = "[" * DEEP_JSON_LEVELS + "]" * DEEP_JSON_LEVELS
+            return f'{{"type": "{wire.OUTPUT_TEXT_DELTA}"{lane}, "delta": {nested}}}'
+        stray_id = f"stray_{self.job.response_id.removeprefix('resp_')}"
+        if fault.kind.startswith("laneless_stray_"):
+            # Another stream's event, its lane lost on the way: no stream_id, whatever this response's lane.
+            # Nor a sequence_number (a number of its own stream could pass for one of this response's).
+            stray = builders.ResponseEventWriter(f"resp_{stray_id}", "")
+            if fault.kind == "laneless_stray_completed":
+                event = stray.completed(builders.usage(1, 1))
+            else:
+                event = stray.output_text_delta(f"msg_{stray_id}", 0, fault.text)
+            del event["sequence_number"]
+            return json.dumps(event)
         # stray_early_delta: a delta for an item this response never announces, numbered as if it came first
         # (a writer of its own, so the response's own numbering is untouched).
         writer = builders.ResponseEventWriter(self.job.response_id, "", stream_id=self.job.lane)
-        item_id = f"msg_stray_{self.job.response_id.removeprefix('resp_')}"
-        return json.dumps(writer.output_text_delta(item_id, 0, fault.text))
+        return json.dumps(writer.output_text_delta(f"msg_{stray_id}", 0, fault.text))
 
     async def _resend(self, event: Event) -> None:
         """``event`` again, byte for byte: ``json.dumps`` of the same dict is the same text."""

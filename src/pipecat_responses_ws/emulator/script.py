@@ -28,10 +28,17 @@ FAULT_KINDS = frozenset(
         "stop_reading",
         "key_error",
         "malformed_event",
+        "deep_json",
+        "laneless_stray_delta",
+        "laneless_stray_completed",
+        "reorder_deltas",
+        "lose_delta",
     }
 )
 # The faults that resend an event of the response rather than fire at one point of it.
 DUPLICATING_FAULTS = frozenset({"duplicate_delta", "duplicate_item_done"})
+# The faults that change the order or the number of the response's own text deltas from their trigger on.
+DELTA_ORDER_FAULTS = frozenset({"reorder_deltas", "lose_delta"})
 
 
 @dataclass
@@ -91,9 +98,21 @@ class Fault:
       quotes the API key the client presented on the upgrade; the response continues.
     - ``malformed_event``: a connection-level frame that is JSON of the wrong shape,
       ``{"type": "error", "error": "<a string>", "status": "bad"}``; the response continues.
+    - ``deep_json``: a frame on this response's lane that is JSON nested 1,000 levels deep (a
+      ``response.output_text.delta`` whose ``delta`` is arrays within arrays); the response continues.
+    - ``laneless_stray_delta``: one ``response.output_text.delta`` without ``stream_id`` (whatever
+      the lane) or ``sequence_number``, of a response and item nobody started (``resp_stray_<n>``, ``msg_stray_<n>``),
+      with ``text`` as its delta, as a proxy leaking another stream's frame would send; the
+      response continues.
+    - ``laneless_stray_completed``: the same for a ``response.completed`` of ``resp_stray_<n>``.
+    - ``reorder_deltas``: from the first ``response.output_text.delta`` at or after
+      ``after_events``, every two text deltas go out in swapped order (the second first), each
+      with its own ``sequence_number``; an odd one left before a non-delta event goes out before it.
+    - ``lose_delta``: the first ``response.output_text.delta`` at or after ``after_events`` is
+      never sent (its ``sequence_number`` is a gap); a response without one there loses nothing.
 
-    Frames that are not well-formed events (the duplicates, the stray delta and both malformed
-    kinds) are left out of ``Records.sent``, which stays what the SDK validates; every fault that
+    Frames a fault adds (the duplicates, the stray events, the deep one and both malformed kinds)
+    are left out of ``Records.sent``, which stays what the SDK validates; every fault that
     fires is listed in ``Records.faults``.
 
     ``count`` is how many generated responses the fault applies to when added with

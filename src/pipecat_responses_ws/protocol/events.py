@@ -34,6 +34,9 @@ _ITEM_EVENTS = frozenset(
 # Documented events the client reads only for their lane and order.
 _PLAIN_EVENTS = frozenset({wire.STEER_ACCEPTED, wire.STEER_FAILED, wire.STEER_PENDING})
 EXCERPT_CHARS = 160
+# How deep an event may nest. The documented events nest a few levels; a frame far deeper would
+# overflow the stack wherever what it carries is walked later (sent back as context, logged).
+MAX_NESTING = 64
 
 
 @dataclass(slots=True)  # not frozen: one is made per word, and a frozen one costs three times as much to make
@@ -209,6 +212,8 @@ def parse_event(raw: str | bytes) -> ServerEvent:
         data = json.loads(raw)
     except (TypeError, ValueError) as e:
         return MalformedEvent(None, None, f"not JSON ({e})", _excerpt(raw))
+    except RecursionError:
+        return MalformedEvent(None, None, "nested deeper than the JSON parser can follow", _excerpt(raw))
     if type(data) is dict and data.get("type") == _TEXT_DELTA:
         # The hot path, one event per word: every field checked in one go; a wrong one is named
         # by ``_parse_object``.
@@ -240,6 +245,10 @@ def _parse_object(raw: str | bytes, data: Any) -> ServerEvent:
         return MalformedEvent(None, None, f"{event_type}: stream_id is not a string", _excerpt(raw))
     if sequence_number is not None and (type(sequence_number) is not int):
         return MalformedEvent(stream_id, None, f"{event_type}: sequence_number is not an integer", _excerpt(raw))
+    if _opens(raw) > MAX_NESTING and _nested_deeper(data, MAX_NESTING):
+        return MalformedEvent(
+            stream_id, sequence_number, f"{event_type}: nested deeper than {MAX_NESTING} levels", _excerpt(raw)
+        )
     if event_type == wire.OUTPUT_TEXT_DELTA:
         what = "delta" if not isinstance(data.get("delta"), str) else "item_id"
         return MalformedEvent(stream_id, sequence_number, f"{event_type}: {what} is not a string", _excerpt(raw))
@@ -323,6 +332,29 @@ def _error(data: dict[str, Any], stream_id: str | None, sequence: int | None) ->
         status=status,
         param=param if isinstance(param, str) else None,
     )
+
+
+def _opens(raw: str | bytes) -> int:
+    """How many arrays and objects ``raw`` could open at most: no frame nests deeper than that (the
+    count, at C speed, spares nearly every frame the walk of :func:`_nested_deeper`)."""
+    if isinstance(raw, str):
+        return raw.count("[") + raw.count("{")
+    return raw.count(b"[") + raw.count(b"{")
+
+
+def _nested_deeper(value: Any, levels: int) -> bool:
+    """Whether ``value`` nests more than ``levels`` arrays and objects deep (walked without recursion)."""
+    level: list[Any] = [value]
+    for _ in range(levels):
+        level = [
+            child
+            for container in level
+            for child in (container.values() if type(container) is dict else container)
+            if type(child) is dict or type(child) is list
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _object(data: dict[str, Any], name: str, *, optional: bool = False) -> dict[str, Any]:

@@ -5,8 +5,12 @@ the typed events its lane delivers and turns each into a *happening* for its own
 speak, a function call whose arguments are final, how it ended), or into a reason to skip the
 event. The rules that keep a misbehaving server from making us speak twice live here:
 
-- ``sequence_number`` only grows within a response: an event that repeats one (a proxy that
-  sends a frame twice) or goes back is skipped;
+- ``sequence_number`` counts up by one within a response: an event that repeats one (a proxy
+  that sends a frame twice) or goes back is skipped; one that comes early is held until those
+  before it arrive, so text swapped on the way is spoken in order; when they do not come within
+  ``REORDER_WINDOW`` events (or the terminal comes first), what is held goes on and the gap is
+  reported (the session says what was lost, or sends the turn again if nothing was spoken);
+- a lifecycle event naming another response than the one created here is not its own;
 - an event belongs to a response only between its ``response.created`` and its terminal
   (PROTOCOL.md §3.3). Before ``created``, an item event is accepted only for an item this
   response announced with ``output_item.added``, so a server that never sends ``created`` still
@@ -70,13 +74,15 @@ class Retry:
     """The response is over without anything audible or any tool run: send the turn again.
 
     ``full_context``: without ``previous_response_id``; ``fresh_connection``: this connection is
-    retired, so the next attempt goes to a new one; ``after_timeout``: its first event never came.
+    retired, so the next attempt goes to a new one; ``after_timeout``: its first event never came;
+    ``after_gap``: events of it never came (a gap in its ``sequence_number``).
     """
 
     reason: str
     full_context: bool = False
     fresh_connection: bool = False
     after_timeout: bool = False
+    after_gap: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +114,29 @@ Happening = (
 # Happenings after which the owner expects nothing more of this response.
 ENDINGS = (Finished, Retry, Failed)
 
+# Events held behind a sequence gap at most, before the gap is taken as lost: swaps on the way
+# are a few frames apart, and a real loss must not hold text back for long.
+REORDER_WINDOW = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Ordered:
+    """What an event out of the text path's order amounts to: the events to act on now, in order
+    (none while it is held), the sequence numbers given up as lost, or why it is skipped."""
+
+    events: tuple[ev.ServerEvent, ...] = ()
+    lost: tuple[int, ...] = ()
+    skipped: str | None = None
+
+
 # Item events that may precede ``response.created`` only for an item the response announced.
 _ITEM_EVENTS = (ev.TextDelta, ev.ReasoningDelta, ev.ItemEvent, ev.OutputItemDone)
+# Events that name the response they belong to.
+_LIFECYCLE_EVENTS = (ev.ResponseCreated, ev.ResponseProgress, ev.ResponseEnded)
+
+
+def _names_another(named: str | None, known: str | None) -> bool:
+    return named is not None and known is not None and named != known
 
 
 @dataclass(eq=False)
@@ -128,6 +155,7 @@ class Response:
     full_context_retried: bool = False
     transport_retried: bool = False
     timeout_retried: bool = False
+    gap_retried: bool = False
     response_id: str | None = None
     sent: bool = False
     created: bool = False
@@ -141,7 +169,12 @@ class Response:
     resends_context: bool = False  # the first request on a spare that took over
     sent_lane: str | None = None  # the stream_id its create carried
     owner: Any = None  # the I/O layer's sink for this response's happenings
-    _last_sequence: int = -1
+    strays_before: int = 0  # the connection's stray events when this response was sent
+    # The sequence number due next, which the text path compares a delta's with; -1 while none was
+    # seen, or while events are held (then ``_expected`` is the one due and ``_held`` what came early).
+    _next_sequence: int = -1
+    _expected: int = 0
+    _held: dict[int, ev.ServerEvent] = field(default_factory=dict)
     _announced: dict[str, tuple[str, str] | None] = field(default_factory=dict)  # item id -> function call
     _done_items: set[str] = field(default_factory=set)
     _ready_calls: set[str] = field(default_factory=set)
@@ -161,26 +194,68 @@ class Response:
         return not self.text_delivered and self.calls_started == 0
 
     def accept(self, event: ev.ServerEvent) -> str | None:
-        """Why ``event`` is not this response's to act on, or None when it is."""
+        """Why ``event`` is not this response's to act on, whatever its place in the order; None when it may be."""
         if not self.created and isinstance(event, _ITEM_EVENTS) and event.item_id not in self._announced:
             return (
                 f"{ev.event_name(event)} for item {event.item_id!r} before response.created, "
                 "and this response never announced that item"
             )
-        sequence = event.sequence_number
-        if not self.take_sequence(sequence):
-            last = self._last_sequence
-            return f"{ev.event_name(event)} repeats or goes back in sequence_number ({sequence} after {last})"
+        if isinstance(event, _LIFECYCLE_EVENTS) and _names_another(event.response_id, self.response_id):
+            return f"{ev.event_name(event)} of {event.response_id}, not of {self.response_id}"
         return None
 
     def take_sequence(self, sequence: int | None) -> bool:
-        """Record ``sequence`` as the latest seen, unless it repeats or goes back (False)."""
-        if sequence is None:
+        """Whether ``sequence`` is the one due next with nothing held (then it is taken), or absent."""
+        if sequence == self._next_sequence:
+            self._next_sequence = sequence + 1
             return True
-        if sequence <= self._last_sequence:
-            return False
-        self._last_sequence = sequence
-        return True
+        return sequence is None
+
+    @property
+    def held(self) -> int:
+        """Events that came early and wait for a gap before them to fill."""
+        return len(self._held)
+
+    def order(self, event: ev.ServerEvent) -> Ordered:
+        """Where ``event``, refused by :meth:`take_sequence`, falls in the response's order."""
+        sequence = event.sequence_number
+        assert sequence is not None, "take_sequence takes every event without a number"
+        held = self._held
+        if not held:
+            due = self._next_sequence
+            if due < 0:  # the first numbered event: where this response's count starts
+                self._next_sequence = sequence + 1
+                return Ordered((event,))
+            self._expected = due
+        due = self._expected
+        if sequence < due or sequence in held:
+            return Ordered(skipped=f"{ev.event_name(event)} repeats or goes back in sequence_number ({sequence})")
+        self._next_sequence = -1
+        held[sequence] = event
+        if sequence == due:
+            return self._release(due, ())
+        if len(held) > REORDER_WINDOW or isinstance(event, ev.ResponseEnded):
+            # What is missing is taken as lost: everything held goes on, in order.
+            lost = tuple(n for n in range(due, max(held)) if n not in held)
+            return self._release(min(held), lost, everything=True)
+        return Ordered()
+
+    def _release(self, due: int, lost: tuple[int, ...], *, everything: bool = False) -> Ordered:
+        held = self._held
+        if everything:
+            events = tuple(held.pop(n) for n in sorted(held))
+            due = (events[-1].sequence_number or 0) + 1
+        else:
+            released = []
+            while due in held:
+                released.append(held.pop(due))
+                due += 1
+            events = tuple(released)
+        if held:
+            self._expected = due
+        else:
+            self._next_sequence = due
+        return Ordered(events, lost)
 
     def feed(self, event: ev.ServerEvent) -> Happening | Skipped | None:
         """What an accepted event other than a text delta amounts to: a happening, a reason to skip
@@ -228,6 +303,8 @@ class Response:
             arguments = json.loads(raw) if raw else {}
         except (TypeError, json.JSONDecodeError) as e:
             return ToolCallRejected(call_id, name, f"arguments are not valid JSON ({e})")
+        except RecursionError:
+            return ToolCallRejected(call_id, name, "arguments are JSON nested deeper than the parser can follow")
         if not isinstance(arguments, dict):
             return ToolCallRejected(call_id, name, "arguments are not a JSON object")
         if not call_id or not name:

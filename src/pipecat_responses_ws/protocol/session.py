@@ -41,6 +41,8 @@ CANCEL_REJECTION_WINDOW_SECS = 2.0
 STUCK_LANE_SECS = 60.0
 # A cancelled answer that ends this soon shows the endpoint honours response.cancel.
 CANCEL_HONOURED_WITHIN_SECS = 0.5
+# Events by which a server answers a create: one without ``stream_id`` shows the server ignores it.
+_ANSWER_STARTS = (ev.ResponseCreated, ev.ResponseProgress, ev.OutputItemAdded)
 # Codes that end the connection's usefulness: nothing was generated for the request they answer.
 _CONNECTION_SPENT = frozenset({wire.CONNECTION_LIMIT_REACHED, wire.STREAM_LIMIT_REACHED})
 
@@ -58,6 +60,9 @@ class ServiceStats:
     input_items_sent: int = 0
     bytes_sent: int = 0
     events_skipped: int = 0  # malformed, unknown, duplicated or stray server events
+    stray_events: int = 0  # events without stream_id on connections whose lanes work: dropped
+    events_reordered: int = 0  # events that came early and were acted on once those before them came
+    sequence_gaps: int = 0  # runs of events of a response that never came
     # Barge-ins on connections without lanes: which path each took, and what moving cost.
     barge_ins_to_spare: int = 0
     barge_ins_on_same_connection: int = 0
@@ -113,6 +118,11 @@ class ConnectionState:
         self.unknown_types: set[str] = set()
         self.took_over = False  # a spare that took over after a barge-in; its first request resends
         self.warned_laneless = False
+        # Whether an event of this connection has carried a lane of ours back: then an event without
+        # one is stray (never spoken, never an end), not a sign that the server has no lanes.
+        self.lanes_echoed = False
+        self.stray_events = 0
+        self.warned_reordered = False
         # One HTTP request: it carries one response, and closing its stream is what stops it.
         self.single_response = False
 
@@ -194,6 +204,7 @@ class ClientSession:
                 transport_retried=bool(previous and previous.transport_retried)
                 or bool(retry and retry.fresh_connection),
                 timeout_retried=bool(previous and previous.timeout_retried) or bool(retry and retry.after_timeout),
+                gap_retried=bool(previous and previous.gap_retried) or bool(retry and retry.after_gap),
             )
 
         avoid = plan.parent.lane if plan.parent is not None else None
@@ -227,6 +238,7 @@ class ClientSession:
                 response.resends_context = True
                 self.stats.input_items_resent += len(plan.input)
         response.sent = True
+        response.strays_before = response.connection.stray_events
         return payload
 
     def sent(self, response: Response, size: int) -> None:
@@ -340,34 +352,91 @@ class ClientSession:
 
     def receive(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
         """The actions one server event calls for."""
-        if isinstance(event, ev.MalformedEvent):
-            self.stats.events_skipped += 1
-            lane = f" on lane {event.stream_id}" if event.stream_id else ""
-            return [
-                Log(
-                    "WARNING", f"{conn.name}: skipped a malformed server event{lane}: {event.reason}: {event.excerpt!r}"
-                )
-            ]
-        if isinstance(event, ev.UnknownEvent):
-            self.stats.events_skipped += 1
-            if event.type in conn.unknown_types:
-                return []
-            conn.unknown_types.add(event.type)
-            return [Log("INFO", f"{conn.name}: skipped {event.type!r}, an event type this client does not know")]
+        if isinstance(event, ev.MalformedEvent | ev.UnknownEvent):
+            return self._skipped(conn, event, now)
+        actions: list[Action] = []
         router = conn.router
-        learned: list[Action] = []
         if router.named and (conn.lanes is None or event.stream_id is None):
-            learned = self._learn_lanes(conn, event)
+            actions += self._learn_lanes(conn, event)
         response = router.owner(event)
         if response is None:
             if router.is_connection_level(event):
-                return learned + self._connection_event(conn, event, now)
-            return learned  # a lane nobody waits on any more
+                return actions + self._connection_event(conn, event, now)
+            return actions  # a lane nobody waits on any more
         reason = response.accept(event)
+        if (
+            reason is None
+            and not response.abandoned  # nothing of it is spoken: its order does not matter
+            and not (type(event) is ev.ServerError or response.take_sequence(event.sequence_number))
+        ):
+            return actions + self._reordered(conn, response, event, now)
         if reason is not None:
             self.stats.events_skipped += 1
             level = "DEBUG" if response.abandoned else "WARNING"
-            return [Log(level, f"{conn.name}: skipped an event on lane {response.lane}: {reason}")]
+            return [*actions, Log(level, f"{conn.name}: skipped an event on lane {response.lane}: {reason}")]
+        return self._act(conn, response, event, now, actions)
+
+    def _skipped(self, conn: ConnectionState, event: ev.MalformedEvent | ev.UnknownEvent, now: float) -> list[Action]:
+        """A malformed or unknown event: said, and skipped. Numbered within a response, it still
+        holds its place in that response's order, or the events after it would wait for it as lost."""
+        self.stats.events_skipped += 1
+        actions: list[Action] = []
+        if isinstance(event, ev.MalformedEvent):
+            lane = f" on lane {event.stream_id}" if event.stream_id else ""
+            message = f"{conn.name}: skipped a malformed server event{lane}: {event.reason}: {event.excerpt!r}"
+            actions.append(Log("WARNING", message))
+        elif event.type not in conn.unknown_types:
+            conn.unknown_types.add(event.type)
+            actions.append(Log("INFO", f"{conn.name}: skipped {event.type!r}, an event type this client does not know"))
+        if event.sequence_number is None or (conn.router.named and event.stream_id is None):
+            return actions
+        response = conn.router.owner(event)
+        if response is None or response.abandoned or response.take_sequence(event.sequence_number):
+            return actions
+        return actions + self._reordered(conn, response, event, now)
+
+    def _reordered(self, conn: ConnectionState, response: Response, event: ev.ServerEvent, now: float) -> list[Action]:
+        """``event`` is not the one due next on its response: act on what is now in order."""
+        ordered = response.order(event)
+        if ordered.skipped is not None:
+            self.stats.events_skipped += 1
+            return [Log("WARNING", f"{conn.name}: skipped an event on lane {response.lane}: {ordered.skipped}")]
+        actions: list[Action] = []
+        if ordered.lost:
+            # Sent again or not, what was held is acted on: an abandoned response's end frees its lane.
+            actions += self._lost(conn, response, ordered.lost, now)
+        elif ordered.events and len(ordered.events) > 1:
+            self.stats.events_reordered += len(ordered.events) - 1
+            if not conn.warned_reordered:
+                conn.warned_reordered = True
+                actions.append(
+                    Log("INFO", f"{conn.name}: events of {_named(response)} came out of order; acted on in order")
+                )
+        if not ordered.events:
+            actions.append(Touch(response))  # held: a sign of life all the same
+        for early in ordered.events:
+            if isinstance(early, ev.MalformedEvent | ev.UnknownEvent):
+                continue  # skipped already; it only held its place
+            actions = self._act(conn, response, early, now, actions)
+        return actions
+
+    def _lost(self, conn: ConnectionState, response: Response, lost: tuple[int, ...], now: float) -> list[Action]:
+        """Events of ``response`` never came: say which, and send the turn again while nothing was spoken."""
+        self.stats.sequence_gaps += 1
+        numbers = ", ".join(str(n) for n in lost)
+        what = f"{len(lost)} event{'s' if len(lost) > 1 else ''} (sequence_number {numbers})"
+        where = f"{conn.name}: {_named(response)} lost {what} on the way"
+        if response.generate and response.replay_safe and not response.gap_retried and not response.out_of_band:
+            actions: list[Action] = [Log("WARNING", f"{where}; nothing was spoken yet, so the turn goes again")]
+            actions += self._end(response, Retry(f"{_named(response)} lost {what}", after_gap=True))
+            return actions + self.abandon(response, now)
+        return [Log("WARNING", f"{where}: the answer may miss what they carried (words, or a call)")]
+
+    def _act(
+        self, conn: ConnectionState, response: Response, event: ev.ServerEvent, now: float, learned: list[Action]
+    ) -> list[Action]:
+        """What ``event``, in its response's order, amounts to."""
+        router = conn.router
         if type(event) is ev.TextDelta:
             # The hot path, one event per word, inline.
             if response.abandoned or response.ended:
@@ -389,6 +458,8 @@ class ClientSession:
         happening = response.feed(event)
         actions: list[Action] = learned
         if isinstance(event, ev.ResponseCreated):
+            if event.stream_id is not None:
+                conn.lanes_echoed = True
             if abandoned:
                 actions += self._cancel(response, now)  # abandoned before its id was known
         elif isinstance(event, ev.ResponseEnded):
@@ -466,43 +537,47 @@ class ClientSession:
     # -- lanes, found out rather than assumed --------------------------------------------------
 
     def _learn_lanes(self, conn: ConnectionState, event: ev.ServerEvent) -> list[Action]:
-        """What ``event`` shows of lane support, on a connection whose requests carry lanes."""
+        """What ``event`` shows of lane support, on a connection whose requests carry lanes.
+
+        Only an answer to a create can show that the server ignores ``stream_id``: its
+        ``response.created`` (or ``queued``, ``in_progress``, a first item) without one, while no
+        event here has carried a lane back. Anything else without a lane is stray, and so is
+        everything without one once a lane came back: a connection whose lanes work keeps them.
+        """
         if event.stream_id is not None:
             if conn.lanes is None and conn.router.owner(event) is not None:
-                conn.lanes = True
+                conn.lanes = conn.lanes_echoed = True
                 return self._lanes_decided(conn, True, "the server echoes stream_id")
             return []
         if isinstance(event, ev.ServerError):
             if not _about_stream_id(event):
                 return []  # connection-level: handled as such
             reason = f"the server refuses stream_id ({event.code}: {event.message})"
-        elif conn.router.in_flight:
-            reason = f"the server answered without the request's stream_id ({ev.event_name(event)})"
+        elif conn.lanes_echoed or not conn.router.in_flight or not isinstance(event, _ANSWER_STARTS):
+            return []  # stray: dropped as a connection-level event
         else:
-            return []
+            reason = f"the server ignores stream_id (it answered with {ev.event_name(event)} without one)"
         if self.options.named_lanes is True:
-            actions: list[Action] = []
-            if not conn.warned_laneless:
-                conn.warned_laneless = True
-                advice = "this endpoint seems to have no lanes: pass lanes='auto' (the default) or lanes=False"
-                actions.append(Log("WARNING", f"{conn.name}: {reason}; {advice}"))
-            refused = self._refused(conn) if isinstance(event, ev.ServerError) else None
-            if refused is not None:  # the turn ends now rather than after its first-event timeout
-                conn.router.finish(refused)
-                error = ResponsesWSError(reason, code=event.code if isinstance(event, ev.ServerError) else None)
-                actions += self._end(refused, Failed(error))
-            return actions
-        if conn.lanes is True and conn.router.in_flight > 1:
-            # Lanes worked here and several responses are in flight: their events can no longer be told
-            # apart. Leave them be, and start nothing new on this connection.
-            if conn.retiring:
-                return []
-            conn.retiring = True
-            return [Log("WARNING", f"{conn.name}: {reason}, after echoing lanes before; retired"), Retire(conn, reason)]
+            return self._lanes_forced_in_vain(conn, event, reason)
         conn.lanes = False
         conn.router.go_lane_free()
         conn.chains.keep_latest()
         return self._lanes_decided(conn, False, reason)
+
+    def _lanes_forced_in_vain(self, conn: ConnectionState, event: ev.ServerEvent, reason: str) -> list[Action]:
+        """``lanes=True`` on a server that ignores or refuses ``stream_id``: the request it answers
+        ends now, saying why and what to set, rather than after its first-event timeout."""
+        advice = "this endpoint has no lanes: pass lanes='auto' (the default) or lanes=False"
+        actions: list[Action] = []
+        if not conn.warned_laneless:
+            conn.warned_laneless = True
+            actions.append(Log("WARNING", f"{conn.name}: {reason}; {advice}"))
+        refused = self._refused(conn)
+        if refused is not None:
+            conn.router.finish(refused)
+            code = event.code if isinstance(event, ev.ServerError) else None
+            actions += self._end(refused, Failed(ResponsesWSError(f"{reason}; {advice}", code=code, lane=refused.lane)))
+        return actions
 
     def _lanes_decided(self, conn: ConnectionState, lanes: bool, reason: str) -> list[Action]:
         if self._lanes_logged is lanes:
@@ -530,7 +605,7 @@ class ClientSession:
 
     def _connection_event(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
         if not isinstance(event, ev.ServerError):
-            return [Log("DEBUG", f"{conn.name}: ignored {ev.event_name(event)} without a lane")]
+            return self._stray(conn, event)
         if _about_stream_id(event) and not conn.router.named:
             return self._refused_lane(conn)
         if event.code in _CONNECTION_SPENT:
@@ -547,6 +622,16 @@ class ClientSession:
             ]
         error = ResponsesWSError(f"server error on {conn.name}: {event.message}", code=event.code)
         return [Log("WARNING", str(error)), ReportError(error)]
+
+    def _stray(self, conn: ConnectionState, event: ev.ServerEvent) -> list[Action]:
+        """An event without a lane on a connection whose requests carry one: nobody's to act on."""
+        self.stats.events_skipped += 1
+        self.stats.stray_events += 1
+        conn.stray_events += 1
+        what = f"{conn.name}: dropped a stray {ev.event_name(event)} without stream_id"
+        if conn.stray_events > 1:
+            return [Log("DEBUG", f"{what} ({conn.stray_events} on this connection)")]
+        return [Log("WARNING", f"{what}; stray events are never spoken and never end a response")]
 
     def _looks_like_cancel_rejection(self, conn: ConnectionState, error: ev.ServerError, now: float) -> bool:
         if conn.last_cancel_at is None or now - conn.last_cancel_at > CANCEL_REJECTION_WINDOW_SECS:
@@ -576,9 +661,21 @@ class ClientSession:
     def timed_out(self, response: Response, phase: str, timeout: float, now: float) -> list[Action]:
         """No event for ``timeout`` seconds in ``phase``: the turn ends, or with
         ``retry_on_first_event_timeout`` goes again once if it never started (a stall is never replayed)."""
-        error = PhaseTimeout(
-            f"no event for {timeout:g}s", phase=phase, response_id=response.response_id, lane=response.lane
-        )
+        conn = response.connection
+        message = f"no event for {timeout:g}s"
+        actions: list[Action] = []
+        strays = conn.stray_events - response.strays_before
+        if strays and conn.router.named:
+            # Its lane stayed silent while events without one came: the server, or a proxy in front,
+            # stopped carrying stream_id. Nothing more goes to this connection.
+            message += f" on its lane, while {strays} events without stream_id were dropped"
+            if not conn.retiring:
+                conn.retiring = True
+                reason = "events come without stream_id while a lane stays silent"
+                actions += [Log("WARNING", f"{conn.name}: {reason}; retired"), Retire(conn, reason)]
+        if response.held:
+            message += f"; {response.held} events held behind a sequence_number gap"
+        error = PhaseTimeout(message, phase=phase, response_id=response.response_id, lane=response.lane)
         happening: Retry | Failed = Failed(error)
         if (
             phase == "first_event"
@@ -588,7 +685,7 @@ class ClientSession:
         ):
             self.stats.timeout_retries += 1
             happening = Retry(f"no first event within {timeout:g}s", full_context=False, after_timeout=True)
-        actions = self._end(response, happening)
+        actions += self._end(response, happening)
         return actions + self.abandon(response, now)
 
     def send_failed(self, response: Response, reason: str, now: float) -> list[Action]:
@@ -672,6 +769,12 @@ class ClientSession:
         if released:
             actions.append(ReleaseToolResults(released))
         return actions
+
+
+def _named(response: Response) -> str:
+    """How a response is named in log lines: its id once known, and its lane."""
+    lane = f" on lane {response.lane}" if response.lane else ""
+    return f"response {response.response_id or '(not yet created)'}{lane}"
 
 
 def _about_stream_id(error: ev.ServerError) -> bool:
