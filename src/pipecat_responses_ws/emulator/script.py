@@ -28,6 +28,8 @@ FAULT_KINDS = frozenset(
         "stop_reading",
         "key_error",
         "malformed_event",
+        "line_separators",
+        "hold_open",
     }
 )
 # The faults that resend an event of the response rather than fire at one point of it.
@@ -91,6 +93,12 @@ class Fault:
       quotes the API key the client presented on the upgrade; the response continues.
     - ``malformed_event``: a connection-level frame that is JSON of the wrong shape,
       ``{"type": "error", "error": "<a string>", "status": "bad"}``; the response continues.
+    - ``line_separators``: the response's text has its first three word breaks made U+2028,
+      U+2029 and U+0085 (as a model writes them), and they travel unescaped in the JSON, as
+      OpenAI sends any character: a client that splits lines like ``str.splitlines`` cuts those
+      deltas in two.
+    - ``hold_open``: over HTTP, the stream stays open after its terminal event (and its
+      ``[DONE]``) until the client closes it, as some gateways keep it; nothing over a WebSocket.
 
     Frames that are not well-formed events (the duplicates, the stray delta and both malformed
     kinds) are left out of ``Records.sent``, which stays what the SDK validates; every fault that
