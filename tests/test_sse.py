@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipecat_responses_ws.protocol.sse import DONE, ServerSentEvents
+from pipecat_responses_ws.protocol.sse import DONE, ServerSentEvents, is_event_stream
 
 # Every character str.splitlines() takes for a line end besides CR and LF; JSON carries them raw.
 UNICODE_LINE_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
@@ -66,3 +66,19 @@ def test_an_event_the_stream_ends_in_the_middle_of_is_not_returned() -> None:
 
 def test_invalid_utf8_is_replaced_not_raised() -> None:
     assert events_of(b"data: \xff\n\n") == ["\ufffd"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "read"),
+    [
+        ("text/event-stream", True),
+        ("text/event-stream; charset=utf-8", True),
+        ("Text/Event-Stream", True),
+        (None, True),
+        ("text/html; charset=utf-8", False),
+        ("application/json", False),
+        ("text/plain", False),
+    ],
+)
+def test_only_an_event_stream_or_an_untyped_body_is_read_as_events(content_type: str | None, read: bool) -> None:
+    assert is_event_stream(content_type) is read
