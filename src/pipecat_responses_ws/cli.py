@@ -86,6 +86,13 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="refuse: answer every WebSocket upgrade with HTTP 426, as a gateway without WebSocket mode does, "
         "while POST /v1/responses still works (default: %(default)s)",
     )
+    parser.add_argument(
+        "--stream-end",
+        choices=["terminal", "done"],
+        default="terminal",
+        help="how a streamed HTTP answer ends: terminal, right after its terminal event as OpenAI's, or done, with "
+        "data: [DONE] after it as the Open Responses specification has it (default: %(default)s)",
+    )
     parser.add_argument("--log-level", default="INFO", help="loguru level, e.g. DEBUG for every event (default: INFO)")
     parser.set_defaults(handler=_serve)
 
@@ -174,6 +181,7 @@ def _emulator(args: argparse.Namespace) -> Emulator:
         stream_id_policy=args.stream_id_policy,
         argument_delta_chars=args.argument_delta_chars,
         websocket=args.websocket,
+        stream_end=args.stream_end,
     )
 
 

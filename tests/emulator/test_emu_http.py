@@ -366,3 +366,70 @@ async def test_a_body_larger_than_aiohttps_default_limit_is_read(emu: Emulator, 
     words = " ".join(["word"] * 400_000)  # 2 MB: a long conversation sent in full
     response = await sdk(emu).responses.create(model="m", input=words)
     assert response.status == "completed" and emu.records.responses[0].input_tokens == 400_000
+
+
+AUTHORIZATION = {"Authorization": "Bearer sk-test"}
+
+
+async def raw_body(emu: Emulator, text: str = "Hello there") -> bytes:
+    """A streamed answer's body as bytes, read to its end."""
+    async with aiohttp.ClientSession() as http:
+        body = {"model": "m", "input": text, "stream": True}
+        async with http.post(f"{emu.http_base_url}/responses", json=body, headers=AUTHORIZATION) as answer:
+            assert answer.headers["Content-Type"].startswith("text/event-stream")
+            return await answer.read()
+
+
+@pytest.mark.parametrize(("stream_end", "ending"), [("terminal", b"event: response.completed\n"), ("done", b"")])
+async def test_a_stream_ends_as_the_stream_end_setting_says(
+    make_emulator: MakeEmulator, sdk: Sdk, stream_end: str, ending: bytes
+) -> None:
+    emu = await make_emulator(stream_end=stream_end)
+    body = await raw_body(emu)
+    last = body.rstrip(b"\n").rsplit(b"\n\n", 1)[-1]
+    if stream_end == "done":
+        assert last == b"data: [DONE]" and b"event: response.completed\n" in body
+    else:
+        assert last.startswith(ending) and b"[DONE]" not in body
+    # The SDK reads either ending as the same events.
+    stream = await sdk(emu).responses.create(model="m", input="Hello there", stream=True)
+    assert [event.type async for event in stream][-1] == "response.completed"
+
+
+def test_an_unknown_stream_end_is_refused() -> None:
+    with pytest.raises(ValueError, match="stream_end must be one of"):
+        Emulator(stream_end="eof")
+
+
+async def test_line_separators_travel_unescaped_in_the_deltas(make_emulator: MakeEmulator, sdk: Sdk) -> None:
+    emu = await make_emulator()
+    emu.queue_replies(Reply(text="one two three four five.", fault=Fault("line_separators")))
+    body = await raw_body(emu)
+    text = "one\u2028two\u2029three\x85four five."
+    assert emu.records.responses[0].text == text
+    for separator in "\u2028\u2029\x85":
+        assert separator.encode() in body and json.dumps(separator).encode() not in body
+    emu.queue_replies(Reply(text="one two three four five.", fault=Fault("line_separators")))
+    stream = await sdk(emu).responses.create(model="m", input="Hi", stream=True)
+    assert text_of([event.model_dump() async for event in stream]) == text
+
+
+async def test_hold_open_keeps_the_stream_open_after_its_end_until_the_client_closes_it(
+    make_emulator: MakeEmulator,
+) -> None:
+    emu = await make_emulator(stream_end="done")
+    emu.add_fault(Fault("hold_open"))
+    async with aiohttp.ClientSession() as http:
+        body = {"model": "m", "input": "Hello there", "stream": True}
+        async with http.post(f"{emu.http_base_url}/responses", json=body, headers=AUTHORIZATION) as answer:
+            seen = b""
+            while b"data: [DONE]\n\n" not in seen:
+                seen += await answer.content.readany()
+            assert b"event: response.completed\n" in seen
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.3):
+                    await answer.content.readany()  # no end of body while the client stays
+            request = emu.records.http_requests[0]
+            assert request.closed_at is None and [f.kind for f in emu.records.faults] == ["hold_open"]
+        await emu.records.wait_for(lambda: request.closed_at is not None)
+    assert emu.records.responses[0].status == "completed"

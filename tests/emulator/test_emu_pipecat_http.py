@@ -11,7 +11,7 @@ from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.openai.responses.llm import OpenAIResponsesHttpLLMService
 
-from pipecat_responses_ws.emulator import Emulator, Reply, ToolCall
+from pipecat_responses_ws.emulator import Emulator, Fault, Reply, ToolCall
 from pipecat_responses_ws.harness.pipeline import Conversation
 
 WEATHER = ToolsSchema(
@@ -98,3 +98,14 @@ async def test_run_inference_gets_a_non_streamed_response() -> None:
     (create,) = emu.records.creates()
     assert request.stream is False and request.status == 200
     assert create["max_output_tokens"] == 50 and create["stream"] is False
+
+
+async def test_line_separators_in_the_text_and_a_done_ending_are_read_whole() -> None:
+    # What the emulator's line_separators fault and stream_end "done" play is what real servers send:
+    # the built-in, on the SDK's own SSE decoder, hears every word and no error.
+    async with pipeline(stream_end="done") as (emu, _, conversation):
+        emu.queue_replies(Reply(text="one two three four five.", fault=Fault("line_separators")))
+        await conversation.say("Hi!")
+        await conversation.wait_turns_ended(1)
+        assert conversation.text() == emu.records.responses[0].text == "one\u2028two\u2029three\x85four five."
+        assert conversation.errors() == []

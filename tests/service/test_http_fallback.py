@@ -6,11 +6,17 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from pipecat.processors.aggregators.llm_context import LLMContext
 
-from pipecat_responses_ws.emulator import Fault, Reply
+from pipecat_responses_ws.client.client import ClientOptions, ResponsesClient
+from pipecat_responses_ws.client.fallback import WebSocketOrHTTP
+from pipecat_responses_ws.client.http import HTTPOptions, ResponsesHTTPClient
+from pipecat_responses_ws.emulator import Emulator, Fault, Reply
 from pipecat_responses_ws.endpoint import http_base_url
 from pipecat_responses_ws.log import logger
+from pipecat_responses_ws.protocol.response import Failed, Finished
+from pipecat_responses_ws.protocol.session import ClientSession
 
 from .conftest import session
 
@@ -92,3 +98,36 @@ def test_the_http_base_url_is_base_url_or_derived_from_ws_url() -> None:
     assert http_base_url("wss://gw.example/openai/v1/responses", "https://gw.example/openai/v1/") == (
         "https://gw.example/openai/v1"
     )
+
+
+@pytest.mark.parametrize("opening", ["turn", "inference"])
+async def test_a_turn_sent_at_any_moment_of_the_start_that_meets_the_426_goes_over_http(opening: str) -> None:
+    """However the turn and the background start interleave around the 426, the turn reaches the server."""
+    for moment in range(8):  # event-loop steps after the server answered the upgrade
+        async with Emulator(websocket="refuse", ttft=0.01, tokens_per_second=500.0) as emu:
+            session = ClientSession()
+            websocket = ResponsesClient(ClientOptions(url=emu.ws_url, headers={}), session=session)
+            http = ResponsesHTTPClient(HTTPOptions(base_url=emu.http_base_url, api_key="test-key"), session=session)
+            transport = WebSocketOrHTTP(websocket, http, name="fallback")
+            starting = asyncio.create_task(transport.start())
+            # Step by step, not an event wait: the moments that lost the turn are one or two steps long.
+            while not emu.records.handshakes:  # noqa: ASYNC110
+                await asyncio.sleep(0)
+            for _ in range(moment):
+                await asyncio.sleep(0)
+            emu.queue_replies(Reply(text="Over HTTP."))
+            user = [{"role": "user", "content": "Hi"}]
+            try:
+                async with asyncio.timeout(10):
+                    if opening == "turn":
+                        driver, response = await transport.open_response(user)
+                    else:
+                        driver, response = await transport.open_out_of_band(user)
+                    await driver.send_create(response, {"model": "emulated"})
+                    while not isinstance(ending := await driver.next_happening(response, 5, 5), Finished | Failed):
+                        pass
+                assert isinstance(ending, Finished), (moment, ending)
+                assert transport.over_http and len(emu.records.http_requests) == 1, moment
+            finally:
+                await asyncio.gather(starting, return_exceptions=True)
+                await transport.close()

@@ -5,13 +5,18 @@ Required), and will every time: retrying is pointless, so the first 426 switches
 turn and inference to HTTP, once and for the rest of the session, as Codex does. Any other
 handshake failure is the WebSocket client's to retry with backoff. The turn that met the 426
 had sent nothing yet, so it goes over HTTP as it is, and nobody hears the difference.
+
+The WebSocket client is closed only once no turn is opening on it: closing it cancels the
+handshake a turn may be waiting on (one started a moment before the background start met the
+426), and that turn would end cancelled, with nothing sent. Left alone, its handshake meets the
+426 as well and the turn goes over HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from ..log import logger
@@ -20,6 +25,9 @@ from ..protocol.response import Response, Retry
 from .client import ResponsesClient
 from .driver import Driver
 from .http import ResponsesHTTPClient
+
+# Opening a response on one transport: the conversation's input, and the response it retries.
+Opener = Callable[[list[dict[str, Any]], tuple[Response, Retry] | None], Awaitable[tuple[Driver, Response]]]
 
 
 class WebSocketOrHTTP:
@@ -31,6 +39,7 @@ class WebSocketOrHTTP:
         self._name = name
         self.switch_reason: str | None = None  # why it went over HTTP; None while on the WebSocket
         self._closing_websocket: asyncio.Task[None] | None = None
+        self._opening = 0  # turns and inferences waiting on the WebSocket client for a response
 
     @property
     def over_http(self) -> bool:
@@ -45,22 +54,30 @@ class WebSocketOrHTTP:
     async def open_response(
         self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
     ) -> tuple[Driver, Response]:
-        if not self.over_http:
-            try:
-                return await self.websocket.open_response(full_input, retry_of)
-            except UpgradeRequired as e:
-                self._switch(e)
-        return await self.http.open_response(full_input, retry_of)
+        return await self._open(self.websocket.open_response, self.http.open_response, full_input, retry_of)
 
     async def open_out_of_band(
         self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
     ) -> tuple[Driver, Response]:
+        return await self._open(self.websocket.open_out_of_band, self.http.open_out_of_band, full_input, retry_of)
+
+    async def _open(
+        self,
+        over_websocket: Opener,
+        over_http: Opener,
+        full_input: list[dict[str, Any]],
+        retry_of: tuple[Response, Retry] | None,
+    ) -> tuple[Driver, Response]:
         if not self.over_http:
+            self._opening += 1
             try:
-                return await self.websocket.open_out_of_band(full_input, retry_of)
+                return await over_websocket(full_input, retry_of)
             except UpgradeRequired as e:
                 self._switch(e)
-        return await self.http.open_out_of_band(full_input, retry_of)
+            finally:
+                self._opening -= 1
+                self._close_websocket_when_idle()
+        return await over_http(full_input, retry_of)
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
@@ -78,5 +95,9 @@ class WebSocketOrHTTP:
         logger.warning(
             f"{self._name}: {error}; switching to HTTP ({self.http.base_url}/responses) for the rest of the session"
         )
-        # Its rotation loop has nothing left to do.
-        self._closing_websocket = asyncio.get_running_loop().create_task(self.websocket.close())
+        self._close_websocket_when_idle()
+
+    def _close_websocket_when_idle(self) -> None:
+        """After the switch, once no turn waits on it: its rotation loop has nothing left to do."""
+        if self.over_http and self._opening == 0 and self._closing_websocket is None:
+            self._closing_websocket = asyncio.get_running_loop().create_task(self.websocket.close())

@@ -22,16 +22,28 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import openai
 
+from ..endpoint import DEFAULT_WS_URL, http_base_url
 from ..log import exception_text, logger
 from ..protocol import events as ev
 from ..protocol.chain import ServerChains
 from ..protocol.errors import ResponsesWSError
 from ..protocol.response import Response, Retry
 from ..protocol.session import ClientSession
-from ..protocol.sse import ServerSentEvents
+from ..protocol.sse import DONE, ServerSentEvents, is_event_stream
 from .driver import Driver
+
+# How long the rest of a body is read after its terminal event. A body that ends there (OpenAI's
+# does at once; others send a [DONE] first) lets its connection go back to the pool; a server
+# that keeps the stream open longer is hung up on, so no socket or reader outlives its turn.
+DRAIN_SECONDS = 0.1
+# How much of an answer that is not a Responses stream an error quotes.
+EXCERPT_BYTES = 1024
+EXCERPT_CHARS = 160
+OPENAI_BASE_URL = http_base_url(DEFAULT_WS_URL, None)
+EXPECTED = "a Responses API server answers HTTP 200 with text/event-stream"
 
 
 @dataclass
@@ -104,25 +116,52 @@ class HTTPStream(Driver):
             await asyncio.gather(reader, return_exceptions=True)
 
     async def _read(self, response: Response, body: dict[str, Any]) -> None:
-        session, state, parse, apply = self.session, self.state, ev.parse_event, self._apply
+        session, state, apply = self.session, self.state, self._apply
         reason = "the response stream ended without a terminal event"
         try:
             # The SDK's raw stream: its HTTP client and error statuses, but each event parsed once, here.
             # Text is never joined here (``coalesce_text`` is a WebSocket matter: nothing tells how
             # much of the SDK's stream has already arrived), so every delta is pushed alone.
             async with self._sdk.responses.with_streaming_response.create(stream=True, extra_body=body) as answer:
-                async for data in _events_of(answer.iter_lines()):
-                    await self._carry_out(session.receive(state, parse(data), time.monotonic()))
+                chunks = answer.iter_bytes()
+                content_type = answer.http_response.headers.get("content-type")
+                if not is_event_stream(content_type):
+                    error = _not_an_event_stream(answer.http_response, await _first_text(chunks), self._sdk.base_url)
+                    apply(session.refused(response, error, time.monotonic()))
+                    return
+                if await self._read_events(chunks, response):
+                    # Its owner has heard the ending; the rest of the body (its end, a [DONE]) is read
+                    # only so that its connection can go back to the pool.
+                    await _drain(chunks, self.name)
+                else:
+                    reason = "the response stream ended ([DONE]) without a terminal event"
         except openai.APIStatusError as e:
-            apply(session.refused(response, _status_error(e), time.monotonic()))
+            apply(session.refused(response, _status_error(e, self._sdk.base_url), time.monotonic()))
         except openai.APIConnectionError as e:
             reason = f"could not reach {self._sdk.base_url}: {e}"
+        except _StreamEnded:
+            pass
         except Exception as e:  # the stream broke off (a dropped connection), or a bug: the turn must end
             logger.debug(f"{self.name}: the stream broke: {exception_text(e)}")
             reason = f"the response stream broke ({type(e).__name__}: {e})"
         finally:
+            # A stream left open after its terminal event (the server keeps it) is closed by now.
             apply(session.closed(state, None, reason, time.monotonic()))
             self._running.discard(self)
+
+    async def _read_events(self, chunks: AsyncIterator[bytes], response: Response) -> bool:
+        """Hand each event to the session until the response has ended (``True``) or a ``[DONE]``
+        came first (``False``); a body that ends first raises :class:`_StreamEnded`."""
+        session, state, parse = self.session, self.state, ev.parse_event
+        parser = ServerSentEvents()
+        async for chunk in chunks:
+            for data in parser.feed(chunk):
+                if data == DONE:
+                    return response.ended
+                await self._carry_out(session.receive(state, parse(data), time.monotonic()))
+                if response.ended:
+                    return True
+        raise _StreamEnded
 
     def _send_in_background(self, payload: dict[str, Any]) -> None:
         # The session sends nothing on a request once it started (no response.cancel over HTTP).
@@ -137,27 +176,79 @@ class HTTPStream(Driver):
             reader.cancel()
 
 
-async def _events_of(lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    parser = ServerSentEvents()
-    async for line in lines:
-        data = parser.feed(line)
-        if data is not None:
-            yield data
+class _StreamEnded(Exception):
+    """The body ended before the response did."""
 
 
-def _status_error(error: openai.APIStatusError) -> ev.ServerError:
-    """An error status and the API's error body, as the ``error`` event the WebSocket would send."""
+async def _drain(chunks: AsyncIterator[bytes], name: str) -> None:
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _chunk in chunks:
+                pass
+    except TimeoutError:
+        logger.debug(f"{name}: the server kept the stream open after its terminal event; closing it")
+    except Exception as e:  # the answer is whole: a connection that breaks now only leaves the pool
+        logger.debug(f"{name}: the stream broke after its terminal event: {exception_text(e)}")
+
+
+async def _first_text(chunks: AsyncIterator[bytes]) -> str:
+    """The start of a body, for an error to quote; never more than one chunk is waited for."""
+    async for chunk in chunks:
+        return chunk[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    return ""
+
+
+def _excerpt(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= EXCERPT_CHARS else f"{flat[:EXCERPT_CHARS]}…"
+
+
+def _what_to_try(base_url: object) -> str:
+    return (
+        f"check that base_url ({str(base_url).rstrip('/')}) is the base URL of a server with the Responses API, "
+        f"which answers POST {{base_url}}/responses (OpenAI's is {OPENAI_BASE_URL})"
+    )
+
+
+def _not_an_event_stream(answer: httpx2.Response, body: str, base_url: object) -> ev.ServerError:
+    """An answer whose body is not server-sent events (a web page, a whole JSON response)."""
+    content_type = answer.headers.get("content-type", "no content type")
+    message = (
+        f"POST {answer.request.url} answered HTTP {answer.status_code} with {content_type} "
+        f"({_excerpt(body)!r}) where {EXPECTED}; "
+        f"{_what_to_try(base_url)}"
+    )
+    return ev.ServerError(
+        None, None, code="not_an_event_stream", message=message, status=answer.status_code, param=None
+    )
+
+
+def _status_error(error: openai.APIStatusError, base_url: object) -> ev.ServerError:
+    """An error status and the API's error body, as the ``error`` event the WebSocket would send.
+
+    A body that is not the API's error (a server without the Responses API: its 404 or 501
+    page) says where the request went, what came back and what to try instead.
+    """
     body: dict[str, Any] = error.body if isinstance(error.body, dict) else {}
     nested = body.get("error")
     details: dict[str, Any] = nested if isinstance(nested, dict) else body
     code = details.get("code") if isinstance(details.get("code"), str) else None
     message = details.get("message") if isinstance(details.get("message"), str) else None
     param = details.get("param") if isinstance(details.get("param"), str) else None
+    if message is None:
+        answer = error.response
+        what = answer.headers.get("content-type", "no content type")
+        text = error.body if isinstance(error.body, str) else ""
+        quoted = f"{what}: {_excerpt(text)!r}" if text else f"{what}, no body"
+        message = (
+            f"POST {answer.request.url} answered HTTP {answer.status_code} {answer.reason_phrase} ({quoted}) "
+            f"where {EXPECTED}; {_what_to_try(base_url)}"
+        )
     return ev.ServerError(
         None,
         None,
         code=code or f"http_{error.status_code}",
-        message=message or f"HTTP {error.status_code}",
+        message=message,
         status=error.status_code,
         param=param,
     )

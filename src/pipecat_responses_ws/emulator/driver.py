@@ -18,7 +18,7 @@ from typing import Any
 
 from ..log import logger
 from .conversation import conversation_tokens, count_tokens, normalize_input
-from .model import plan_from_reply, respond
+from .model import plan_from_reply, respond, with_line_separators
 from .records import InjectedFault, ResponseRecord
 from .runner import ResponseRunner
 from .session import Accepted, Action, Cancel, ConnectionState, Dropped, Job, Send, Start, Steer
@@ -126,6 +126,8 @@ class SessionDriver(ABC):
             plan = plan_from_reply(reply)
         else:
             plan = respond(conversation, job.request)
+        if fault is not None and fault.kind == "line_separators":
+            plan = with_line_separators(plan)
         pacing = Pacing(
             settings.ttft if reply is None or reply.ttft is None else reply.ttft,
             settings.tokens_per_second if reply is None or reply.tokens_per_second is None else reply.tokens_per_second,

@@ -18,6 +18,9 @@ and the response keeps the status it had, as one cut by a lost WebSocket does.
 
 ``POST /v1/responses/compact`` answers with the compacted window of :mod:`.compaction` at once;
 it generates nothing, so it takes no reply or fault of the script.
+
+A stream that reached its terminal event ends as the ``stream_end`` setting says (see
+:mod:`.http_wire`); with a ``hold_open`` fault it then stays open until the client closes it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from aiohttp import web
 
 from ..log import logger
 from ..protocol import wire
+from ..protocol.sse import DONE
 from .compaction import compact
 from .driver import SessionDriver
 from .handshake import Decision, azure_key, bearer_token, key_refusal, split_target
@@ -67,6 +71,7 @@ class HttpExchange(SessionDriver):
         # For stream: false, what the answer will be: the final Response object or an error.
         self._answer: dict[str, Any] | Decision | None = None
         self._closing = False
+        self._released = asyncio.Event()  # set when the answer is ended from this side (a drop, a stop)
         self._done = asyncio.Event()
 
     async def answer(self, create: Event, *, stream: bool) -> web.StreamResponse:
@@ -93,6 +98,8 @@ class HttpExchange(SessionDriver):
         await self.apply(actions)
         try:
             await asyncio.wait(list(self._response_tasks))
+            if self._stream is not None and not self._closing:
+                await self._end_stream()
         except asyncio.CancelledError:
             # aiohttp cancels the handler when the client goes away (or the emulator stops).
             self._client_gone()
@@ -107,6 +114,15 @@ class HttpExchange(SessionDriver):
             return web.Response(status=500)
         self._record.status = 200
         return web.json_response(self._answer)
+
+    async def _end_stream(self) -> None:
+        """After the terminal event: the ``[DONE]`` of the ``done`` ending, and a ``hold_open`` fault."""
+        assert self._stream is not None
+        if self._shared.settings.stream_end == "done":
+            await self._stream.write(sse(DONE))
+        if any(f.kind == "hold_open" and f.connection_id == self.connection_id for f in self._shared.records.faults):
+            logger.debug("emulator HTTP request {} holds its stream open after the terminal event", self.connection_id)
+            await self._released.wait()  # the client closing the connection cancels this wait
 
     def _client_gone(self) -> None:
         if self._closing:
@@ -129,7 +145,8 @@ class HttpExchange(SessionDriver):
         self._shared.records.add_sent(self.connection_id, shown)
         logger.debug("emulator HTTP request {} sends {}", self.connection_id, event["type"])
         if self._stream is not None:
-            await self._stream.write(sse(json.dumps(shown), shown["type"]))
+            # Unescaped, as OpenAI sends any character: U+2028 in a delta reaches the client as is.
+            await self._stream.write(sse(json.dumps(shown, ensure_ascii=False), shown["type"]))
         elif event["type"] == wire.ERROR:
             self._answer = refusal(event)
             self._end()
@@ -163,6 +180,7 @@ class HttpExchange(SessionDriver):
 
     def _end(self) -> None:
         self._closing = True
+        self._released.set()
         self._cut_responses()
 
 

@@ -11,6 +11,10 @@ the same events the WebSocket path sends, except that an ``error`` takes the HTT
 (``code``, ``message``, ``param`` at the top, numbered in the response's stream; the SDK's
 ``ResponseErrorEvent``). Errors before the answer starts are HTTP statuses with the API's error
 body, the status and error of the event the WebSocket path would have sent instead.
+
+How a streamed answer ends is the ``stream_end`` setting, one of :data:`STREAM_ENDS`:
+``terminal`` (the default, OpenAI's) ends the body right after the terminal event;
+``done`` sends ``data: [DONE]`` after it first, as the Open Responses specification requires.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ ENDPOINT_SUFFIX = "/responses"
 COMPACT_SUFFIX = "/responses/compact"
 # Parameters of WebSocket mode alone: over HTTP they are parameters the API does not have.
 WEBSOCKET_ONLY_PARAMETERS = ("stream_id", "generate")
+# How a streamed answer ends after its terminal event (see the module's docstring).
+STREAM_ENDS = frozenset({"terminal", "done"})
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 
 

@@ -33,6 +33,8 @@ from .conversation import Item, last_user_text, trailing_tool_outputs
 from .script import Reply
 
 ECHO_WORD_LIMIT = 30
+# Line ends to str.splitlines, text to JSON and to server-sent events (the line_separators fault).
+LINE_SEPARATORS = ("\u2028", "\u2029", "\x85")
 _FILLER = frozenset({"is", "be", "was", "the", "a", "an", "of", "to", "for", "in", "at", "as", "should"})
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -67,6 +69,19 @@ def plan_from_reply(reply: Reply) -> Plan:
         arguments = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
         plan.append(PlannedCall(call.name, arguments))
     return plan
+
+
+def with_line_separators(plan: Plan) -> Plan:
+    """``plan`` with the first three word breaks of its text made U+2028, U+2029 and U+0085."""
+    changed: Plan = []
+    for output in plan:
+        if isinstance(output, PlannedText):
+            text = output.text
+            for separator in LINE_SEPARATORS:
+                text = text.replace(" ", separator, 1)
+            output = PlannedText(text)
+        changed.append(output)
+    return changed
 
 
 def respond(conversation: list[Item], request: dict[str, Any]) -> Plan:

@@ -33,6 +33,8 @@ FAULT_KINDS = frozenset(
         "laneless_stray_completed",
         "reorder_deltas",
         "lose_delta",
+        "line_separators",
+        "hold_open",
     }
 )
 # The faults that resend an event of the response rather than fire at one point of it.
@@ -110,6 +112,12 @@ class Fault:
       with its own ``sequence_number``; an odd one left before a non-delta event goes out before it.
     - ``lose_delta``: the first ``response.output_text.delta`` at or after ``after_events`` is
       never sent (its ``sequence_number`` is a gap); a response without one there loses nothing.
+    - ``line_separators``: the response's text has its first three word breaks made U+2028,
+      U+2029 and U+0085 (as a model writes them), and they travel unescaped in the JSON, as
+      OpenAI sends any character: a client that splits lines like ``str.splitlines`` cuts those
+      deltas in two.
+    - ``hold_open``: over HTTP, the stream stays open after its terminal event (and its
+      ``[DONE]``) until the client closes it, as some gateways keep it; nothing over a WebSocket.
 
     Frames a fault adds (the duplicates, the stray events, the deep one and both malformed kinds)
     are left out of ``Records.sent``, which stays what the SDK validates; every fault that

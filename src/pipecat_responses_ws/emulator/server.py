@@ -37,7 +37,9 @@ class Emulator:
     :attr:`http_base_url`: ``POST /v1/responses`` on the same port answers with server-sent events
     (``stream: true``) or one JSON ``Response``, from the same scripted model, faults and records
     (:mod:`.http`). ``websocket="refuse"`` answers every upgrade with HTTP 426, as a gateway
-    without WebSocket mode does, so a client's fallback to HTTP can be tested.
+    without WebSocket mode does, so a client's fallback to HTTP can be tested. ``stream_end``
+    says how a streamed answer ends: ``"terminal"`` as OpenAI's, ``"done"`` with ``data: [DONE]``
+    as the Open Responses specification has it.
 
     ``multiplexing="none"`` plays a server without lanes (Azure OpenAI, LocalAI, vLLM): one
     response at a time per connection, no ``stream_id`` on any event, a one-slot cache;
@@ -63,6 +65,7 @@ class Emulator:
         stream_id_policy: str = "ignore",
         argument_delta_chars: int | None = None,
         websocket: str = "accept",
+        stream_end: str = "terminal",
     ) -> None:
         settings = Settings(
             api_key=api_key,
@@ -79,6 +82,7 @@ class Emulator:
             stream_id_policy=stream_id_policy,
             argument_delta_chars=argument_delta_chars,
             websocket=websocket,
+            stream_end=stream_end,
         )
         self._shared = Shared(settings)
         self._host = host

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .cache import ResponseStore
 from .handshake import WEBSOCKET_POLICIES
+from .http_wire import STREAM_ENDS
 from .records import Records
 from .script import Script, check_delta_chars
 from .session import CANCEL_POLICIES, MULTIPLEXING_MODES, STREAM_ID_POLICIES
@@ -35,6 +36,8 @@ class Settings:
     argument_delta_chars: int | None = None
     # "refuse": every upgrade is answered with 426, as by a gateway without WebSocket mode; HTTP still works.
     websocket: str = "accept"
+    # How a streamed HTTP answer ends: "terminal" (OpenAI's) or "done" (a data: [DONE] first, as Open Responses).
+    stream_end: str = "terminal"
 
     def __post_init__(self) -> None:
         if self.cancel_policy not in CANCEL_POLICIES:
@@ -59,6 +62,8 @@ class Settings:
         check_delta_chars(self.argument_delta_chars)
         if self.websocket not in WEBSOCKET_POLICIES:
             raise ValueError(f"websocket must be one of {sorted(WEBSOCKET_POLICIES)}, not {self.websocket!r}")
+        if self.stream_end not in STREAM_ENDS:
+            raise ValueError(f"stream_end must be one of {sorted(STREAM_ENDS)}, not {self.stream_end!r}")
 
     def __repr__(self) -> str:
         # Settings end up in logs and assertion messages; the key must not.
@@ -69,7 +74,7 @@ class Settings:
             f"max_connection_age={self.max_connection_age}, age_limit_close_code={self.age_limit_close_code}, "
             f"model={self.model!r}, handshake_delay={self.handshake_delay}, multiplexing={self.multiplexing!r}, "
             f"stream_id_policy={self.stream_id_policy!r}, argument_delta_chars={self.argument_delta_chars}, "
-            f"websocket={self.websocket!r})"
+            f"websocket={self.websocket!r}, stream_end={self.stream_end!r})"
         )
 
 
