@@ -86,6 +86,14 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="refuse: answer every WebSocket upgrade with HTTP 426, as a gateway without WebSocket mode does, "
         "while POST /v1/responses still works (default: %(default)s)",
     )
+    parser.add_argument(
+        "--script",
+        metavar="FILE",
+        default=None,
+        help="a JSON file of replies and faults for the generated responses, in order "
+        '({"replies": [{"text": ...}, {"calls": [{"name": ..., "arguments": {...}}]}], "faults": [...]}); '
+        "after the last reply the scripted model answers",
+    )
     parser.add_argument("--log-level", default="INFO", help="loguru level, e.g. DEBUG for every event (default: INFO)")
     parser.set_defaults(handler=_serve)
 
@@ -157,8 +165,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _emulator(args: argparse.Namespace) -> Emulator:
     from .emulator import Emulator
+    from .emulator.script import load_script
 
-    return Emulator(
+    # Read first: a wrong file is a ScriptFileError (a ValueError), one line and exit status 2.
+    script = load_script(args.script) if args.script is not None else None
+    emulator = Emulator(
         api_key=args.api_key,
         cancel_policy=args.cancel_policy,
         ttft=args.ttft,
@@ -175,6 +186,11 @@ def _emulator(args: argparse.Namespace) -> Emulator:
         argument_delta_chars=args.argument_delta_chars,
         websocket=args.websocket,
     )
+    if script is not None:
+        emulator.queue_replies(*script.replies)
+        for fault in script.faults:
+            emulator.add_fault(fault)
+    return emulator
 
 
 async def _serve_until_stopped(emulator: Emulator) -> int:
