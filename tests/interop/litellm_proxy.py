@@ -1,0 +1,150 @@
+"""A LiteLLM proxy from PyPI in a subprocess, offline, with a mock model behind its Responses bridge.
+
+LiteLLM answers ``/v1/responses`` (HTTP and WebSocket mode) for a chat model by translating the
+Responses request into a chat completion and the chat chunks back into Responses events (its
+"bridge"). The chat model here is LiteLLM's own mock: the ``upstream`` model's ``mock_response``
+on the same proxy's ``/v1/chat/completions``, which streams its text a few characters a chunk.
+``bridged``, the model our services ask for, is a ``custom_openai`` model (a provider without a
+Responses API of its own, so both transports take the bridge) whose ``api_base`` is the proxy
+itself. Every request stays on loopback.
+
+A ``mock_response`` on the bridged model itself would be simpler, but LiteLLM then answers
+``/v1/responses`` with a canned non-streamed response, which fails a ``stream: true`` request
+("Error processing stream start", 1.108.7), and never reaches the bridge.
+
+Where LiteLLM comes from: ``INTEROP_LITELLM`` (a ``litellm`` executable, e.g. in a virtualenv of
+its own), else the ``litellm`` beside this Python (``pip install -e ".[interop]"``), else ``PATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+MASTER_KEY = "sk-interop-master"
+BRIDGED_MODEL = "bridged"
+MOCK_TEXT = "Hello from the mock model. It streams in small pieces."
+# LiteLLM imports hundreds of modules before it listens: ~6 s on an idle two-core machine.
+READY_DEADLINE_SECS = 120.0
+
+
+def litellm_executable() -> str | None:
+    """The ``litellm`` command to run, or ``None`` when it is not installed."""
+    chosen = os.environ.get("INTEROP_LITELLM")
+    if chosen:
+        return chosen if Path(chosen).is_file() else None
+    beside = Path(sys.executable).parent / "litellm"
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("litellm")
+
+
+def proxy_config(port: int) -> dict[str, object]:
+    return {
+        "model_list": [
+            {
+                "model_name": "upstream",
+                "litellm_params": {"model": "openai/upstream", "api_key": "unused", "mock_response": MOCK_TEXT},
+            },
+            {
+                "model_name": BRIDGED_MODEL,
+                "litellm_params": {
+                    "model": "custom_openai/upstream",
+                    "api_base": f"http://127.0.0.1:{port}/v1",
+                    "api_key": MASTER_KEY,
+                },
+            },
+        ],
+        "general_settings": {"master_key": MASTER_KEY},
+    }
+
+
+@dataclass
+class LiteLLMProxy:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def http_base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/responses"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_proxy(executable: str, workdir: Path) -> LiteLLMProxy:
+    """Start the proxy on a free loopback port and return once its liveness endpoint answers."""
+    port = _free_port()
+    config = workdir / "litellm_config.yaml"
+    config.write_text(json.dumps(proxy_config(port), indent=2))  # JSON is YAML
+    log_path = workdir / "litellm.log"
+    environment = {
+        **os.environ,
+        # Offline: the model price list shipped in the package, not the one on the network.
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_TELEMETRY": "False",
+        "PYTHONUNBUFFERED": "1",
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [executable, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            cwd=workdir,
+        )
+    proxy = LiteLLMProxy(process, port, log_path)
+    try:
+        _wait_ready(proxy)
+    except BaseException:
+        proxy.stop()
+        raise
+    return proxy
+
+
+def _wait_ready(proxy: LiteLLMProxy) -> None:
+    deadline = time.monotonic() + READY_DEADLINE_SECS
+    url = f"http://127.0.0.1:{proxy.port}/health/liveliness"
+    while True:
+        if proxy.process.poll() is not None:
+            status = proxy.process.returncode
+            raise RuntimeError(f"litellm exited with {status} before it was ready:\n{proxy.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"litellm not ready after {READY_DEADLINE_SECS:.0f} s:\n{proxy.log()[-3000:]}")
+        time.sleep(0.2)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
