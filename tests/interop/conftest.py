@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .litellm_proxy import LiteLLMProxy, litellm_executable, start_proxy
+from .litellm_proxy import LiteLLMProxy, litellm_executable, start_proxy, start_upstream
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +22,12 @@ def litellm_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiteLLMP
             'litellm is not installed: .venv/bin/pip install -e ".[interop]", or set INTEROP_LITELLM to a litellm '
             "executable"
         )
-    proxy = start_proxy(executable, Path(tmp_path_factory.mktemp("litellm")))
+    upstream = start_upstream()
     try:
-        yield proxy
+        proxy = start_proxy(executable, Path(tmp_path_factory.mktemp("litellm")), upstream.http_base_url)
+        try:
+            yield proxy
+        finally:
+            proxy.stop()
     finally:
-        proxy.stop()
+        upstream.stop()

@@ -12,6 +12,10 @@ A ``mock_response`` on the bridged model itself would be simpler, but LiteLLM th
 ``/v1/responses`` with a canned non-streamed response, which fails a ``stream: true`` request
 ("Error processing stream start", 1.108.7), and never reaches the bridge.
 
+``passthrough`` is an ``openai`` model whose ``api_base`` is our emulator (``serve`` in a
+subprocess of its own): LiteLLM as the gateway in front of a Responses server, passing requests
+and events through rather than translating them.
+
 Where LiteLLM comes from: ``INTEROP_LITELLM`` (a ``litellm`` executable, e.g. in a virtualenv of
 its own), else the ``litellm`` beside this Python (``pip install -e ".[interop]"``), else ``PATH``.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -32,6 +37,7 @@ from pathlib import Path
 
 MASTER_KEY = "sk-interop-master"
 BRIDGED_MODEL = "bridged"
+PASSTHROUGH_MODEL = "passthrough"
 MOCK_TEXT = "Hello from the mock model. It streams in small pieces."
 # LiteLLM imports hundreds of modules before it listens: ~6 s on an idle two-core machine.
 READY_DEADLINE_SECS = 120.0
@@ -48,7 +54,7 @@ def litellm_executable() -> str | None:
     return shutil.which("litellm")
 
 
-def proxy_config(port: int) -> dict[str, object]:
+def proxy_config(port: int, upstream_http_base_url: str) -> dict[str, object]:
     return {
         "model_list": [
             {
@@ -61,6 +67,14 @@ def proxy_config(port: int) -> dict[str, object]:
                     "model": "custom_openai/upstream",
                     "api_base": f"http://127.0.0.1:{port}/v1",
                     "api_key": MASTER_KEY,
+                },
+            },
+            {
+                "model_name": PASSTHROUGH_MODEL,
+                "litellm_params": {
+                    "model": "openai/emulated",
+                    "api_base": upstream_http_base_url,
+                    "api_key": "sk-upstream",
                 },
             },
         ],
@@ -86,20 +100,14 @@ class LiteLLMProxy:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        _stop(self.process)
 
 
-def start_proxy(executable: str, workdir: Path) -> LiteLLMProxy:
+def start_proxy(executable: str, workdir: Path, upstream_http_base_url: str) -> LiteLLMProxy:
     """Start the proxy on a free loopback port and return once its liveness endpoint answers."""
     port = _free_port()
     config = workdir / "litellm_config.yaml"
-    config.write_text(json.dumps(proxy_config(port), indent=2))  # JSON is YAML
+    config.write_text(json.dumps(proxy_config(port, upstream_http_base_url), indent=2))  # JSON is YAML
     log_path = workdir / "litellm.log"
     environment = {
         **os.environ,
@@ -141,6 +149,51 @@ def _wait_ready(proxy: LiteLLMProxy) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"litellm not ready after {READY_DEADLINE_SECS:.0f} s:\n{proxy.log()[-3000:]}")
         time.sleep(0.2)
+
+
+@dataclass
+class Upstream:
+    """Our emulator, ``pipecat-responses-ws serve``, in a subprocess."""
+
+    process: subprocess.Popen[bytes]
+    http_base_url: str
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def start_upstream() -> Upstream:
+    """Start ``serve`` on a free port and return once it has printed its URLs (it listens by then)."""
+    command = "import sys; from pipecat_responses_ws.cli import main; sys.exit(main())"
+    process = subprocess.Popen(
+        [sys.executable, "-c", command, "serve", "--port", "0", "--ttft", "0.01", "--tokens-per-second", "500"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # Unbuffered: a line read ahead into a buffer would be one select() no longer sees.
+        bufsize=0,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + READY_DEADLINE_SECS
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        line = process.stdout.readline().decode() if readable else ""
+        if line.startswith("http_base_url:"):
+            return Upstream(process, line.split()[-1])
+        if not line and process.poll() is not None:
+            break
+    _stop(process)
+    raise RuntimeError(f"serve did not print its URLs within {READY_DEADLINE_SECS:.0f} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def _free_port() -> int:
