@@ -1,6 +1,7 @@
 """A LiteLLM proxy from PyPI in a subprocess, offline, with a mock model behind its Responses bridge.
 
-LiteLLM answers ``/v1/responses`` (HTTP and WebSocket mode) for a chat model by translating the
+LiteLLM has served WebSocket mode on ``/v1/responses`` since 1.82.1, with no setting to turn it on.
+It answers ``/v1/responses`` (HTTP and WebSocket mode) for a chat model by translating the
 Responses request into a chat completion and the chat chunks back into Responses events (its
 "bridge"). The chat model here is LiteLLM's own mock: the ``upstream`` model's ``mock_response``
 on the same proxy's ``/v1/chat/completions``, which streams its text a few characters a chunk.
