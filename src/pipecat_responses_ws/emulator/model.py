@@ -185,7 +185,7 @@ def _first_shared(said: list[tuple[int, str]], words: set[str]) -> int | None:
 def _matched(text: str, tools: list[_Tool]) -> list[_Tool]:
     """The tools the message calls for, in the order of their first shared word (rule 2)."""
     said = content_words(text)
-    by_name: list[tuple[int, int]] = []
+    matches: list[tuple[int, int]] = []  # (where in the message, which tool)
     for index, tool in enumerate(tools):
         found = [
             p
@@ -193,13 +193,13 @@ def _matched(text: str, tools: list[_Tool]) -> list[_Tool]:
             if p is not None
         ]
         if found:
-            by_name.append((min(found), index))
-    if not by_name:
+            matches.append((min(found), index))
+    if not matches:
         for index, tool in enumerate(tools):
             position = _first_shared(said, {w for _, w in content_words(tool.description)})
             if position is not None:
-                by_name.append((position, index))
-    return [tools[index] for _, index in sorted(by_name)]
+                matches.append((position, index))
+    return [tools[index] for _, index in sorted(matches)]
 
 
 def _calls(text: str, request: dict[str, Any]) -> list[PlannedCall]:
