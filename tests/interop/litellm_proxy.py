@@ -40,6 +40,9 @@ MASTER_KEY = "sk-interop-master"
 BRIDGED_MODEL = "bridged"
 PASSTHROUGH_MODEL = "passthrough"
 MOCK_TEXT = "Hello from the mock model. It streams in small pieces."
+# Long enough to be still streaming when a barge-in comes: ~3,500 chunks, seconds through the bridge.
+LONG_MODEL = "bridged-long"
+LONG_TEXT = " ".join(f"word{n}" for n in range(1500)) + "."
 # LiteLLM imports hundreds of modules before it listens: ~6 s on an idle two-core machine.
 READY_DEADLINE_SECS = 120.0
 
@@ -66,6 +69,18 @@ def proxy_config(port: int, upstream_http_base_url: str) -> dict[str, object]:
                 "model_name": BRIDGED_MODEL,
                 "litellm_params": {
                     "model": "custom_openai/upstream",
+                    "api_base": f"http://127.0.0.1:{port}/v1",
+                    "api_key": MASTER_KEY,
+                },
+            },
+            {
+                "model_name": "upstream-long",
+                "litellm_params": {"model": "openai/upstream-long", "api_key": "unused", "mock_response": LONG_TEXT},
+            },
+            {
+                "model_name": LONG_MODEL,
+                "litellm_params": {
+                    "model": "custom_openai/upstream-long",
                     "api_base": f"http://127.0.0.1:{port}/v1",
                     "api_key": MASTER_KEY,
                 },

@@ -12,7 +12,15 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat_responses_ws import ResponsesHTTPLLMService, ResponsesWSLLMService
 from pipecat_responses_ws.harness.pipeline import Conversation
 
-from .litellm_proxy import BRIDGED_MODEL, MASTER_KEY, MOCK_TEXT, PASSTHROUGH_MODEL, LiteLLMProxy
+from .litellm_proxy import (
+    BRIDGED_MODEL,
+    LONG_MODEL,
+    LONG_TEXT,
+    MASTER_KEY,
+    MOCK_TEXT,
+    PASSTHROUGH_MODEL,
+    LiteLLMProxy,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -54,6 +62,24 @@ async def test_websocket_service_answers_every_turn_incrementally_through_litell
     # LiteLLM ignores stream_id (so one response at a time per connection) but keeps the
     # connection's responses: every turn after the first went as previous_response_id + new items.
     assert (llm.stats.incremental_turns, llm.stats.full_context_fallbacks) == (len(USER_TURNS) - 1, 0)
+    assert llm.stats.events_skipped == 0
+
+
+async def test_websocket_service_barge_in_through_litellm(litellm_proxy: LiteLLMProxy) -> None:
+    llm = _ws_service(litellm_proxy, LONG_MODEL)
+    async with Conversation(llm) as conversation:
+        await conversation.say("Tell me everything.")
+        await conversation.wait_text("word3", timeout=TURN_TIMEOUT_SECS)
+        await conversation.interrupt()
+        await conversation.say("And once more, please.")
+        await conversation.wait_turns_ended(2, timeout=TURN_TIMEOUT_SECS)
+    abandoned, answered = conversation.turns()
+    assert abandoned.interrupted and abandoned.text != LONG_TEXT
+    assert answered.text == LONG_TEXT
+    assert conversation.text_after_interruptions() == []
+    assert [e.error for e in conversation.errors()] == []
+    # Without lanes, the barge-in either moved to a warm spare connection or stayed on its own.
+    assert llm.stats.barge_ins_to_spare + llm.stats.barge_ins_on_same_connection == 1
     assert llm.stats.events_skipped == 0
 
 
