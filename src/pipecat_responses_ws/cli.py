@@ -93,6 +93,14 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="how a streamed HTTP answer ends: terminal, right after its terminal event as OpenAI's, or done, with "
         "data: [DONE] after it as the Open Responses specification has it (default: %(default)s)",
     )
+    parser.add_argument(
+        "--script",
+        metavar="FILE",
+        default=None,
+        help="a JSON file of replies and faults for the generated responses, in order "
+        '({"replies": [{"text": ...}, {"calls": [{"name": ..., "arguments": {...}}]}], "faults": [...]}); '
+        "after the last reply the scripted model answers",
+    )
     parser.add_argument("--log-level", default="INFO", help="loguru level, e.g. DEBUG for every event (default: INFO)")
     parser.set_defaults(handler=_serve)
 
@@ -164,8 +172,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _emulator(args: argparse.Namespace) -> Emulator:
     from .emulator import Emulator
+    from .emulator.script import load_script
 
-    return Emulator(
+    # Read first: a wrong file is a ScriptFileError (a ValueError), one line and exit status 2.
+    script = load_script(args.script) if args.script is not None else None
+    emulator = Emulator(
         api_key=args.api_key,
         cancel_policy=args.cancel_policy,
         ttft=args.ttft,
@@ -183,6 +194,11 @@ def _emulator(args: argparse.Namespace) -> Emulator:
         websocket=args.websocket,
         stream_end=args.stream_end,
     )
+    if script is not None:
+        emulator.queue_replies(*script.replies)
+        for fault in script.faults:
+            emulator.add_fault(fault)
+    return emulator
 
 
 async def _serve_until_stopped(emulator: Emulator) -> int:

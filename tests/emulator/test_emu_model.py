@@ -67,7 +67,53 @@ def test_named_tools_are_called_in_the_order_named() -> None:
     assert _calls("GET FORECAST city is Bergen, unit fahrenheit") == [
         ("get_forecast", {"city": "Bergen", "days": 0, "unit": "fahrenheit"})
     ]
-    assert _calls("forecast please") == []
+    assert _calls("nothing to look up") == []
+
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Get the current weather in a given location",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+        },
+    },
+}
+
+
+def _called(text: str, *tools: dict[str, Any]) -> list[str]:
+    return [p.name for p in respond([_user(text)], {"tools": list(tools)}) if isinstance(p, PlannedCall)]
+
+
+def test_a_tool_sharing_a_content_word_with_the_message_is_called() -> None:
+    plan = respond([_user("What's the weather like in San Francisco?")], {"tools": [WEATHER]})
+    assert plan == [PlannedCall("get_weather", json.dumps({"location": "Francisco", "unit": "celsius"}))]
+    assert _calls("forecast please") == [("get_forecast", {"city": "unknown", "days": 0, "unit": "celsius"})]
+    # Case, plurals and camelCase names.
+    assert _called("Any FORECASTS for Oslo?", FORECAST) == ["get_forecast"]
+    assert _called("Which cities are sunny?", {"type": "function", "name": "listCity"}) == ["listCity"]
+    assert _called("what time is it in the HTTP server", {"type": "function", "name": "getHTTPServerTime"}) == [
+        "getHTTPServerTime"
+    ]
+
+
+def test_stop_words_and_tool_verbs_call_nothing() -> None:
+    assert _called("Can you get me what I need, please?", WEATHER, FORECAST, TIME) == []
+    assert _called("Tell me a joke", WEATHER) == []
+
+
+def test_tools_are_called_in_the_order_of_their_first_shared_word() -> None:
+    assert _called("What time is it, and what's the weather?", WEATHER, TIME) == ["get_time", "get_weather"]
+    assert _called("Weather first, then the time", TIME, WEATHER) == ["get_weather", "get_time"]
+
+
+def test_descriptions_count_only_when_no_name_shares_a_word() -> None:
+    assert _called("Where is my location right now?", WEATHER, TIME) == ["get_weather"]
+    # "current" is in the weather tool's description, but "time" names get_time.
+    assert _called("What is the current time?", WEATHER, TIME) == ["get_time"]
 
 
 def test_tool_choice_and_parallel_tool_calls() -> None:
