@@ -61,6 +61,9 @@ class ServiceStats:
     # Barge-ins on connections without lanes: which path each took, and what moving cost.
     barge_ins_to_spare: int = 0
     barge_ins_on_same_connection: int = 0
+    # Connections left on a barge-in that no spare could take over, used again once the
+    # abandoned answer had ended (before a fresh connection could be opened).
+    connections_taken_back: int = 0
     input_items_resent: int = 0  # sent again in full on a spare that took over
     bytes_resent: int = 0
     out_of_band_inferences: int = 0  # run_inference calls (summaries, classifiers, judges)
@@ -108,6 +111,9 @@ class ConnectionState:
         self.expired = False  # the server said this connection is spent (age or lane limit)
         self.closed = False
         self.retiring = False  # given up for a spare after a barge-in
+        # Given up on a barge-in without lanes: once the abandoned answer has ended nothing queues
+        # behind it, so it can be taken back if no other connection was had by then.
+        self.left_on_barge_in = False
         self.close_reason: str | None = None
         self.last_cancel_at: float | None = None
         self.unknown_types: set[str] = set()
@@ -243,6 +249,7 @@ class ClientSession:
         stuck = conn.router.retire_stuck(now, STUCK_LANE_SECS)
         if not stuck:
             return []
+        conn.left_on_barge_in = False  # its lanes look quiet, but the server may still be running the answer
         if not conn.router.named and not conn.retiring:
             # Without lanes the server still runs it ahead of anything sent next: give the connection up.
             conn.retiring = True
@@ -290,8 +297,18 @@ class ClientSession:
             self.stats.barge_ins_on_same_connection += 1
             return []
         self.stats.barge_ins_to_spare += 1
-        conn.retiring = True
+        conn.retiring = conn.left_on_barge_in = True
         return [Retire(conn, "barge-in on a connection without lanes", soon=True)]
+
+    def take_back(self, conn: ConnectionState) -> bool:
+        """Whether ``conn``, left on a barge-in and still the only connection to be had, may take new
+        responses again: yes once the abandoned answer has ended (nothing queues behind it) while the
+        connection is open and unspent."""
+        if not conn.left_on_barge_in or conn.closed or conn.expired or not conn.is_quiet():
+            return False
+        conn.retiring = conn.left_on_barge_in = False
+        self.stats.connections_taken_back += 1
+        return True
 
     def _cancel(self, response: Response, now: float) -> list[Action]:
         conn = response.connection
