@@ -1,9 +1,11 @@
-"""The pool's decisions with no socket: when a connection left on a barge-in may serve again."""
+"""The pool's decisions with no socket: when a connection left on a barge-in may serve again, and
+how many of a connection's in-flight slots an inference may take."""
 
 from __future__ import annotations
 
 from pipecat_responses_ws.emulator import builders
 from pipecat_responses_ws.protocol import wire
+from pipecat_responses_ws.protocol.session import TURN_RESERVED_SLOTS
 
 from .test_session import USER, Driver, laneless_writer, stream_text
 
@@ -59,3 +61,15 @@ def test_a_connection_given_up_for_another_reason_is_not_taken_back() -> None:
     d.feed(wa.completed(builders.usage(1, 1)))
     d.feed(wb.completed(builders.usage(1, 1)))
     assert d.conn.is_quiet() and not d.session.take_back(d.conn)  # two answers could mix: never again
+
+
+def test_inferences_leave_the_last_in_flight_slot_to_the_next_turn() -> None:
+    for named in (True, False):
+        d = Driver(named_lanes=named)
+        limit = d.conn.router.max_in_flight - TURN_RESERVED_SLOTS
+        inferences = [d.session.open_response(d.conn, USER, out_of_band=True) for _ in range(limit)]
+        assert all(r is not None for r in inferences)
+        assert d.session.open_response(d.conn, USER, out_of_band=True) is None  # it waits for a slot
+        turn = d.session.open_response(d.conn, USER)
+        assert turn is not None  # the turn is not moved to a cold connection
+        assert d.session.open_response(d.conn, USER) is None  # the server's cap itself: a turn rotates

@@ -1,11 +1,12 @@
-"""The connection pool when a connection cannot be had: a spare whose handshake fails or hangs.
-Whatever the endpoint refuses, a turn is answered while any connection could answer it, and
-fails only when none can.
+"""The connection pool when a connection cannot be had: a spare whose handshake fails or hangs, and
+more responses at once than one connection takes. Whatever the endpoint refuses, a turn or an
+inference is answered while any connection could answer it, and fails only when none can.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat_responses_ws import ResponsesWSLLMService
 from pipecat_responses_ws.emulator import Emulator, Fault, Reply
 from pipecat_responses_ws.harness.pipeline import Conversation
+from pipecat_responses_ws.protocol import wire
 
 from .conftest import LONG_TEXT
 
@@ -126,3 +128,50 @@ async def test_a_turn_after_a_barge_in_fails_only_when_neither_connection_can_an
         await conv.wait_turns_ended(3)
         [error] = conv.errors()
         assert "HTTP 500" in error.error and "Never sent." not in conv.text()
+
+
+# -- 4: more responses at once than a connection takes --------------------------------------------
+
+
+@pytest.mark.parametrize("emulator", [{}, LANE_FREE], ids=["lanes", "lane-free"])
+async def test_more_inferences_at_once_than_a_connection_takes_are_all_answered(emulator: dict) -> None:
+    count = wire.MAX_IN_FLIGHT_RESPONSES + 4
+    async with session({**emulator, "tokens_per_second": 50}) as (emu, llm, conv):
+        emu.queue_replies(*(Reply(text=f"Answer {n} " + "more " * 10) for n in range(count)))
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(llm.run_inference(_question(f"Q{n}")) for n in range(count))), 30
+        )
+        assert sorted(a.split()[1] for a in answers) == sorted(str(n) for n in range(count))
+        assert not conv.errors()
+
+
+async def test_a_turn_beside_a_full_connection_of_inferences_keeps_its_connection() -> None:
+    count = wire.MAX_IN_FLIGHT_RESPONSES + 4
+    async with session({"tokens_per_second": 20}) as (emu, llm, conv):
+        emu.queue_replies(*(Reply(text="Same answer " + "more " * 10) for _ in range(count + 1)))
+        inferences = asyncio.gather(*(llm.run_inference(_question(f"Q{n}")) for n in range(count)))
+        await conv.wait_for(
+            lambda: len(emu.records.creates()) > wire.MAX_IN_FLIGHT_RESPONSES - 1, 5, "a full connection"
+        )
+        await conv.say("Hello?")
+        await conv.wait_turns_ended(1, timeout=30)
+        assert len(await asyncio.wait_for(inferences, 30)) == count
+        assert conv.turns()[0].text.startswith("Same answer") and not conv.errors()
+        assert [h.status for h in emu.records.handshakes] == [101]  # the last slot was the turn's
+
+
+# -- 5: an inference on a lane-free endpoint whose spare cannot be opened -------------------------
+
+
+@pytest.mark.parametrize("how", SPARE_FAULTS)
+async def test_an_inference_without_a_spare_is_answered_on_the_conversation_connection(how: str) -> None:
+    async with session(LANE_FREE, fail_handshakes_after_the_first(how)) as (emu, llm, conv):
+        emu.queue_replies(Reply(text="Hello there."), Reply(text="Out of band."), Reply(text="Again."))
+        await conv.say("Hi")
+        await conv.wait_turns_ended(1)
+        started = time.monotonic()
+        assert await asyncio.wait_for(llm.run_inference(_question()), 10) == "Out of band."
+        assert time.monotonic() - started < 5
+        await conv.say("Again.")
+        await conv.wait_turns_ended(2)
+        assert conv.turns()[1].text == "Again." and not conv.errors()

@@ -9,7 +9,9 @@ connection makes one attempt of its own rather than waiting out the backoff.
 Without lanes a barge-in hands the next turn to a warm spare connection. When no spare can be
 had (its handshake failed or hangs), the interrupted connection is not given up: a fresh one is
 tried with backoff, and whichever comes first takes the turn, the fresh one or the old one once
-its abandoned answer has ended. A turn fails only when neither can serve it.
+its abandoned answer has ended. A turn fails only when neither can serve it. Nothing is ever
+refused for want of a slot either: an inference that finds a connection full waits for one, as
+the server would queue it, and goes on the conversation's connection when no spare can be had.
 """
 
 from __future__ import annotations
@@ -143,15 +145,31 @@ class ResponsesClient:
 
         With lanes it takes a lane of its own on the conversation's connection: no handshake, and a
         streaming turn is not held up. Without lanes a connection runs one answer at a time, so it
-        goes to the spare connection (opened now if there is none), never ahead of the next turn.
+        goes to the spare connection (opened now if there is none), never ahead of the next turn;
+        when no spare can be opened, to the conversation's connection rather than nowhere. A
+        connection whose in-flight slots are all taken (the last one is kept for the next turn) is
+        waited on until a response on it ends, as the server itself would queue the request.
         """
+        while True:
+            conn = await self._inference_connection()
+            response = conn.open_response(full_input, retry_of=retry_of, out_of_band=True)
+            if response is not None:
+                return conn, response
+            if conn.usable:
+                logger.debug(f"{conn.name}: every slot is taken; the inference waits for one")
+                await conn.slot_freed()
+
+    async def _inference_connection(self) -> Connection:
         conn = await self.connection()
-        if conn.state.lanes is False or not conn.state.router.named:
-            conn = await self._spare_connection()
-        response = conn.open_response(full_input, retry_of=retry_of, out_of_band=True)
-        if response is None:
-            raise ResponsesWSError(f"{conn.name}: no lane free for an inference")
-        return conn, response
+        if conn.state.lanes is not False and conn.state.router.named:
+            return conn
+        try:
+            return await self._spare_connection()
+        except UpgradeRequired:
+            raise  # the endpoint will never open a WebSocket again: the caller switches to HTTP
+        except ResponsesWSError as e:
+            logger.warning(f"{self._name}: no spare connection for an inference ({e}); it goes on {conn.name}")
+            return conn
 
     async def _spare_connection(self) -> Connection:
         spare = self._spare

@@ -41,6 +41,9 @@ CANCEL_REJECTION_WINDOW_SECS = 2.0
 STUCK_LANE_SECS = 60.0
 # A cancelled answer that ends this soon shows the endpoint honours response.cancel.
 CANCEL_HONOURED_WITHIN_SECS = 0.5
+# Slots of a connection's in-flight cap an inference leaves to the conversation, so a burst of
+# inferences never moves the next turn to a cold connection.
+TURN_RESERVED_SLOTS = 1
 # Codes that end the connection's usefulness: nothing was generated for the request they answer.
 _CONNECTION_SPENT = frozenset({wire.CONNECTION_LIMIT_REACHED, wire.STREAM_LIMIT_REACHED})
 
@@ -177,12 +180,14 @@ class ClientSession:
         out_of_band: bool = False,
     ) -> Response | None:
         """A response on a free lane of ``conn``, continuing the best cached parent; None if no
-        lane is free (the caller moves to a fresh connection).
+        lane is free (a turn moves to a fresh connection, an inference waits for a slot).
 
         ``out_of_band``: a one-shot inference on a context of its own. It goes in full (its context
         is not the conversation's), and what it leaves in the lane's cache is never continued."""
         if not conn.usable:
             return None
+        if out_of_band and conn.router.in_flight >= conn.router.max_in_flight - TURN_RESERVED_SLOTS:
+            return None  # the caller waits for a slot: the last one is the next turn's
         full = out_of_band or (retry_of is not None and retry_of[1].full_context)
         plan = InputPlan(None, list(full_input), None) if full else conn.chains.plan(full_input)
         previous, retry = retry_of if retry_of is not None else (None, None)
