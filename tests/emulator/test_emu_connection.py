@@ -67,6 +67,20 @@ async def test_forced_handshake_rejections(emu: Emulator, connect: Connect, stat
     assert emu.connection_count == 1 and emu.open_connections == 1
 
 
+async def test_planned_handshakes_let_some_through_then_refuse_or_hang(emu: Emulator, connect: Connect) -> None:
+    emu.reject_handshakes(429, count=1, after=1)
+    emu.hang_handshakes(count=1)
+    await connect(emu)
+    assert await _status_of(emu.ws_url) == 429
+    keyed = {"Authorization": "Bearer k"}
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3), websockets.connect(emu.ws_url, additional_headers=keyed):
+            pass
+    await connect(emu)  # the plan is used up: upgrades go through again
+    assert emu.connection_count == 2
+    assert [h.status for h in emu.records.handshakes] == [101, 429, 101]  # the hung one has no answer yet
+
+
 async def test_handshake_delay_holds_the_upgrade(make_emulator: MakeEmulator, connect: Connect) -> None:
     emu = await make_emulator(handshake_delay=0.2)
     started = time.monotonic()

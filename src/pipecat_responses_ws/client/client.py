@@ -5,6 +5,13 @@ connection opens at setup and is warmed with ``generate: false``; a connection n
 limit is replaced while idle (open, warm, swap, close the old one once its lanes are quiet); a
 dropped connection is replaced in the background with backoff, and a turn that finds no
 connection makes one attempt of its own rather than waiting out the backoff.
+
+Without lanes a barge-in hands the next turn to a warm spare connection. When no spare can be
+had (its handshake failed or hangs), the interrupted connection is not given up: a fresh one is
+tried with backoff, and whichever comes first takes the turn, the fresh one or the old one once
+its abandoned answer has ended. A turn fails only when neither can serve it. Nothing is ever
+refused for want of a slot either: an inference that finds a connection full waits for one, as
+the server would queue it, and goes on the conversation's connection when no spare can be had.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from ..log import logger
 from ..protocol import wire
 from ..protocol.errors import AuthenticationError, ResponsesWSError, UpgradeRequired
 from ..protocol.response import Failed, Finished, Response, Retry
-from ..protocol.session import CANCEL_HONOURED_WITHIN_SECS, ClientSession
+from ..protocol.session import CANCEL_HONOURED_WITHIN_SECS, STUCK_LANE_SECS, ClientSession
 from .connection import Connection
 
 CLOSE_OLD_CONNECTION_AFTER_SECS = 30.0
@@ -79,6 +86,9 @@ class ResponsesClient:
         self._spare: Connection | None = None
         self._spare_task: asyncio.Task[None] | None = None
         self._connecting: asyncio.Task[Connection] | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        # Set, and replaced, whenever the current connection changes or one given up may come back.
+        self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._busy = 0  # turns in progress; rollover waits for zero
@@ -95,13 +105,19 @@ class ResponsesClient:
         await self.connection()
 
     async def connection(self) -> Connection:
-        """A usable connection, connecting (once, now) if there is none."""
-        conn = self._current
-        if conn is not None and conn.usable and not self._too_old(conn):
-            return conn
-        if self._connecting is None or self._connecting.done():
-            self._connecting = asyncio.create_task(self._replace(reason="no usable connection"))
-        return await asyncio.shield(self._connecting)
+        """A usable connection, connecting (once, now) if there is none.
+
+        While the connection left on a barge-in may still come back (no spare took over, its
+        abandoned answer is still running), this waits for whichever comes first: a fresh
+        connection, tried with backoff in the background, or the old one taken back.
+        """
+        while True:
+            conn = self._current
+            if conn is not None and conn.usable and not self._too_old(conn):
+                return conn
+            if conn is None or not _may_come_back(conn):
+                return await asyncio.shield(self._connect())
+            await self._changed.wait()
 
     async def open_response(
         self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
@@ -129,15 +145,31 @@ class ResponsesClient:
 
         With lanes it takes a lane of its own on the conversation's connection: no handshake, and a
         streaming turn is not held up. Without lanes a connection runs one answer at a time, so it
-        goes to the spare connection (opened now if there is none), never ahead of the next turn.
+        goes to the spare connection (opened now if there is none), never ahead of the next turn;
+        when no spare can be opened, to the conversation's connection rather than nowhere. A
+        connection whose in-flight slots are all taken (the last one is kept for the next turn) is
+        waited on until a response on it ends, as the server itself would queue the request.
         """
+        while True:
+            conn = await self._inference_connection()
+            response = conn.open_response(full_input, retry_of=retry_of, out_of_band=True)
+            if response is not None:
+                return conn, response
+            if conn.usable:
+                logger.debug(f"{conn.name}: every slot is taken; the inference waits for one")
+                await conn.slot_freed()
+
+    async def _inference_connection(self) -> Connection:
         conn = await self.connection()
-        if conn.state.lanes is False or not conn.state.router.named:
-            conn = await self._spare_connection()
-        response = conn.open_response(full_input, retry_of=retry_of, out_of_band=True)
-        if response is None:
-            raise ResponsesWSError(f"{conn.name}: no lane free for an inference")
-        return conn, response
+        if conn.state.lanes is not False and conn.state.router.named:
+            return conn
+        try:
+            return await self._spare_connection()
+        except UpgradeRequired:
+            raise  # the endpoint will never open a WebSocket again: the caller switches to HTTP
+        except ResponsesWSError as e:
+            logger.warning(f"{self._name}: no spare connection for an inference ({e}); it goes on {conn.name}")
+            return conn
 
     async def _spare_connection(self) -> Connection:
         spare = self._spare
@@ -172,22 +204,41 @@ class ResponsesClient:
 
     # -- connecting -----------------------------------------------------------------------
 
+    def _connect(self) -> asyncio.Task[Connection]:
+        """The one attempt at a new current connection, shared by whoever needs it meanwhile."""
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.create_task(self._replace(reason="no usable connection", if_needed=True))
+        return self._connecting
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
     def _too_old(self, conn: Connection) -> bool:
         # Past this point a request could be cut by the limit mid-answer; never start one there.
         # Half the margin at most, so idle-time rotation (at the full margin) gets there first and a
         # turn does not pay for the handshake itself.
         return conn.age >= self.options.max_connection_age - min(5.0, self.options.rollover_margin / 2)
 
-    async def _replace(self, *, reason: str, warm: bool = True) -> Connection:
-        """Make-before-break: open and warm a new connection, swap, retire the old one."""
+    async def _replace(self, *, reason: str, warm: bool = True, if_needed: bool = False) -> Connection:
+        """Make-before-break: open and warm a new connection, swap, retire the old one.
+
+        ``if_needed``: made because there was no usable connection. If the old one came back
+        meanwhile, the new one is kept as the spare (or closed) rather than swapped in under a turn.
+        """
         conn = await self._open()
         if warm:
             await self._warm_up_or_close(conn)
-        old, self._current = self._current, conn
+        current = self._current
+        if if_needed and current is not None and current.usable and not self._too_old(current):
+            self._keep_as_spare(conn)
+            return current
+        old, self._current = current, conn
         if old is not None:
             self.stats.rotations += 1
             logger.debug(f"{self._name}: swapped connections ({reason})")
             self._retire(old)
+        self._notify()
         self._keep_spare()
         return conn
 
@@ -276,19 +327,52 @@ class ResponsesClient:
             return
         if conn is not self._current:
             return
-        spare = self._spare
-        if spare is not None and spare.usable and spare.quiet.is_set() and not self._too_old(spare):
-            # The next turn goes to the warm spare at once; nothing waits for the abandoned answer
-            # (nor for an inference: a spare busy with one is not taken).
-            self._spare, self._current = None, spare
-            self.stats.spare_takeovers += 1
-            self.session.taken_over(spare.state)
-            logger.debug(f"{spare.name} takes over from {conn.name} ({reason})")
-            self._retire(conn)
-            self._keep_spare()
+        if self._take_over(conn, reason):
             return
-        logger.log("INFO" if soon else "WARNING", f"{conn.name}: {reason}; replacing it in the background")
-        self._spawn(self._reconnect_with_backoff())
+        self._notify()  # a turn waiting for this one to come back sees whether it still can
+        if _may_come_back(conn):
+            logger.info(f"{conn.name}: {reason}, and no spare to take over; trying a fresh connection meanwhile")
+            self._spawn(self._take_back_when_quiet(conn))
+        else:
+            logger.log("INFO" if soon else "WARNING", f"{conn.name}: {reason}; replacing it in the background")
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = self._spawn(self._reconnect_with_backoff())
+
+    def _take_over(self, old: Connection, reason: str) -> bool:
+        """The warm spare, if it can, becomes the current connection in place of ``old``."""
+        spare = self._spare
+        if spare is None or not spare.usable or not spare.quiet.is_set() or self._too_old(spare):
+            return False  # a spare busy with an inference is not taken
+        # The next turn goes to the warm spare at once; nothing waits for the abandoned answer.
+        self._spare, self._current = None, spare
+        self.stats.spare_takeovers += 1
+        self.session.taken_over(spare.state)
+        logger.debug(f"{spare.name} takes over from {old.name} ({reason})")
+        self._retire(old)
+        self._notify()
+        self._keep_spare()
+        return True
+
+    async def _take_back_when_quiet(self, conn: Connection) -> None:
+        """``conn`` was left on a barge-in with no spare to take over: once its abandoned answer has
+        ended it serves again, unless another connection came first. One whose answer never ends
+        is closed, so a turn waiting for it makes its own attempt instead."""
+        waits = {asyncio.create_task(conn.quiet.wait()), asyncio.create_task(conn.closed.wait())}
+        try:
+            await asyncio.wait(waits, timeout=STUCK_LANE_SECS, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        if conn is not self._current or self._closing:
+            return
+        if self.session.take_back(conn.state):
+            logger.info(f"{conn.name}: its abandoned answer has ended and no other connection was had; using it again")
+            self._notify()
+            self._keep_spare()
+        elif not conn.quiet.is_set():
+            logger.warning(f"{conn.name}: its abandoned answer never ended; closing it")
+            await conn.close()
 
     def _keep_spare(self) -> None:
         """Keep one warm spare while the connection has no lanes and the endpoint has not shown that
@@ -312,11 +396,18 @@ class ResponsesClient:
         except ResponsesWSError as e:
             logger.warning(f"{self._name}: no spare connection for now: {e}")
             return
-        self.stats.spares_opened += 1
-        if self._closing or not spare.usable:
-            await spare.close()
+        self._keep_as_spare(spare)
+        current = self._current
+        if current is not None and not current.usable:
+            # Given up while the spare was opening (a barge-in): the spare takes the next turn now.
+            self._take_over(current, "a spare connection opened")
+
+    def _keep_as_spare(self, conn: Connection) -> None:
+        if self._closing or not conn.usable or self._spare is not None:
+            self._spawn(conn.close())
             return
-        self._spare = spare
+        self.stats.spares_opened += 1
+        self._spare = conn
 
     async def _reconnect_with_backoff(self) -> None:
         first, cap = self.options.reconnect_backoff
@@ -326,8 +417,10 @@ class ResponsesClient:
             if conn is not None and conn.usable:
                 return
             try:
-                await self.connection()
-                self.stats.reconnects += 1
+                # Not ``connection()``: that waits while the old connection may come back, and this
+                # is what it waits for.
+                if await asyncio.shield(self._connect()) is not conn:
+                    self.stats.reconnects += 1
                 return
             except AuthenticationError as e:
                 logger.error(f"{self._name}: {e}")
@@ -381,3 +474,9 @@ class ResponsesClient:
 
 def _reason(happening: Failed | Retry) -> str:
     return str(happening.error) if isinstance(happening, Failed) else happening.reason
+
+
+def _may_come_back(conn: Connection) -> bool:
+    """Given up on a barge-in, but still open: it serves again once its abandoned answer has ended."""
+    state = conn.state
+    return state.left_on_barge_in and not state.closed and not state.expired

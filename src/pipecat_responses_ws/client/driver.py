@@ -211,6 +211,8 @@ class Driver:
         self._on_tool_results = on_tool_results
         self.quiet = asyncio.Event()  # nothing in flight: safe to close
         self.quiet.set()
+        # Who waits for a response here to end, each with the in-flight count it saw.
+        self._slot_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     @property
     def stats(self) -> ConnectionStats:
@@ -238,6 +240,18 @@ class Driver:
             phase, timeout = ("stall", stall_timeout) if queue.progressed else ("first_event", first_timeout)
             self._apply(self.session.timed_out(response, phase, timeout or 0.0, time.monotonic()))
             return await queue.get(None)
+
+    async def slot_freed(self) -> None:
+        """Returns once a response here has ended (or the connection closed): a request that found
+        every slot taken may try again, as the server itself would queue it."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (self.state.router.in_flight, waiter)
+        self._slot_waiters.append(entry)
+        try:
+            await waiter
+        finally:
+            if entry in self._slot_waiters:
+                self._slot_waiters.remove(entry)
 
     def set_express(self, response: Response, express: Express | None, *, coalesce: bool = False) -> None:
         """Let the reader run ``express`` on ``response``'s text while its owner waits; with
@@ -298,7 +312,18 @@ class Driver:
                     self._on_tool_results(action.results)
         if not self.state.router.in_flight:  # is_quiet(), without two calls per event
             self.quiet.set()
+        if self._slot_waiters:
+            self._wake_slot_waiters()
         return self._express(*text) if text is not None else None
+
+    def _wake_slot_waiters(self) -> None:
+        in_flight, closed = self.state.router.in_flight, self.state.closed
+        for entry in list(self._slot_waiters):
+            seen, waiter = entry
+            if in_flight < seen or closed:
+                self._slot_waiters.remove(entry)
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def _express(self, queue: EventQueue, response: Response, delta: ev.TextDelta) -> list[Action] | None:
         """Push ``delta`` through the parked owner's express handler; what it raises goes to the

@@ -8,7 +8,9 @@ requests, :func:`key_refusal`). Bodies are shaped like the API's HTTP errors; no
 key that was sent.
 
 The ``websocket`` policy ``refuse`` answers every upgrade to ``/responses`` with 426, as a
-gateway without WebSocket mode does, while HTTP requests are still served.
+gateway without WebSocket mode does, while HTTP requests are still served. A test may also plan
+what happens to the next upgrades one by one (:class:`PlannedHandshake`): let through, refused
+with a status, or never answered.
 """
 
 from __future__ import annotations
@@ -30,6 +32,16 @@ class Decision:
     @property
     def accepted(self) -> bool:
         return self.status == ACCEPT
+
+
+@dataclass(frozen=True)
+class PlannedHandshake:
+    """What happens to one coming upgrade to ``/responses``: ``status`` refuses it (``None`` lets it
+    through to the usual checks); ``hang`` never answers it, as a server that takes the TCP
+    connection and then says nothing, so only the client's connect timeout ends it."""
+
+    status: int | None = None
+    hang: bool = False
 
 
 def split_target(target: str) -> tuple[str, dict[str, str]]:

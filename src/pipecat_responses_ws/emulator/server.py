@@ -16,7 +16,7 @@ from websockets.http11 import Request, Response
 from ..log import logger
 from .connection import ConnectionHandler
 from .front import FrontDoor
-from .handshake import UPGRADE_REQUIRED, azure_key, bearer_token, decide, split_target
+from .handshake import UPGRADE_REQUIRED, PlannedHandshake, azure_key, bearer_token, decide, split_target
 from .http import HttpEndpoint
 from .records import Handshake, Records
 from .script import Fault, Reply
@@ -91,7 +91,8 @@ class Emulator:
         self._port: int | None = None
         self._http = HttpEndpoint(self._shared)
         self._front: FrontDoor | None = None
-        self._rejections: list[int] = []
+        self._planned_handshakes: list[PlannedHandshake] = []
+        self._stopping = asyncio.Event()  # ends the upgrades held by hang_handshakes
         # Weak, so an upgrade that fails after process_request leaves nothing behind.
         self._ids: weakref.WeakKeyDictionary[ServerConnection, int] = weakref.WeakKeyDictionary()
         self._connections: dict[int, ConnectionHandler] = {}
@@ -123,6 +124,7 @@ class Emulator:
         server, self._server = self._server, None
         if server is None:
             return
+        self._stopping.set()
         await self._http.close_all(1001, "the emulator is stopping")
         server.close(close_connections=True)
         if self._front is not None:
@@ -184,11 +186,22 @@ class Emulator:
         """Inject ``fault`` into the next ``fault.count`` generated responses (after earlier faults)."""
         self._shared.script.add_fault(fault)
 
-    def reject_handshakes(self, status: int, count: int = 1) -> None:
-        """Refuse the next ``count`` upgrades with HTTP ``status`` (e.g. 401, 426, 500)."""
+    def reject_handshakes(self, status: int, count: int = 1, *, after: int = 0) -> None:
+        """Refuse the next ``count`` upgrades with HTTP ``status`` (e.g. 401, 426, 429, 500), once
+        ``after`` more have been let through (after whatever was planned before)."""
         if not 400 <= status <= 599:
             raise ValueError("a rejection needs an HTTP error status (4xx or 5xx)")
-        self._rejections.extend([status] * count)
+        self._plan_handshakes(PlannedHandshake(status=status), count, after)
+
+    def hang_handshakes(self, count: int = 1, *, after: int = 0) -> None:
+        """Never answer the next ``count`` upgrades (until the emulator stops), once ``after`` more
+        have been let through: a server that takes the connection and hangs."""
+        self._plan_handshakes(PlannedHandshake(hang=True), count, after)
+
+    def _plan_handshakes(self, planned: PlannedHandshake, count: int, after: int) -> None:
+        if count < 0 or after < 0:
+            raise ValueError("count and after must not be negative")
+        self._planned_handshakes.extend([PlannedHandshake()] * after + [planned] * count)
 
     async def drop_all_connections(self, code: int = 1006) -> None:
         """Close every open connection, and end every HTTP answer, from the server side; wait until they are gone.
@@ -212,7 +225,16 @@ class Emulator:
         connection_id = next(self._shared.connection_ids)
         path, query = split_target(request.path)
         authorization = request.headers.get("Authorization")
-        forced = self._rejections.pop(0) if self._rejections and path.endswith("/responses") else None
+        planned = (
+            self._planned_handshakes.pop(0)
+            if self._planned_handshakes and path.endswith("/responses")
+            else PlannedHandshake()
+        )
+        if planned.hang:
+            logger.debug("emulator holds upgrade {} to {} unanswered", connection_id, path)
+            await self._stopping.wait()
+            planned = PlannedHandshake(status=503)
+        forced = planned.status
         if forced is None and self.settings.websocket == "refuse":
             forced = UPGRADE_REQUIRED
         decision = decide(

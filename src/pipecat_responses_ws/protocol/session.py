@@ -43,6 +43,9 @@ STUCK_LANE_SECS = 60.0
 CANCEL_HONOURED_WITHIN_SECS = 0.5
 # Events by which a server answers a create: one without ``stream_id`` shows the server ignores it.
 _ANSWER_STARTS = (ev.ResponseCreated, ev.ResponseProgress, ev.OutputItemAdded)
+# Slots of a connection's in-flight cap an inference leaves to the conversation, so a burst of
+# inferences never moves the next turn to a cold connection.
+TURN_RESERVED_SLOTS = 1
 # Codes that end the connection's usefulness: nothing was generated for the request they answer.
 _CONNECTION_SPENT = frozenset({wire.CONNECTION_LIMIT_REACHED, wire.STREAM_LIMIT_REACHED})
 
@@ -66,6 +69,9 @@ class ServiceStats:
     # Barge-ins on connections without lanes: which path each took, and what moving cost.
     barge_ins_to_spare: int = 0
     barge_ins_on_same_connection: int = 0
+    # Connections left on a barge-in that no spare could take over, used again once the
+    # abandoned answer had ended (before a fresh connection could be opened).
+    connections_taken_back: int = 0
     input_items_resent: int = 0  # sent again in full on a spare that took over
     bytes_resent: int = 0
     out_of_band_inferences: int = 0  # run_inference calls (summaries, classifiers, judges)
@@ -113,6 +119,9 @@ class ConnectionState:
         self.expired = False  # the server said this connection is spent (age or lane limit)
         self.closed = False
         self.retiring = False  # given up for a spare after a barge-in
+        # Given up on a barge-in without lanes: once the abandoned answer has ended nothing queues
+        # behind it, so it can be taken back if no other connection was had by then.
+        self.left_on_barge_in = False
         self.close_reason: str | None = None
         self.last_cancel_at: float | None = None
         self.unknown_types: set[str] = set()
@@ -181,12 +190,14 @@ class ClientSession:
         out_of_band: bool = False,
     ) -> Response | None:
         """A response on a free lane of ``conn``, continuing the best cached parent; None if no
-        lane is free (the caller moves to a fresh connection).
+        lane is free (a turn moves to a fresh connection, an inference waits for a slot).
 
         ``out_of_band``: a one-shot inference on a context of its own. It goes in full (its context
         is not the conversation's), and what it leaves in the lane's cache is never continued."""
         if not conn.usable:
             return None
+        if out_of_band and conn.router.in_flight >= conn.router.max_in_flight - TURN_RESERVED_SLOTS:
+            return None  # the caller waits for a slot: the last one is the next turn's
         full = out_of_band or (retry_of is not None and retry_of[1].full_context)
         plan = InputPlan(None, list(full_input), None) if full else conn.chains.plan(full_input)
         previous, retry = retry_of if retry_of is not None else (None, None)
@@ -255,6 +266,7 @@ class ClientSession:
         stuck = conn.router.retire_stuck(now, STUCK_LANE_SECS)
         if not stuck:
             return []
+        conn.left_on_barge_in = False  # its lanes look quiet, but the server may still be running the answer
         if not conn.router.named and not conn.retiring:
             # Without lanes the server still runs it ahead of anything sent next: give the connection up.
             conn.retiring = True
@@ -302,8 +314,18 @@ class ClientSession:
             self.stats.barge_ins_on_same_connection += 1
             return []
         self.stats.barge_ins_to_spare += 1
-        conn.retiring = True
+        conn.retiring = conn.left_on_barge_in = True
         return [Retire(conn, "barge-in on a connection without lanes", soon=True)]
+
+    def take_back(self, conn: ConnectionState) -> bool:
+        """Whether ``conn``, left on a barge-in and still the only connection to be had, may take new
+        responses again: yes once the abandoned answer has ended (nothing queues behind it) while the
+        connection is open and unspent."""
+        if not conn.left_on_barge_in or conn.closed or conn.expired or not conn.is_quiet():
+            return False
+        conn.retiring = conn.left_on_barge_in = False
+        self.stats.connections_taken_back += 1
+        return True
 
     def _cancel(self, response: Response, now: float) -> list[Action]:
         conn = response.connection

@@ -1,0 +1,75 @@
+"""The pool's decisions with no socket: when a connection left on a barge-in may serve again, and
+how many of a connection's in-flight slots an inference may take."""
+
+from __future__ import annotations
+
+from pipecat_responses_ws.emulator import builders
+from pipecat_responses_ws.protocol import wire
+from pipecat_responses_ws.protocol.session import TURN_RESERVED_SLOTS
+
+from .test_session import USER, Driver, laneless_writer, stream_text
+
+
+def _left_on_a_barge_in() -> tuple[Driver, builders.ResponseEventWriter]:
+    d = Driver(named_lanes=False)
+    turn, _ = d.start()
+    w = laneless_writer()
+    stream_text(d, w, ["Once "])
+    d.session.abandon(turn, 0.0)
+    assert not d.conn.usable and d.conn.left_on_barge_in
+    return d, w
+
+
+def test_a_connection_left_on_a_barge_in_is_taken_back_only_once_its_abandoned_answer_ended() -> None:
+    d, w = _left_on_a_barge_in()
+    assert not d.session.take_back(d.conn)  # the next request would queue behind the answer
+    d.feed(w.completed(builders.usage(1, 9)))  # the server ignored the cancel and finished it
+    assert d.session.take_back(d.conn)
+    assert d.conn.usable and not d.conn.left_on_barge_in and d.session.stats.connections_taken_back == 1
+    # The abandoned answer replaced the server's one cached response: the next turn goes in full.
+    nxt = d.session.open_response(d.conn, [*USER, {"role": "user", "content": "again"}])
+    assert nxt is not None and nxt.plan.previous_response_id is None
+    assert not d.session.take_back(d.conn)  # once taken back there is nothing more to decide
+
+
+def test_a_closed_spent_or_stuck_connection_is_never_taken_back() -> None:
+    d, _ = _left_on_a_barge_in()
+    d.session.closed(d.conn, 1011, "dropped", 1.0)
+    assert d.conn.is_quiet() and not d.session.take_back(d.conn) and not d.conn.usable
+
+    d, _ = _left_on_a_barge_in()
+    d.feed(builders.error_event(wire.CONNECTION_LIMIT_REACHED, "60 minutes"))
+    d.conn.router.finish(next(d.conn.router.responses()))
+    assert not d.session.take_back(d.conn)
+
+    d, _ = _left_on_a_barge_in()
+    d.session.retire_stuck(d.conn, 1000.0)  # quiet to the client, but the server may still run it
+    assert d.conn.is_quiet() and not d.session.take_back(d.conn)
+
+
+def test_a_connection_given_up_for_another_reason_is_not_taken_back() -> None:
+    d = Driver(named_lanes=None)
+    abandoned, _ = d.start()
+    wa = d.writer(abandoned, "resp_a")
+    stream_text(d, wa, ["Cancelled "])
+    d.session.abandon(abandoned, 0.0)
+    turn, _ = d.start()
+    wb = d.writer(turn, "resp_b")
+    d.feed(wb.created())
+    d.feed(laneless_writer("resp_x").in_progress())  # lanes worked, then an event lost its lane
+    assert not d.conn.usable
+    d.feed(wa.completed(builders.usage(1, 1)))
+    d.feed(wb.completed(builders.usage(1, 1)))
+    assert d.conn.is_quiet() and not d.session.take_back(d.conn)  # two answers could mix: never again
+
+
+def test_inferences_leave_the_last_in_flight_slot_to_the_next_turn() -> None:
+    for named in (True, False):
+        d = Driver(named_lanes=named)
+        limit = d.conn.router.max_in_flight - TURN_RESERVED_SLOTS
+        inferences = [d.session.open_response(d.conn, USER, out_of_band=True) for _ in range(limit)]
+        assert all(r is not None for r in inferences)
+        assert d.session.open_response(d.conn, USER, out_of_band=True) is None  # it waits for a slot
+        turn = d.session.open_response(d.conn, USER)
+        assert turn is not None  # the turn is not moved to a cold connection
+        assert d.session.open_response(d.conn, USER) is None  # the server's cap itself: a turn rotates
