@@ -45,3 +45,12 @@ def test_install_hints_name_packages_an_index_has_at_the_extras_versions() -> No
     assert f'pip install "{extras["plot"][0]}"' in PLOT_NEEDS
     for hint in (MISSING_ASYNCIO, PLOT_NEEDS):
         assert "pipecat-responses-ws[" not in hint
+
+
+def test_the_changelog_s_latest_section_is_the_version_the_package_reports() -> None:
+    import re
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    latest = re.search(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert latest and latest.group(1) == declared, f"CHANGELOG.md's latest section is {latest and latest.group(0)!r}"
