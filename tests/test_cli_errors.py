@@ -142,21 +142,41 @@ async def guarded(use_openai):
         yield emulator.ws_url, "sk-a-wrong-key", None
 
 demo._endpoint = guarded
-sys.exit(cli.main(["demo", "--openai"]))
+sys.exit(cli.main(["demo", "--openai", *sys.argv[1:]]))
 """
 
 
-def test_demo_against_a_refused_key_ends_at_once_with_one_line() -> None:
-    """The first turn's error ends the demo with a line saying why, not a 30 s wait and a traceback."""
+@pytest.mark.parametrize("interactive", [False, True])
+def test_demo_against_a_refused_key_ends_at_once_with_one_line(interactive: bool) -> None:
+    """The first turn's error ends the demo with a line saying why, not a 30 s wait and a traceback.
+
+    Interactive, the user's first line meets the refusal, and stdin stays open as at a terminal.
+    """
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-c", DEMO_WITH_A_WRONG_KEY], capture_output=True, text=True, timeout=60, check=False
-    )
+    argv = [sys.executable, "-c", DEMO_WITH_A_WRONG_KEY, *(["--interactive"] if interactive else [])]
+    with subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdin is not None
+        process.stdin.write("Hi!\n")
+        process.stdin.flush()
+        try:
+            out, err = process.communicate(timeout=40) if not interactive else _wait_open(process)
+        finally:
+            process.kill()
+    done = subprocess.CompletedProcess(argv, process.returncode, out, err)
     assert done.returncode == 1 and time.monotonic() - started < 20, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("demo: no answer: ") and "refused the API key" in last, done.stderr
     assert "sk-a-wrong-key" not in done.stderr + done.stdout
+
+
+def _wait_open(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """Its output once it ends, with its stdin left open (communicate would close it)."""
+    process.wait(timeout=40)
+    assert process.stdout is not None and process.stderr is not None
+    return process.stdout.read(), process.stderr.read()
 
 
 def test_output_folder_check_accepts_a_file_in_an_existing_folder(tmp_path: Path, no_runs: None) -> None:

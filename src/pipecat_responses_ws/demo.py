@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
+    ErrorFrame,
     Frame,
     FunctionCallInProgressFrame,
     InterruptionFrame,
@@ -40,6 +41,7 @@ from .client.connection import Connection
 from .emulator import Emulator, Reply, ToolCall
 from .harness.pipeline import Conversation
 from .log import logger
+from .protocol.errors import AuthenticationError
 from .service import ResponsesWSLLMService
 
 INSTRUCTIONS = "You are a friendly voice assistant. Answer in one or two short sentences."
@@ -200,10 +202,15 @@ async def _unless_failed(conv: Conversation, predicate: Callable[[], bool], what
     _raise_first_error(conv, since=0)
 
 
-def _raise_first_error(conv: Conversation, since: int, *, fatal_only: bool = False) -> None:
+def _raise_first_error(conv: Conversation, since: int, *, refused_key_only: bool = False) -> None:
     for error in conv.errors()[since:]:
-        if error.fatal or not fatal_only:
+        if not refused_key_only or _refused_key(error):
             raise AnswerFailed(error.error)
+
+
+def _refused_key(error: ErrorFrame) -> bool:
+    """Reported once, at setup or at the first turn; every later turn is refused the same way, silently."""
+    return isinstance(error.exception, AuthenticationError)
 
 
 def _settled(conv: Conversation, before: int) -> bool:
@@ -242,7 +249,7 @@ async def _interactive(conv: Conversation, out: TextIO, *, offline: bool) -> Non
             reading = _read_line()
             answering = asyncio.ensure_future(_answered(conv, before, errors))
             await asyncio.wait({reading, answering}, return_when=asyncio.FIRST_COMPLETED)
-            _raise_first_error(conv, since=errors, fatal_only=True)  # a refused key: no answer will ever come
+            _raise_first_error(conv, since=0, refused_key_only=True)  # no answer will ever come
             if answering.done() and not reading.done():
                 _prompt(out)
     finally:
@@ -279,7 +286,9 @@ async def _answered(conv: Conversation, before: int, errors: int) -> None:
     """The answer settled (or failed), and the printer, after the probe, has caught up with it."""
     with contextlib.suppress(TimeoutError):
         await conv.wait_for(
-            lambda: _settled(conv, before) or len(conv.errors()) > errors, timeout=60, what="the answer"
+            lambda: _settled(conv, before) or len(conv.errors()) > errors or any(map(_refused_key, conv.errors())),
+            timeout=60,
+            what="the answer",
         )
     await asyncio.sleep(0.05)
 
