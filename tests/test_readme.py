@@ -1,12 +1,12 @@
 """README.md, kept true: every ```bash and ```python block of it runs, and every file it names exists.
 
 The blocks run as a reader runs them, in a scratch folder with a ``.venv/bin`` that is this test's
-interpreter (``python``, ``pip`` and ``pipecat-responses-ws``), with the repository's ``bench/`` and
-``examples/`` beside it. What would take long runs small: ``--runs N`` becomes ``--runs 2`` (one for an audio
-campaign), ``--reps N`` one repetition; ``serve`` runs until it says where it listens, on a free port, and is
-then stopped. What installs or runs this suite (``python3 -m venv``, ``pip install``, ruff, mypy, pytest) is
-checked for shape instead: the extras it names exist, a requirement parses, the tool is in the ``test`` extra.
-``--plot`` is dropped where matplotlib is not installed.
+interpreter (``python`` and ``pipecat-responses-ws``), with the repository's folders (``bench/``,
+``examples/``, ``tests/``…) beside it. What would take long runs small: ``--runs N`` becomes ``--runs 2`` (one
+for an audio campaign), ``--reps N`` one repetition; ``serve`` runs until it says where it listens, on a free
+port, and is then stopped. What installs or runs this suite (``python3 -m venv``, ``pip install``, ruff, mypy,
+pytest) is checked for shape instead: the extras it names exist, a requirement parses, the tool is in the
+``test`` extra. ``--plot`` is dropped where matplotlib is not installed.
 
 A block preceded by ``<!-- readme-test: skip (why) -->`` is not run (its files are still checked). The
 longer blocks are marked ``slow``.
@@ -155,8 +155,9 @@ def scratch(tmp_path: Path) -> Path:
         '"import sys; from pipecat_responses_ws.cli import main; sys.exit(main())" "$@"\n'
     )
     command.chmod(0o755)
-    for name in ("bench", "examples", "src"):
-        (tmp_path / name).symlink_to(ROOT / name)
+    for name in ("bench", "examples", "src", "tests", "docs"):  # what a command may name, as in a clone
+        if (ROOT / name).exists():
+            (tmp_path / name).symlink_to(ROOT / name)
     return tmp_path
 
 
