@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import signal
+import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from . import interrupt
+from .arguments import USAGE_ERROR, OneLineParser, log_level, port
 from .log import logger
 
 if TYPE_CHECKING:
@@ -34,7 +37,7 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "with a deterministic scripted model.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--port", type=port, default=8765, help="port; 0 picks a free one (default: %(default)s)")
     parser.add_argument(
         "--api-key", default=None, help="require this key, as a bearer token or an api-key header (default: any)"
     )
@@ -101,7 +104,9 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         '({"replies": [{"text": ...}, {"calls": [{"name": ..., "arguments": {...}}]}], "faults": [...]}); '
         "after the last reply the scripted model answers",
     )
-    parser.add_argument("--log-level", default="INFO", help="loguru level, e.g. DEBUG for every event (default: INFO)")
+    parser.add_argument(
+        "--log-level", type=log_level, default="INFO", help="loguru level, e.g. DEBUG for every event (default: INFO)"
+    )
     parser.set_defaults(handler=_serve)
 
 
@@ -126,18 +131,38 @@ def package_version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = OneLineParser(
         prog="pipecat-responses-ws",
         description="OpenAI Responses API over one WebSocket, for Pipecat: emulator, demo and harness.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from .demo import add_demo_command  # imports Pipecat: only when the parser is built
+    with quiet_pipecat_import():
+        from .demo import add_demo_command  # imports Pipecat: only when the parser is built
 
     add_demo_command(commands)
     add_serve_command(commands)
     add_harness_command(commands)
     return parser
+
+
+@contextlib.contextmanager
+def quiet_pipecat_import() -> Iterator[None]:
+    """Pipecat logs a banner at INFO when first imported; on a command line it is noise above the output."""
+    logger.disable("pipecat")
+    try:
+        yield
+    finally:
+        logger.enable("pipecat")
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """The arguments; an unknown flag is reported by its command's parser, whose usage it belongs to."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,10 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         if argv[:1] == ["harness"]:
-            from .harness.__main__ import main as harness_main
+            with quiet_pipecat_import():
+                from .harness.__main__ import main as harness_main
 
             return harness_main(argv[1:])
-        args = build_parser().parse_args(argv)
+        args = parse(build_parser(), argv)
         handler: Handler = args.handler
         return handler(args)
     except KeyboardInterrupt:  # Ctrl-C before a command's event loop runs (Pipecat's imports take a while)
@@ -160,14 +186,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     logger.remove()
-    logger.add(sys.stderr, level=args.log_level.upper())
+    logger.add(sys.stderr, level=args.log_level)
     try:
         emulator = _emulator(args)
     except ValueError as exc:
-        # Flags that are each valid but do not go together (--stream-id reject needs --multiplexing none).
+        # Flags that are each valid but do not go together (--stream-id reject needs --multiplexing none),
+        # and a --script file that cannot be read into replies and faults.
         print(f"serve: {exc}", file=sys.stderr)
-        return 2
-    return interrupt.run(_serve_until_stopped(emulator), goodbye="serve: interrupted; the emulator is stopped")
+        return USAGE_ERROR
+    serving = _serve_until_stopped(emulator, args.host, args.port)
+    return interrupt.run(serving, goodbye="serve: interrupted; the emulator is stopped")
 
 
 def _emulator(args: argparse.Namespace) -> Emulator:
@@ -201,18 +229,39 @@ def _emulator(args: argparse.Namespace) -> Emulator:
     return emulator
 
 
-async def _serve_until_stopped(emulator: Emulator) -> int:
+async def _serve_until_stopped(emulator: Emulator, host: str, port: int) -> int:
     """Serve until SIGTERM (exit status 0) or Ctrl-C (:func:`.interrupt.run` makes that 130)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Not every platform lets asyncio handle signals; there SIGTERM ends the process as it would anyway.
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-    async with emulator:
+    try:
+        await emulator.start()
+    except OSError as e:
+        print(f"serve: {cannot_listen(e, host, port)}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
         print(f"ws_url:   {emulator.ws_url}", flush=True)
         print(f"base_url: {emulator.base_url}", flush=True)
         print(f"http_base_url: {emulator.http_base_url}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         await stop.wait()
+    finally:
+        await emulator.stop()
     print("stopped", flush=True)
     return 0
+
+
+def cannot_listen(error: OSError, host: str, port: int) -> str:
+    """Why the emulator cannot listen where it was asked to, and what to do about it, in one line."""
+    where = f"{host}:{port}"
+    if error.errno == errno.EADDRINUSE:
+        return f"port {port} is in use on {host}; pick another with --port, or --port 0 for a free one"
+    if error.errno == errno.EACCES:
+        return f"not allowed to listen on {where} (ports below 1024 need privileges); pick another --port"
+    if isinstance(error, socket.gaierror):
+        return f"cannot listen on {host!r}: no such host; --host takes an address of this machine, such as 127.0.0.1"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host!r}: not an address of this machine; try 127.0.0.1, or 0.0.0.0 for every one"
+    return f"cannot listen on {where}: {error.strerror or error}"

@@ -17,12 +17,13 @@ import os
 import statistics
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TextIO
 
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
+    ErrorFrame,
     Frame,
     FunctionCallInProgressFrame,
     InterruptionFrame,
@@ -35,10 +36,12 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import FunctionCallParams
 
 from . import interrupt
+from .arguments import log_level
 from .client.connection import Connection
 from .emulator import Emulator, Reply, ToolCall
 from .harness.pipeline import Conversation
 from .log import logger
+from .protocol.errors import AuthenticationError
 from .service import ResponsesWSLLMService
 
 INSTRUCTIONS = "You are a friendly voice assistant. Answer in one or two short sentences."
@@ -53,6 +56,10 @@ FAKE_DATA = {
     "find_restaurant": lambda a: {"name": "Fiskebaren", "near": a.get("city")},
     "book_table": lambda a: {"restaurant": a.get("name"), "confirmed": True, "time": "19:30"},
 }
+
+
+class AnswerFailed(Exception):
+    """The service reported an error where an answer was due: the demo ends with it rather than wait."""
 
 
 class TranscriptPrinter(FrameProcessor):
@@ -123,6 +130,12 @@ def _script() -> list[Reply]:
     ]
 
 
+# What the emulator's scripted model does with a typed message (see emulator/model.py).
+OFFLINE_MODEL = (
+    "The emulator's model echoes what you say, and calls a tool when a word of its name is in your message "
+    '(weather, time, restaurant, table): try "What\'s the weather in Oslo?"'
+)
+
 SCRIPTED_TURNS = [
     ("Hi! What can you do?", None),
     ("What's the weather in Oslo and the time in Tokyo?", None),
@@ -157,7 +170,7 @@ async def run_demo(*, interactive: bool, use_openai: bool, model: str, out: Text
         conv = Conversation(llm, context=LLMContext(tools=_tools()), listeners=[TranscriptPrinter(out)])
         async with conv:
             if interactive:
-                await _interactive(conv, out)
+                await _interactive(conv, out, offline=emulator is not None)
             else:
                 if emulator is not None:
                     emulator.queue_replies(*_script())
@@ -167,17 +180,37 @@ async def run_demo(*, interactive: bool, use_openai: bool, model: str, out: Text
 
 
 async def _scripted(conv: Conversation, out: TextIO) -> None:
+    """The scripted turns; the first error the service reports ends them (:class:`AnswerFailed`).
+
+    The script expects none, so an error (a refused key, no network) means no answer is coming.
+    """
     for text, barge_at in SCRIPTED_TURNS:
         out.write(f"\n\n user: {text}")
         before = len(conv.turns())
         await conv.say(text)
         if barge_at is not None:
-            await conv.wait_text(barge_at, timeout=30)
+            await _unless_failed(conv, lambda: barge_at in conv.text(), f"text {barge_at!r}")  # noqa: B023
             await conv.interrupt()
             await asyncio.sleep(0.05)  # the barge-in shows in the transcript before the next words
             continue
-        await conv.wait_for(lambda: _settled(conv, before), timeout=30, what="the answer")  # noqa: B023
+        await _unless_failed(conv, lambda: _settled(conv, before), "the answer")  # noqa: B023
         await asyncio.sleep(0.05)  # let the printer, after the probe, catch up
+
+
+async def _unless_failed(conv: Conversation, predicate: Callable[[], bool], what: str) -> None:
+    await conv.wait_for(lambda: predicate() or bool(conv.errors()), timeout=30, what=what)
+    _raise_first_error(conv, since=0)
+
+
+def _raise_first_error(conv: Conversation, since: int, *, refused_key_only: bool = False) -> None:
+    for error in conv.errors()[since:]:
+        if not refused_key_only or _refused_key(error):
+            raise AnswerFailed(error.error)
+
+
+def _refused_key(error: ErrorFrame) -> bool:
+    """Reported once, at setup or at the first turn; every later turn is refused the same way, silently."""
+    return isinstance(error.exception, AuthenticationError)
 
 
 def _settled(conv: Conversation, before: int) -> bool:
@@ -186,7 +219,7 @@ def _settled(conv: Conversation, before: int) -> bool:
     return bool(turns) and all(t.ended for t in turns) and bool(turns[-1].text)
 
 
-async def _interactive(conv: Conversation, out: TextIO) -> None:
+async def _interactive(conv: Conversation, out: TextIO, *, offline: bool) -> None:
     """Read lines while the bot talks, so typing is a barge-in; show the prompt once the answer is done.
 
     The next "user:" prompt is written only when the answer (and any tool follow-up) has settled,
@@ -196,6 +229,8 @@ async def _interactive(conv: Conversation, out: TextIO) -> None:
     out.write(
         "\nType a message and press Enter (empty line or Ctrl-D to quit). Typing while the bot talks interrupts it.\n"
     )
+    if offline:
+        out.write(f"{OFFLINE_MODEL}\n")
     _prompt(out, "\n")
     reading = _read_line()
     answering: asyncio.Future[Any] | None = None
@@ -214,6 +249,7 @@ async def _interactive(conv: Conversation, out: TextIO) -> None:
             reading = _read_line()
             answering = asyncio.ensure_future(_answered(conv, before, errors))
             await asyncio.wait({reading, answering}, return_when=asyncio.FIRST_COMPLETED)
+            _raise_first_error(conv, since=0, refused_key_only=True)  # no answer will ever come
             if answering.done() and not reading.done():
                 _prompt(out)
     finally:
@@ -250,7 +286,9 @@ async def _answered(conv: Conversation, before: int, errors: int) -> None:
     """The answer settled (or failed), and the printer, after the probe, has caught up with it."""
     with contextlib.suppress(TimeoutError):
         await conv.wait_for(
-            lambda: _settled(conv, before) or len(conv.errors()) > errors, timeout=60, what="the answer"
+            lambda: _settled(conv, before) or len(conv.errors()) > errors or any(map(_refused_key, conv.errors())),
+            timeout=60,
+            what="the answer",
         )
     await asyncio.sleep(0.05)
 
@@ -319,8 +357,10 @@ def _abandoned_line(connections: list[Connection], emulator: Emulator | None) ->
         return "cancelled answers: none"
     tokens = sum(r.output_tokens_generated for r in abandoned)
     going = sum(r.finished_at is None for r in abandoned)
-    still = f"; {going} still generating" if going else ""
-    return f"tokens the emulator generated for abandoned answers: {tokens} ({len(abandoned)} cancelled{still})"
+    answers = "1 cancelled answer" if len(abandoned) == 1 else f"{len(abandoned)} cancelled answers"
+    if going:
+        answers += ", still generating now" if len(abandoned) == 1 else f", {going} of them still generating now"
+    return f"tokens the emulator generated for abandoned answers: {tokens} ({answers})"
 
 
 def _barge_in_recovery(conv: Conversation) -> float | None:
@@ -336,12 +376,16 @@ def add_demo_command(commands: Any) -> None:
     parser.add_argument("--interactive", action="store_true", help="type your own turns; typing interrupts the bot")
     parser.add_argument("--openai", action="store_true", help="talk to OpenAI instead (needs OPENAI_API_KEY)")
     parser.add_argument("--model", default="gpt-4.1-mini", help="model name (default: %(default)s)")
-    parser.add_argument("--log-level", default="WARNING", help="loguru level (default: %(default)s)")
+    parser.add_argument("--log-level", type=log_level, default="WARNING", help="loguru level (default: %(default)s)")
     parser.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
     logger.remove()
-    logger.add(sys.stderr, level=args.log_level.upper())
+    logger.add(sys.stderr, level=args.log_level)
     demo = run_demo(interactive=args.interactive, use_openai=args.openai, model=args.model)
-    return interrupt.run(demo, goodbye="demo: stopped (Ctrl-C)")
+    try:
+        return interrupt.run(demo, goodbye="demo: stopped (Ctrl-C)")
+    except AnswerFailed as e:
+        print(f"\ndemo: no answer: {e}", file=sys.stderr)
+        return 1

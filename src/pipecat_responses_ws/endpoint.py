@@ -16,6 +16,8 @@ _AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.
 def websocket_url(ws_url: str | None, base_url: str | None) -> str:
     """``ws_url`` as given, or the Responses WebSocket endpoint under an HTTP ``base_url``
     (``https://host/v1`` → ``wss://host/v1/responses``), or OpenAI's."""
+    if ws_url:
+        _check_websocket_url(ws_url)
     derived = _from_base_url(base_url) if base_url else None
     if ws_url and derived and ws_url != derived:
         raise ValueError(
@@ -37,6 +39,19 @@ def http_base_url(ws_url: str, base_url: str | None) -> str:
     path = parts.path.rstrip("/")
     path = path.removesuffix("/responses")
     return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+def _check_websocket_url(ws_url: str) -> None:
+    """Refused at construction: a ``ws_url`` no WebSocket can open would fail every turn instead."""
+    parts = urlsplit(ws_url)
+    if parts.scheme in ("ws", "wss") and parts.netloc:
+        return
+    if parts.scheme in ("http", "https") and parts.netloc:
+        raise ValueError(
+            f"ws_url must be a ws:// or wss:// URL, not {ws_url!r}; an http(s) URL is a base_url "
+            f"(base_url={ws_url!r} connects to {_from_base_url(ws_url)!r})"
+        )
+    raise ValueError(f"ws_url must be a ws:// or wss:// URL such as {DEFAULT_WS_URL}, not {ws_url!r}")
 
 
 def _from_base_url(base_url: str) -> str:

@@ -1,8 +1,8 @@
 """pytest plugin: an ``emulator`` fixture so users test their bots offline.
 
 Registered through the ``pytest11`` entry point, so installing the package with its ``testing``
-extra (``pip install "pipecat-responses-ws[testing]"``, or ``pip install -e ".[testing]"`` from a
-checkout) is enough::
+extra (``pip install -e ".[testing]"`` in a clone; README.md's "Installing" says how from elsewhere),
+or the package and ``pytest-asyncio``, is enough::
 
     async def test_my_bot(emulator):
         service = ResponsesWSLLMService(api_key="test", ws_url=emulator.ws_url, ...)
@@ -32,9 +32,10 @@ except ImportError:  # pragma: no cover - exercised only where pytest-asyncio is
     pytest_asyncio = None  # type: ignore[assignment]
 
 FIXTURE = "emulator"
+# Names the missing package itself, which installs wherever this package came from (it is on no index).
 MISSING_ASYNCIO = (
     "the 'emulator' fixture runs on pytest-asyncio, which is not installed or not enabled: "
-    'pip install "pipecat-responses-ws[testing]" (from a checkout: pip install -e ".[testing]")'
+    'pip install "pytest-asyncio>=0.24" (what the testing extra adds)'
 )
 
 

@@ -22,7 +22,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import websockets
@@ -102,10 +102,7 @@ class Connection(Driver):
                     status, "the server answered the WebSocket upgrade with HTTP 426: it does not speak WebSocket mode"
                 ) from None
             if status in (401, 403):
-                raise AuthenticationError(
-                    status,
-                    f"the server refused the API key (HTTP {status}); set OPENAI_API_KEY or pass api_key=",
-                ) from None
+                raise AuthenticationError.refused(status, key_sent=_carries_a_key(self._headers)) from None
             raise HandshakeRejected(status, f"the server rejected the WebSocket upgrade with HTTP {status}") from None
         except TimeoutError:
             raise PhaseTimeout(f"no WebSocket handshake within {timeout:g}s", phase="connect") from None
@@ -363,3 +360,13 @@ def _close_of(error: ConnectionClosed) -> tuple[int | None, str]:
     if error.sent is not None:
         return error.sent.code, error.sent.reason
     return 1006, "no close frame (the transport was lost)"
+
+
+def _carries_a_key(headers: Mapping[str, str]) -> bool:
+    """Whether the handshake sent a key at all (an empty ``OPENAI_API_KEY`` sends ``Bearer`` and nothing)."""
+    for name, value in headers.items():
+        if name.lower() == "api-key" and value.strip():
+            return True
+        if name.lower() == "authorization" and value.strip().removeprefix("Bearer").strip():
+            return True
+    return False

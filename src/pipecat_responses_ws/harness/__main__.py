@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .. import interrupt
+from ..arguments import USAGE_ERROR, OneLineParser, output_file, positive_int, seconds
 from ..log import only_critical
 from .campaign import Campaign, Shard, execute, merge
 from .recording import write_events
@@ -24,11 +25,11 @@ from .workers import run_in_workers
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pipecat-responses-ws harness", description=__doc__)
+    p = OneLineParser(prog="pipecat-responses-ws harness", description=__doc__)
     p.add_argument(
         "--service", action="append", help="ours | ours-http | pipecat | pipecat-http | module:factory (repeatable)"
     )
-    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--runs", type=positive_int, default=20, metavar="N", help="scenarios (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
         "--cancel-policy",
@@ -53,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--reply-gap",
-        type=float,
+        type=seconds,
         default=REPLY_GAP,
         metavar="SECONDS",
         help="from a barge-in to the user's next turn; 0 makes the next turn race the interruption "
@@ -83,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--handshake-delay",
-        type=float,
+        type=seconds,
         default=0.0,
         metavar="SECONDS",
         help="the emulator's delay before answering each WebSocket upgrade and each new HTTP connection, "
@@ -102,10 +103,37 @@ def _parser() -> argparse.ArgumentParser:
         help="with --audio: one stereo 16 kHz WAV per run in DIR (left the caller, right the bot as the caller "
         "heard it) and DIR/events.json with each barge-in's times in the WAV and its figures",
     )
-    p.add_argument("--json", metavar="PATH")
-    p.add_argument("--plot", metavar="PATH")
+    p.add_argument("--json", type=output_file, metavar="PATH", help="write the campaign, summary and every run here")
+    p.add_argument("--plot", type=output_file, metavar="PATH", help="draw the latency CDFs here (needs matplotlib)")
     p.add_argument("--verbose", action="store_true", help="keep the services' and emulator's logs")
     return p
+
+
+# Where a factory is pointed while it is checked: the service is built there, never started.
+CHECK_URL = "ws://127.0.0.1:9/v1/responses"
+
+
+def check_factory(name: str) -> None:
+    """``ValueError`` saying why ``--service name`` cannot give the harness an LLM service.
+
+    The factory is called once, so one that raises, returns something else or takes other arguments
+    is refused before the campaign starts.
+    """
+    from pipecat.services.llm_service import LLMService
+
+    try:
+        factory = resolve_factory(name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(str(e)) from None
+    usage = "a factory takes the emulator's ws_url and returns a Pipecat LLMService"
+    if not callable(factory):
+        raise ValueError(f"it is a {type(factory).__name__}, not callable; {usage}")
+    try:
+        service = factory(CHECK_URL)
+    except Exception as e:
+        raise ValueError(f"calling it raised {type(e).__name__}: {e}; {usage}") from None
+    if not isinstance(service, LLMService):
+        raise ValueError(f"it returned {type(service).__name__}, not a Pipecat LLMService; {usage}")
 
 
 def _positive_jobs(text: str) -> int:
@@ -216,23 +244,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--record writes the audio of --audio runs, so it needs --audio")
     if args.audio and not args.merge and (why_not := espeak_missing()):
         print(f"harness --audio: {why_not}", file=sys.stderr)
-        return 2
+        return USAGE_ERROR
     if args.plot and (why_not := plot_missing()):
         print(why_not, file=sys.stderr)
-        return 2
+        return USAGE_ERROR
     if args.merge:
         try:
             merged = _merge(args.merge)
         except ValueError as e:
             print(f"harness --merge: {e}", file=sys.stderr)
-            return 2
+            return USAGE_ERROR
         return _report(args, *merged)
     for name in args.service or ["ours"]:
-        try:  # a misspelt service fails now, with its reason, not after a traceback mid-campaign
-            resolve_factory(name)
-        except (ValueError, ImportError, AttributeError) as e:
+        try:  # a misspelt service or a broken factory fails now, with its reason, not mid-campaign
+            check_factory(name)
+        except ValueError as e:
             print(f"harness: --service {name!r} cannot be used: {e}", file=sys.stderr)
-            return 2
+            return USAGE_ERROR
     if not args.verbose:
         only_critical()
     campaign = _campaign(args)

@@ -19,9 +19,7 @@ from .invariants import INVARIANTS
 from .runner import RunResult
 from .scenario import PHASES, Scenario
 
-PLOT_NEEDS = (
-    '--plot needs matplotlib: pip install "pipecat-responses-ws[plot]" (from a checkout: pip install -e ".[plot]")'
-)
+PLOT_NEEDS = '--plot needs matplotlib: pip install "matplotlib>=3.8" (what the plot extra adds)'
 ERROR_CHARS = 160  # an error message in the terminal is cut to this; the JSON keeps it whole
 ERRORS_SHOWN = 10  # distinct messages listed per column
 

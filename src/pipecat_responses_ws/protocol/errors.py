@@ -45,6 +45,22 @@ class UpgradeRequired(HandshakeRejected):
 class AuthenticationError(HandshakeRejected):
     """The key was refused at the handshake: nothing will work until it is fixed."""
 
+    @classmethod
+    def refused(cls, status: int, *, key_sent: bool = True) -> AuthenticationError:
+        """The refusal in words that say what to fix, whether a key was sent or none was.
+
+        No ``name=`` or ``name:`` after a word like "key": Pipecat's log redaction blanks what follows one.
+        """
+        if not key_sent:
+            return cls(
+                status,
+                f"the server refused the connection (HTTP {status}) and no API key was sent: "
+                "set OPENAI_API_KEY or give the service an api_key",
+            )
+        return cls(
+            status, f"the server refused the API key (HTTP {status}); check OPENAI_API_KEY or the service's api_key"
+        )
+
 
 def describe_close(code: int | None, reason: str) -> str:
     """How a closed socket is named in errors and logs: its close code and reason."""

@@ -724,11 +724,7 @@ class ClientSession:
         nothing was generated; ``error`` carries the status and the API's error body."""
         if error.status in (401, 403):
             response.connection.router.finish(response)
-            refusal = AuthenticationError(
-                error.status,
-                f"the server refused the API key (HTTP {error.status}); set OPENAI_API_KEY or pass api_key=",
-            )
-            return self._end(response, Failed(refusal))
+            return self._end(response, Failed(AuthenticationError.refused(error.status)))
         actions: list[Action] = []
         happening = self._request_error(response, error, now, actions)
         return actions + self._end(response, happening)
