@@ -73,7 +73,7 @@ async def test_a_finished_caller_commits_and_hears_the_answer_already_streaming(
             await run.speak_turn(said, 0.0)
             answer = await run.answered_whole(said, 1, 0)
             assert answer is not None, run.conv.text()
-        commit = run._commits()[0]
+        commit = run.commits()[0]
         # Asked once, at the VAD's stop: the commit 0.6 s later asked nothing, and the answer it
         # released was already streaming, sooner than a request sent at the commit could answer.
         assert len(_generated(emu)) == 1
@@ -90,7 +90,7 @@ async def test_a_caller_who_resumes_withdraws_the_guess_and_only_the_whole_turn_
     strategy, strategies = _guessing()
     async with Emulator(**MODEL) as emu:
         run = EagerRun(emu, resolve_factory(service)(emu.ws_url), "vad", turn_strategies=strategies)
-        said = Words("u1a please", "u1b answer briefly")
+        said = Words("u1a please", "answer briefly")
         async with run.conv:
             await run.speak_turn(said, 0.3)
             answer = await run.answered_whole(said, 1, 0)
@@ -113,7 +113,7 @@ async def test_the_per_turn_bound_leaves_later_pauses_to_the_commit() -> None:
     strategy, strategies = _guessing(max_per_turn=1)
     async with Emulator(**MODEL) as emu:
         run = EagerRun(emu, resolve_factory("ours")(emu.ws_url), "vad", turn_strategies=strategies)
-        said = Words("u1a please", "u1b answer briefly")
+        said = Words("u1a please", "answer briefly")
         async with run.conv:
             await run.speak_turn(said, 0.3)
             assert await run.answered_whole(said, 1, 0) is not None, run.conv.text()
@@ -130,7 +130,7 @@ async def test_no_guess_on_a_pause_shorter_than_min_pause() -> None:
     strategy, strategies = _guessing(min_pause=0.25)
     async with Emulator(**MODEL) as emu:
         run = EagerRun(emu, resolve_factory("ours")(emu.ws_url), "vad", turn_strategies=strategies)
-        said = Words("u1a please", "u1b answer briefly")
+        said = Words("u1a please", "answer briefly")
         async with run.conv:
             await run.speak_turn(said, 0.3)
             assert await run.answered_whole(said, 1, 0) is not None, run.conv.text()
@@ -156,7 +156,7 @@ async def test_a_guess_withdrawn_before_the_llm_began_it_is_not_released_by_the_
     strategy, strategies = _guessing(max_per_turn=1)
     async with Emulator(**MODEL) as emu:
         run = EagerRun(emu, resolve_factory("ours")(emu.ws_url), "vad", turn_strategies=strategies)
-        said = Words("u1a please", "u1b answer briefly")
+        said = Words("u1a please", "answer briefly")
         async with run.conv:
             queue = run.conv.worker.queue_frame
             await queue(VADUserStartedSpeakingFrame(start_secs=VAD_START_SECS))

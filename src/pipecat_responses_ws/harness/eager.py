@@ -58,9 +58,10 @@ from .scenario import Scenario, Turn
 MODES = ("off", "vad", "stt")
 KINDS = ("kept", "resumed")
 # How long a resumed turn's caller is silent between their two halves, from the end of the first.
-# Both are shorter than the VAD's stop delay plus the speech timeout (0.8 s), so the turn is never
-# over before the caller resumes; the short one withdraws before the model's first token.
-PAUSES = {"short_pause": 0.3, "long_pause": 0.55}
+# The turn ends 0.8 s into a silence (the VAD's stop delay, then the speech timeout), and the VAD
+# hears the caller again 0.2 s after they resume (its start delay): 0.65 s at most leaves a margin.
+# A guess is made at 0.2 s and withdrawn 0.1-0.45 s later, before the model's first token.
+PAUSES = {"short_pause": 0.3, "long_pause": 0.45}
 # The model as a real endpoint answers: half a second to the first token, then 25 tokens a second.
 TTFT = 0.5
 TOKENS_PER_SECOND = 25.0
@@ -87,8 +88,9 @@ class Words:
 
 
 def words(turn: Turn) -> Words:
+    """The same words either way, so a kept and a resumed turn are answered alike; only the pause differs."""
     if turn.kind == "resumed":
-        return Words(f"u{turn.n}a please", f"u{turn.n}b answer briefly")
+        return Words(f"u{turn.n}a please", "answer briefly")
     return Words(f"u{turn.n}a please answer briefly")
 
 
@@ -204,11 +206,72 @@ class EagerFigures:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EagerFigures:
-        turns = [EagerTurnFigures(**t) for t in data.pop("turns")]
-        return cls(**data, turns=turns)
+        fields = {k: v for k, v in data.items() if k != "turns"}
+        return cls(**fields, turns=[EagerTurnFigures(**t) for t in data["turns"]])
 
 
-class EagerRun(ScenarioRun):
+class EagerTurns(ScenarioRun):
+    """What an ``--eager`` run does with each turn, whoever the caller is (frames, or a voice)."""
+
+    figures: EagerFigures
+    said: list[Words]
+
+    async def speak_turn(self, said: Words, pause: float) -> None:
+        """The caller says ``said``, pausing ``pause`` seconds between its halves."""
+        raise NotImplementedError
+
+    async def settle(self) -> None:
+        """Between one turn's answer and the caller's next turn."""
+        raise NotImplementedError
+
+    async def turn(self, turn: Turn) -> None:
+        said = words(turn)
+        since = len(self.conv.turns())
+        stops = len(self.commits())
+        await self.speak_turn(said, PAUSES.get(turn.phase or "", 0.0))
+        answer = await self.answered_whole(said, turn.n, since)
+        figures = EagerTurnFigures(turn.n, turn.kind, turn.phase)
+        commits = self.commits()[stops:]
+        if answer is not None and answer.first_text_at is not None and commits:
+            figures.commit_to_first_text = first_text_delay(commits[0], answer.first_text_at)
+        self.figures.turns.append(figures)
+        await self.settle()
+
+    async def answered_whole(self, said: Words, n: int, since: int) -> Any:
+        """The answer to the whole turn, once it has ended; ``None`` (an unanswered turn) if it never does."""
+        echo = f"You said: {said.whole}"
+
+        def whole() -> Any:
+            return next((t for t in self.conv.turns()[since:] if echo in t.text), None)
+
+        if await self.wait(lambda: (b := whole()) is not None and b.ended is not None, n, echo):
+            return whole()
+        return None
+
+    def commits(self) -> list[float]:
+        """When each turn's end reached the LLM: a ``UserStoppedSpeakingFrame`` past the probe before it."""
+        return [
+            s.time
+            for s in self.conv.upstream.seen
+            if isinstance(s.frame, UserStoppedSpeakingFrame) and s.direction == FrameDirection.DOWNSTREAM
+        ]
+
+    def finish(self, spoken: str | None) -> EagerFigures:
+        """The run's figures once it is over: the server's records and what reached the TTS and context."""
+        figures = self.figures
+        heard = self.conv.text() if spoken is None else spoken
+        context = " ".join(str(m.get("content")) for m in self.conv.messages() if m.get("role") == "assistant")
+        markers = [m for said in self.said if (m := said.unfinished_answer) is not None]
+        figures.answered_unfinished = sum(m in heard or m in context for m in markers)
+        generated = [r for r in self.emu.records.responses if r.generate]
+        figures.requests = len(generated)
+        withdrawn = [r for r in generated if any(m in r.text for m in markers)]
+        figures.withdrawn_answers = len(withdrawn)
+        figures.withdrawn_tokens = sum(r.output_tokens_generated for r in withdrawn)
+        return figures
+
+
+class EagerRun(EagerTurns):
     """One ``--eager`` scenario at frame level: the caller is VAD frames at the scripted moments."""
 
     def __init__(
@@ -232,7 +295,7 @@ class EagerRun(ScenarioRun):
         )
         super().__init__(emu, conv, wait)
         self.figures = EagerFigures(mode)
-        self.said: list[Words] = []
+        self.said = []
 
     async def utter(self, text: str) -> None:
         """The caller says ``text``: the VAD's start, and its stop once the caller has been silent a while."""
@@ -241,62 +304,13 @@ class EagerRun(ScenarioRun):
         await asyncio.sleep(SPEAKING + VAD_STOP_SECS)
         await self.conv.worker.queue_frame(VADUserStoppedSpeakingFrame(stop_secs=VAD_STOP_SECS))
 
-    async def pause(self, seconds: float) -> None:
-        """Silence after an utterance; the VAD's stop delay is already behind."""
-        await asyncio.sleep(max(0.0, seconds - VAD_STOP_SECS))
-
     async def speak_turn(self, said: Words, pause: float) -> None:
         self.said.append(said)
         await self.utter(said.first)
         if said.rest is not None:
-            await self.pause(pause)
+            # The VAD's stop came its stop delay into the pause.
+            await asyncio.sleep(max(0.0, pause - VAD_STOP_SECS))
             await self.utter(said.rest)
-
-    async def turn(self, turn: Turn) -> None:
-        said = words(turn)
-        since = len(self.conv.turns())
-        stops = len(self._commits())
-        await self.speak_turn(said, PAUSES.get(turn.phase or "", 0.0))
-        answer = await self.answered_whole(said, turn.n, since)
-        figures = EagerTurnFigures(turn.n, turn.kind, turn.phase)
-        commits = self._commits()[stops:]
-        if answer is not None and answer.first_text_at is not None and commits:
-            figures.commit_to_first_text = first_text_delay(commits[0], answer.first_text_at)
-        self.figures.turns.append(figures)
-        await self.settle()
-
-    async def answered_whole(self, said: Words, n: int, since: int) -> Any:
-        """The answer to the whole turn, once it has ended; ``None`` (an unanswered turn) if it never does."""
-        echo = f"You said: {said.whole}"
-
-        def whole() -> Any:
-            return next((t for t in self.conv.turns()[since:] if echo in t.text), None)
-
-        if await self.wait(lambda: (b := whole()) is not None and b.ended is not None, n, echo):
-            return whole()
-        return None
 
     async def settle(self) -> None:
         await asyncio.sleep(BETWEEN_TURNS)
-
-    def _commits(self) -> list[float]:
-        """When each turn's end reached the LLM: a ``UserStoppedSpeakingFrame`` past the probe before it."""
-        return [
-            s.time
-            for s in self.conv.upstream.seen
-            if isinstance(s.frame, UserStoppedSpeakingFrame) and s.direction == FrameDirection.DOWNSTREAM
-        ]
-
-    def finish(self, spoken: str | None) -> EagerFigures:
-        """The run's figures once it is over: the server's records and what reached the TTS and context."""
-        figures = self.figures
-        heard = self.conv.text() if spoken is None else spoken
-        context = " ".join(str(m.get("content")) for m in self.conv.messages() if m.get("role") == "assistant")
-        markers = [m for said in self.said if (m := said.unfinished_answer) is not None]
-        figures.answered_unfinished = sum(m in heard or m in context for m in markers)
-        generated = [r for r in self.emu.records.responses if r.generate]
-        figures.requests = len(generated)
-        withdrawn = [r for r in generated if any(m in r.text for m in markers)]
-        figures.withdrawn_answers = len(withdrawn)
-        figures.withdrawn_tokens = sum(r.output_tokens_generated for r in withdrawn)
-        return figures
