@@ -12,7 +12,7 @@ from pipecat_responses_ws.harness import Scenario, Turn, resolve_factory, run_sc
 from pipecat_responses_ws.harness.__main__ import main
 from pipecat_responses_ws.harness.campaign import Campaign
 from pipecat_responses_ws.harness.eager import TTFT, generate
-from pipecat_responses_ws.harness.report import read_json
+from pipecat_responses_ws.harness.report import plot_missing, read_json, write_plot
 from pipecat_responses_ws.harness.speech import espeak_missing
 
 KEPT_AND_RESUMED = Scenario(1, 0, (Turn(1, "kept"), Turn(2, "resumed", phase="short_pause")))
@@ -84,6 +84,9 @@ async def test_eager_figures_are_tabled_and_come_back_from_the_json(
     assert "tokens of withdrawn answers (per turn)" in printed and "barge-in penalty" not in printed
     campaign, results = read_json(out)
     assert campaign.eager == ("off", "vad")
+    if plot_missing() is None:
+        assert write_plot(tmp_path / "eager.png", results) is None
+        assert (tmp_path / "eager.png").stat().st_size > 10_000
     document = json.loads(out.read_text())
     assert [r["eager"] for r in document["runs"]] == [r.eager.to_dict() for r in results if r.eager is not None]
 

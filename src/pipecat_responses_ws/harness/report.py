@@ -365,6 +365,9 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
     except ImportError:
         return f"{PLOT_NEEDS}; no plot written"
     keys = sorted({r.label for r in results})
+    if any(r.eager for r in results):
+        _eager_plot(plt, path, results, keys)
+        return None
     audio = any(r.heard for r in results)
     if audio:
         columns = max(3, len(keys) + 1)
@@ -408,6 +411,42 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
+
+
+def _eager_plot(plt: Any, path: str | Path, results: list[RunResult], keys: list[str]) -> None:
+    """``--eager``: commit → first text (and voice-to-voice with ``--audio``) per mode and service as
+    CDFs, kept turns solid and resumed turns dashed, and the tokens of withdrawn answers per turn."""
+    figures = ["commit_to_first_text"]
+    if any(t.voice_to_voice is not None for r in results if r.eager for t in r.eager.turns):
+        figures.append("voice_to_voice")
+    fig, axes = plt.subplots(1, len(figures) + 1, figsize=(6.5 * (len(figures) + 1), 5), squeeze=False)
+    titles = {"commit_to_first_text": "commit → first text", "voice_to_voice": "at the ear: voice-to-voice"}
+    for ax, figure in zip(axes[0], figures, strict=False):
+        for n, key in enumerate(keys):
+            turns = [t for r in results if r.label == key and r.eager for t in r.eager.turns]
+            for kind, style in zip(EAGER_KINDS, ("-", "--"), strict=True):
+                values = [v * 1000 for t in turns if t.kind == kind and (v := getattr(t, figure)) is not None]
+                _cdf(ax, values, f"{key}, {kind}", f"C{n}", style)
+        ax.set_xlabel("ms")
+        ax.set_xlim(left=0)
+        ax.set_ylabel("share of turns at or below")
+        ax.set_title(f"{titles[figure]} (kept solid, resumed dashed)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small", loc="lower right")
+    tokens = axes[0][len(figures)]
+    per_turn = []
+    for key in keys:
+        mine = [r.eager for r in results if r.label == key and r.eager]
+        count = sum(len(e.turns) for e in mine)
+        per_turn.append(sum(e.withdrawn_tokens for e in mine) / count if count else 0.0)
+    tokens.bar(range(len(keys)), per_turn, color=[f"C{n}" for n in range(len(keys))])
+    tokens.set_xticks(range(len(keys)), keys, rotation=20, fontsize="small")
+    tokens.set_ylabel("output tokens per turn")
+    tokens.set_title("tokens generated for withdrawn answers")
+    tokens.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _values(runs: list[RunResult], attr: str) -> list[float]:
