@@ -33,8 +33,11 @@ MODEL = {"ttft": TTFT, "tokens_per_second": 25.0, "cancel_policy": "ignore"}
 SERVICES = ["ours", "pipecat"]
 
 
-def _guessing(**bounds: float) -> tuple[SpeculativeUserTurnStopStrategy, UserTurnStrategies]:
-    strategy = speculative(SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=SPEECH_TIMEOUT), **bounds)  # type: ignore[arg-type]
+def _guessing(
+    *, min_pause: float = 0.0, max_per_turn: int = 2
+) -> tuple[SpeculativeUserTurnStopStrategy, UserTurnStrategies]:
+    inner = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=SPEECH_TIMEOUT)
+    strategy = speculative(inner, min_pause=min_pause, max_per_turn=max_per_turn)
     return strategy, UserTurnStrategies(stop=[strategy])
 
 
