@@ -10,8 +10,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .service import ResponsesHTTPLLMService, ResponsesWSLLMService, ServiceStats
     from .settings import ReasoningConfig, ResponsesWSSettings
+    from .speculation import SpeculationStats, SpeculativeUserTurnStopStrategy, speculative
 
-__all__ = ["ReasoningConfig", "ResponsesHTTPLLMService", "ResponsesWSLLMService", "ResponsesWSSettings", "ServiceStats"]
+__all__ = [
+    "ReasoningConfig",
+    "ResponsesHTTPLLMService",
+    "ResponsesWSLLMService",
+    "ResponsesWSSettings",
+    "ServiceStats",
+    "SpeculationStats",
+    "SpeculativeUserTurnStopStrategy",
+    "speculative",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,4 +33,8 @@ def __getattr__(name: str) -> Any:
         from . import settings
 
         return getattr(settings, name)
+    if name in ("SpeculationStats", "SpeculativeUserTurnStopStrategy", "speculative"):
+        from . import speculation
+
+        return getattr(speculation, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,6 +17,7 @@ from .. import interrupt
 from ..arguments import USAGE_ERROR, OneLineParser, output_file, positive_int, seconds
 from ..log import only_critical
 from .campaign import Campaign, Shard, execute, merge
+from .eager import MODES as EAGER_MODES
 from .recording import write_events
 from .report import error_list, plot_missing, read_json, summarise, table, write_json, write_plot
 from .runner import REPLY_GAP, RunResult, resolve_factory
@@ -103,6 +104,14 @@ def _parser() -> argparse.ArgumentParser:
         help="with --audio: one stereo 16 kHz WAV per run in DIR (left the caller, right the bot as the caller "
         "heard it) and DIR/events.json with each barge-in's times in the WAV and its figures",
     )
+    p.add_argument(
+        "--eager",
+        action="append",
+        choices=EAGER_MODES,
+        help="play turns answered ahead of their commit, kept or withdrawn as the caller resumes, in each mode "
+        "given (repeatable): off (the speech timeout alone), vad (speculative() at the VAD's stop), stt (a "
+        "scripted Flux-style eager STT); tables commit → first text, voice-to-voice with --audio, withdrawn tokens",
+    )
     p.add_argument("--json", type=output_file, metavar="PATH", help="write the campaign, summary and every run here")
     p.add_argument("--plot", type=output_file, metavar="PATH", help="draw the latency CDFs here (needs matplotlib)")
     p.add_argument("--verbose", action="store_true", help="keep the services' and emulator's logs")
@@ -167,6 +176,7 @@ def _campaign(args: argparse.Namespace) -> Campaign:
         shard=args.shard,
         audio=args.audio,
         record=None if args.record is None else str(Path(args.record).resolve()),
+        eager=tuple(args.eager or ()),
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .eager import scenarios as eager_scenarios
 from .recording import recording_name
 from .runner import RunResult, resolve_factory, run_scenario
 from .scenario import Scenario, scenarios
@@ -57,6 +58,7 @@ class PlannedRun:
     service: str
     cancel_policy: str
     scenario: Scenario
+    eager: str | None = None  # the --eager mode, if the campaign has them
 
 
 @dataclass(frozen=True)
@@ -75,17 +77,22 @@ class Campaign:
     shard: Shard | None = None
     audio: bool = False  # a voice pipeline in real time, measured at the caller's ear (:mod:`.voice`)
     record: str | None = None  # with audio: the directory each run's WAV is written to
+    eager: tuple[str, ...] = ()  # --eager modes: eager scenarios (:mod:`.eager`), each played in every mode
 
     def plan(self) -> list[PlannedRun]:
         """This campaign's runs (only its shard's, if it has one), in index order."""
         out: list[PlannedRun] = []
         index = 0
-        for scenario in scenarios(self.seed, self.runs, faults=self.faults):
+        planned = (
+            eager_scenarios(self.seed, self.runs) if self.eager else scenarios(self.seed, self.runs, faults=self.faults)
+        )
+        for scenario in planned:
             for policy in self.cancel_policies:
-                for service in self.services:
-                    if self.shard is None or self.shard.holds(scenario):
-                        out.append(PlannedRun(index, service, policy, scenario))
-                    index += 1
+                for mode in self.eager or (None,):
+                    for service in self.services:
+                        if self.shard is None or self.shard.holds(scenario):
+                            out.append(PlannedRun(index, service, policy, scenario, mode))
+                        index += 1
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +109,7 @@ class Campaign:
             "shard": None if self.shard is None else str(self.shard),
             "audio": self.audio,
             "record": self.record,
+            "eager": list(self.eager),
         }
 
     @classmethod
@@ -120,6 +128,7 @@ class Campaign:
             shard=None if shard is None else Shard.parse(shard),
             audio=data.get("audio", False),
             record=data.get("record"),
+            eager=tuple(data.get("eager", ())),
         )
 
 
@@ -141,6 +150,7 @@ async def execute(campaign: Campaign, planned: PlannedRun) -> RunResult:
         recording=None
         if campaign.record is None
         else Path(campaign.record) / recording_name(planned.index, planned.service, planned.cancel_policy),
+        eager=planned.eager,
         **options,
     )
     result.run = planned.index

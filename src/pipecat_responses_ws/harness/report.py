@@ -14,6 +14,8 @@ from typing import Any
 
 from ..measures import Distribution, barge_in_penalties, bytes_per_turn, incremental_share
 from .campaign import Campaign
+from .eager import KINDS as EAGER_KINDS
+from .eager import EagerFigures
 from .ear import HeardBargeIn
 from .invariants import INVARIANTS
 from .runner import RunResult
@@ -62,6 +64,8 @@ def summarise(results: Iterable[RunResult]) -> dict[str, dict[str, Any]]:
             "failing_runs": [r.scenario.describe() for r in runs if r.total_violations][:20],
             "errors": _errors(runs),
         }
+        if eager := _eager_summary(runs):
+            out[key]["eager"] = eager
         heard = [b for r in runs for b in r.heard]
         if heard:  # --audio: each barge-in as the caller heard it
             out[key]["audio"] = {
@@ -90,6 +94,66 @@ def summarise(results: Iterable[RunResult]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _eager_summary(runs: list[RunResult]) -> dict[str, Any] | None:
+    """``--eager``: commit → first text and voice-to-voice after kept and after resumed turns, and the price."""
+    figures = [r.eager for r in runs if r.eager is not None]
+    if not figures:
+        return None
+    turns = [t for f in figures for t in f.turns]
+    out: dict[str, Any] = {"turns": {kind: sum(t.kind == kind for t in turns) for kind in EAGER_KINDS}}
+    for kind in EAGER_KINDS:
+        mine = [t for t in turns if t.kind == kind]
+        out[f"{kind}_commit_to_first_text_ms"] = _distribution_ms(
+            [v for t in mine if (v := t.commit_to_first_text) is not None]
+        )
+        out[f"{kind}_voice_to_voice_ms"] = _distribution_ms([v for t in mine if (v := t.voice_to_voice) is not None])
+    withdrawn_tokens = sum(f.withdrawn_tokens for f in figures)
+    out.update(
+        requests=sum(f.requests for f in figures),
+        withdrawn_answers=sum(f.withdrawn_answers for f in figures),
+        withdrawn_tokens=withdrawn_tokens,
+        withdrawn_tokens_per_turn=withdrawn_tokens / len(turns) if turns else None,
+        answered_unfinished=sum(f.answered_unfinished for f in figures),
+    )
+    return out
+
+
+def _eager_rows(summary: dict[str, dict[str, Any]], keys: list[str]) -> list[tuple[str, list[str]]]:
+    eager = [summary[k].get("eager") for k in keys]
+    rows: list[tuple[str, list[str]]] = [
+        (
+            "eager: turns kept / resumed",
+            [f"{e['turns']['kept']} / {e['turns']['resumed']}" if e else "-" for e in eager],
+        )
+    ]
+    audio = any(e and e[f"{kind}_voice_to_voice_ms"]["median"] is not None for e in eager for kind in EAGER_KINDS)
+    figures = [("commit_to_first_text_ms", "commit → first text")]
+    if audio:
+        figures.append(("voice_to_voice_ms", "voice-to-voice"))
+    for figure, label in figures:
+        for kind in EAGER_KINDS:
+            rows.append(
+                (
+                    f"{label}, {kind} turn ms median / p95 / max",
+                    [
+                        " / ".join(_fmt(e[f"{kind}_{figure}"][stat], 0) for stat in ("median", "p95", "max"))
+                        if e
+                        else "-"
+                        for e in eager
+                    ],
+                )
+            )
+    rows += [
+        ("requests / withdrawn answers", [f"{e['requests']} / {e['withdrawn_answers']}" if e else "-" for e in eager]),
+        (
+            "tokens of withdrawn answers (per turn)",
+            [f"{e['withdrawn_tokens']} ({_fmt(e['withdrawn_tokens_per_turn'])})" if e else "-" for e in eager],
+        ),
+        ("answers to an unfinished transcript heard", [str(e["answered_unfinished"]) if e else "-" for e in eager]),
+    ]
+    return rows
+
+
 AUDIO_FIGURES = (
     ("overrun_ms", "overrun (caller onset → bot silent) ms"),
     ("stale_audio_ms", "stale audio after the overrun ms"),
@@ -107,10 +171,14 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     keys = list(summary)
     audio = [summary[k].get("audio") for k in keys]
     rows: list[tuple[str, list[str]]] = [("runs", [str(summary[k]["runs"]) for k in keys])]
-    if not any(audio):  # on a voice pipeline the reply is the barge-in's own words, with no set gap
+    # An --eager campaign has no barge-in and no tool: its own rows replace theirs.
+    eager = all(summary[k].get("eager") for k in keys)
+    if not any(audio) and not eager:  # on a voice pipeline the reply is the barge-in's own words, with no set gap
         rows.append(("user's reply after a barge-in s", [_fmt(summary[k]["reply_gap_s"], 2) for k in keys]))
     for name in INVARIANTS:
         rows.append((f"violations: {name}", [str(summary[k]["violations"][name]) for k in keys]))
+    if any(summary[k].get("eager") for k in keys):
+        rows += _eager_rows(summary, keys)
     # First text minus model time, after a barge-in and for a turn nobody interrupted; the penalty
     # is each barge-in's figure minus the uninterrupted median (measures.barge_in_penalty).
     figures = (
@@ -119,7 +187,7 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
         ("penalty_ms", "barge-in penalty ms"),
         ("tool_dispatch_ms", "tool dispatch ms"),
     )
-    for figure, label in figures:
+    for figure, label in () if eager else figures:
         for stat in ("median", "p95", "max"):
             rows.append((f"{label} {stat}", [_fmt(summary[k][figure][stat]) for k in keys]))
     if any(audio):
@@ -215,6 +283,7 @@ def run_to_dict(r: RunResult) -> dict[str, Any]:
         "note": r.note,
         "heard": [b.to_dict() for b in r.heard],
         "recording": r.recording,
+        "eager": None if r.eager is None else r.eager.to_dict(),
     }
 
 
@@ -240,6 +309,7 @@ def run_from_dict(data: dict[str, Any]) -> RunResult:
         run=data["run"],
         heard=[HeardBargeIn.from_dict(b) for b in data.get("heard", [])],
         recording=data.get("recording"),
+        eager=None if data.get("eager") is None else EagerFigures.from_dict(data["eager"]),
     )
 
 
@@ -293,6 +363,9 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
     except ImportError:
         return f"{PLOT_NEEDS}; no plot written"
     keys = sorted({r.label for r in results})
+    if any(r.eager for r in results):
+        _eager_plot(plt, path, results, keys)
+        return None
     audio = any(r.heard for r in results)
     if audio:
         columns = max(3, len(keys) + 1)
@@ -336,6 +409,42 @@ def write_plot(path: str | Path, results: list[RunResult]) -> str | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
+
+
+def _eager_plot(plt: Any, path: str | Path, results: list[RunResult], keys: list[str]) -> None:
+    """``--eager``: commit → first text (and voice-to-voice with ``--audio``) per mode and service as
+    CDFs, kept turns solid and resumed turns dashed, and the tokens of withdrawn answers per turn."""
+    figures = ["commit_to_first_text"]
+    if any(t.voice_to_voice is not None for r in results if r.eager for t in r.eager.turns):
+        figures.append("voice_to_voice")
+    fig, axes = plt.subplots(1, len(figures) + 1, figsize=(6.5 * (len(figures) + 1), 5), squeeze=False)
+    titles = {"commit_to_first_text": "commit → first text", "voice_to_voice": "at the ear: voice-to-voice"}
+    for ax, figure in zip(axes[0], figures, strict=False):
+        for n, key in enumerate(keys):
+            turns = [t for r in results if r.label == key and r.eager for t in r.eager.turns]
+            for kind, style in zip(EAGER_KINDS, ("-", "--"), strict=True):
+                values = [v * 1000 for t in turns if t.kind == kind and (v := getattr(t, figure)) is not None]
+                _cdf(ax, values, f"{key}, {kind}", f"C{n}", style)
+        ax.set_xlabel("ms")
+        ax.set_xlim(left=0)
+        ax.set_ylabel("share of turns at or below")
+        ax.set_title(f"{titles[figure]} (kept solid, resumed dashed)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small", loc="lower right")
+    tokens = axes[0][len(figures)]
+    per_turn = []
+    for key in keys:
+        mine = [r.eager for r in results if r.label == key and r.eager]
+        count = sum(len(e.turns) for e in mine)
+        per_turn.append(sum(e.withdrawn_tokens for e in mine) / count if count else 0.0)
+    tokens.bar(range(len(keys)), per_turn, color=[f"C{n}" for n in range(len(keys))])
+    tokens.set_xticks(range(len(keys)), keys, rotation=20, fontsize="small")
+    tokens.set_ylabel("output tokens per turn")
+    tokens.set_title("tokens generated for withdrawn answers")
+    tokens.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _values(runs: list[RunResult], attr: str) -> list[float]:

@@ -38,6 +38,7 @@ from .recording import write_wav
 from .scenario import LONG_WORDS, TOOLS, Scenario, Turn, replies_for, tag_finder
 
 if TYPE_CHECKING:
+    from .eager import EagerFigures, EagerTurns
     from .voice import VoiceRun
 
 ServiceFactory = Callable[[str], Any]
@@ -129,6 +130,7 @@ class RunResult:
     # With --audio: every barge-in as the caller heard it, and the run's recording, if one was written.
     heard: list[HeardBargeIn] = field(default_factory=list)
     recording: str | None = None
+    eager: EagerFigures | None = None  # with --eager: the mode's figures (:mod:`.eager`)
 
     @property
     def total_violations(self) -> int:
@@ -138,7 +140,8 @@ class RunResult:
     def label(self) -> str:
         """``service/cancel_policy``, plus ``/none`` when the emulator had no lanes (so lanes keep their old labels)."""
         base = f"{self.service}/{self.cancel_policy}"
-        return base if self.multiplexing == "lanes" else f"{base}/{self.multiplexing}"
+        base = base if self.multiplexing == "lanes" else f"{base}/{self.multiplexing}"
+        return base if self.eager is None else f"{base}/eager-{self.eager.mode}"
 
 
 @dataclass(frozen=True)
@@ -346,6 +349,7 @@ async def run_scenario(
     emulator_options: dict[str, Any] | None = None,
     audio: bool = False,
     recording: Path | None = None,
+    eager: str | None = None,
 ) -> RunResult:
     """Play ``scenario`` against a fresh service and emulator; never raises for a misbehaving service.
 
@@ -355,12 +359,20 @@ async def run_scenario(
     ``multiplexing="none"`` gives the emulator no lanes (one response at a time, ``stream_id`` ignored).
     ``emulator_options`` are further :class:`~pipecat_responses_ws.emulator.Emulator` arguments
     (``api_key=`` makes it refuse any other key, say); they win over the harness's own settings.
+
+    ``eager`` (a :data:`.eager.MODES` name) plays an eager scenario (:func:`.eager.generate`) in that
+    mode, on a model as slow as a real endpoint.
     """
     note = ""
+    model = (TTFT, TOKENS_PER_SECOND)
+    if eager is not None:
+        from . import eager as eager_turns
+
+        model = (eager_turns.TTFT, eager_turns.TOKENS_PER_SECOND)
     options: dict[str, Any] = {
         "cancel_policy": cancel_policy,
-        "ttft": TTFT,
-        "tokens_per_second": TOKENS_PER_SECOND,
+        "ttft": model[0],
+        "tokens_per_second": model[1],
         "seed": scenario.seed,
         "multiplexing": multiplexing,
         **(emulator_options or {}),
@@ -369,7 +381,17 @@ async def run_scenario(
         llm = service_factory(emu.ws_url)
         run: ScenarioRun
         voice: VoiceRun | None = None
-        if audio:
+        speculation: EagerTurns | None = None
+        if eager is not None:
+            from .eager import EagerRun
+
+            if audio:
+                from .eager_voice import EagerVoiceRun
+
+                run = voice = speculation = EagerVoiceRun(emu, llm, eager, wait=wait, rtvi=rtvi)
+            else:
+                run = speculation = EagerRun(emu, llm, eager, wait=wait, rtvi=rtvi)
+        elif audio:
             from .voice import VoiceRun  # the voice pipeline's imports (Silero, espeak-ng) only when asked for
 
             run = voice = VoiceRun(emu, llm, wait=wait, reply_gap=reply_gap, rtvi=rtvi)
@@ -407,6 +429,9 @@ async def run_scenario(
             r.time - obs.completed_calls[r.call_id] for r in obs.tool_runs if r.call_id in obs.completed_calls
         ]
         _traffic(result, emu, list(obs.abandoned.values()))
+        if speculation is not None:
+            result.eager = speculation.finish(obs.spoken)
+            result.violations["answered_unfinished"] = result.eager.answered_unfinished
         if voice is not None:
             ear = voice.ear()
             result.heard = voice.heard(ear)

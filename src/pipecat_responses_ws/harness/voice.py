@@ -55,10 +55,21 @@ class VoiceRun(ScenarioRun):
 
     long_words = LONG_WORDS_SPOKEN
 
-    def __init__(self, emu: Emulator, llm: Any, *, wait: float, reply_gap: float, rtvi: bool) -> None:
+    def __init__(
+        self,
+        emu: Emulator,
+        llm: Any,
+        *,
+        wait: float,
+        reply_gap: float,
+        rtvi: bool,
+        transcriber: ScriptedTranscriber | None = None,
+        turn_strategies: UserTurnStrategies | None = None,
+    ) -> None:
+        """``transcriber`` and ``turn_strategies`` replace the scripted STT and the speech timeout (``--eager``)."""
         self.caller = Caller()
         self.line = PhoneLine(self.caller)
-        self.transcriber = ScriptedTranscriber()
+        self.transcriber = transcriber or ScriptedTranscriber()
         # What the assistant aggregator is given: the TTS's words, each as its audio went out.
         self.spoken = Probe("probe-after-line")
         conv = Conversation(
@@ -67,7 +78,7 @@ class VoiceRun(ScenarioRun):
             rtvi=rtvi,
             inputs=[self.line.input(), VADProcessor(vad_analyzer=SileroVADAnalyzer()), self.transcriber],
             user_params=LLMUserAggregatorParams(
-                user_turn_strategies=UserTurnStrategies(stop=[SpeechTimeoutUserTurnStopStrategy()])
+                user_turn_strategies=turn_strategies or UserTurnStrategies(stop=[SpeechTimeoutUserTurnStopStrategy()])
             ),
             listeners=[EspeakTTS(self.line.provenance), self.line.output(), self.spoken],
             audio_rate=RATE,
