@@ -21,7 +21,7 @@ from pipecat_responses_ws.harness.speech import RATE, SILENCE_RMS, espeak_missin
 
 from . import toys
 
-pytestmark = pytest.mark.skipif(espeak_missing() is not None, reason=str(espeak_missing()))
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(espeak_missing() is not None, reason=str(espeak_missing()))]
 
 
 @pytest.fixture(autouse=True)
