@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ["-c", "import sys; from pipecat_responses_ws.cli import main; sys.exit(main())"]
 STOP_WITHIN = 5.0  # seconds from SIGINT to exit; the commands allow themselves 1.5

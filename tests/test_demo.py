@@ -5,7 +5,11 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
+
 from pipecat_responses_ws.demo import run_demo
+
+pytestmark = pytest.mark.slow
 
 
 async def test_demo_prints_the_transcript_and_the_summary(monkeypatch) -> None:

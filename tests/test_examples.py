@@ -192,6 +192,7 @@ def test_twilio_main_explains_missing_settings(monkeypatch: pytest.MonkeyPatch, 
 # -- console chat -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_console_chat_runs_on_the_emulator_as_a_user_would_run_it() -> None:
     """``python examples/console_chat.py --emulator``, typed lines on stdin, no key, loopback only."""
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
@@ -243,6 +244,7 @@ def test_the_suite_collects_the_user_test_example_and_ci_installs_the_examples_e
     assert f"```bash\n{ci_command}\n```" in (ROOT / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_without_the_examples_extra_the_voice_bot_tests_skip_and_say_why(tmp_path: Path) -> None:
     """This file run as on a machine without Daily, FastAPI and uvicorn (their imports refused)."""
     (tmp_path / "no_examples_extra.py").write_text(

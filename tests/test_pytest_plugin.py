@@ -18,6 +18,8 @@ MARKED = re.compile(
     r"<!-- testing-example:start -->\s*```python\n(?P<code>.*?)```\s*<!-- testing-example:end -->", re.S
 )
 
+pytestmark = pytest.mark.slow
+
 
 def readme_example() -> str:
     found = MARKED.search((ROOT / "README.md").read_text())

@@ -25,6 +25,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 async def test_serve_runs_until_terminated() -> None:
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -56,6 +57,7 @@ async def test_serve_runs_until_terminated() -> None:
     assert b"sk-cli" not in stderr
 
 
+@pytest.mark.slow
 async def test_serve_refusing_websocket_still_answers_http() -> None:
     port = _free_port()
     process = await asyncio.create_subprocess_exec(

@@ -246,6 +246,7 @@ async def test_argument_delta_chars_per_reply(make_emulator: MakeEmulator, conne
     assert len(default) == 3 and "".join(default) == ARGUMENTS
 
 
+@pytest.mark.slow
 def test_planning_stays_linear_in_the_number_of_deltas() -> None:
     arguments = "y" * 100_000
     assert argument_chunks(arguments) == argument_chunks(arguments, None) and len(argument_chunks(arguments)) == 3

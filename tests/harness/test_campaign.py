@@ -15,6 +15,8 @@ from pipecat_responses_ws.harness.campaign import Campaign, Shard, merge
 from pipecat_responses_ws.harness.report import read_json, summarise, write_json
 from pipecat_responses_ws.harness.runner import RunResult
 
+pytestmark = pytest.mark.slow
+
 CAMPAIGN = Campaign(
     seed=5,
     runs=7,

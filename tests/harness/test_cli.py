@@ -16,6 +16,7 @@ from pipecat_responses_ws.harness.report import read_json
 from pipecat_responses_ws.harness.speech import espeak_missing
 
 
+@pytest.mark.slow
 async def test_main_writes_a_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out.json"
     # main() runs its own event loop, so it must run outside this test's loop.
@@ -48,6 +49,7 @@ def test_plot_without_matplotlib_stops_before_any_run(
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.slow
 async def test_plot_is_written_where_matplotlib_is_installed(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason='the plot extra is not installed (pip install -e ".[plot]")')
     argv = ["--service", "ours", "--runs", "1", "--seed", "3", "--plot", str(tmp_path / "o.png"), "--verbose"]
@@ -67,6 +69,7 @@ def test_a_service_that_cannot_be_resolved_stops_before_any_run(
     assert f"--service {service!r} cannot be used" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(espeak_missing() is not None, reason=str(espeak_missing()))
 async def test_audio_run_prints_the_ear_figures_and_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, record = tmp_path / "out.json", tmp_path / "rec"

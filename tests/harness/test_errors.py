@@ -24,6 +24,7 @@ def _result(service: str, *errors: str) -> RunResult:
     return RunResult(service, "ignore", _one(Turn(1, "text")), {}, errors=list(errors))
 
 
+@pytest.mark.slow
 async def test_a_refused_key_is_what_the_run_reports() -> None:
     result = await run_scenario(
         resolve_factory("ours"),
@@ -66,6 +67,7 @@ def test_a_clean_run_lists_nothing() -> None:
     assert error_list(summarise([_result("a"), _result("b")])) == ""
 
 
+@pytest.mark.slow
 async def test_the_command_prints_the_cause_under_the_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

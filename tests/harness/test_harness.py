@@ -11,6 +11,8 @@ from pipecat_responses_ws.harness.pipeline import Conversation, Seen
 
 from .toys import LeaksAfterInterruption, NeverAnswers, RepeatsItself, RunsToolsTwice, factory
 
+pytestmark = pytest.mark.slow
+
 
 def _one(*turns: Turn) -> Scenario:
     return Scenario(seed=0, index=0, turns=turns)

@@ -75,6 +75,7 @@ async def test_before_response_created(policy: str) -> None:
                 assert frame.payload["response_id"] == abandoned.id
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", POLICIES)
 async def test_before_the_request_is_written(policy: str) -> None:
     async with session(emulator={"cancel_policy": policy, "tokens_per_second": 20}) as (emu, llm, conv):
@@ -160,6 +161,7 @@ async def test_at_the_terminal_event(policy: str) -> None:
         assert not conv.errors()
 
 
+@pytest.mark.slow
 async def test_many_rapid_barge_ins_never_wait_and_never_leak() -> None:
     async with session(emulator={"cancel_policy": "ignore", "tokens_per_second": 30}) as (emu, llm, conv):
         for n in range(12):

@@ -64,6 +64,7 @@ async def test_with_lanes_the_refused_fork_keeps_its_parent_and_the_next_turn_co
     "in protocol/lanes.py REQUEST_SCOPED_ERRORS, so a create refused with invalid_request waits for its "
     "first-event timeout instead of ending",
 )
+@pytest.mark.slow
 async def test_without_lanes_the_evicted_parent_is_found_missing_and_the_turn_falls_back_to_the_full_context() -> None:
     async with session(emulator={"multiplexing": "none"}, service={"first_event_timeout": 2.0}) as (emu, llm, conv):
         parent = await _refused_then_resumed(emu, conv)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from pipecat_responses_ws.emulator import Emulator, Fault, Reply
 
 from .conftest import LONG_TEXT, session
@@ -97,6 +99,7 @@ async def test_a_bad_key_is_fatal_with_a_clear_message_that_never_shows_the_key(
         assert time.monotonic() - started < 10
 
 
+@pytest.mark.slow
 async def test_an_answer_longer_than_the_stall_timeout_is_not_a_stall() -> None:
     # Text deltas are pushed by the connection's reader while the turn waits; that still counts
     # as the response making progress.

@@ -164,6 +164,7 @@ async def test_the_connection_limit_on_a_lane_moves_the_turn_and_the_connection_
 BLOCKING_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
+@pytest.mark.slow
 async def test_a_blocked_send_drops_the_connection_and_the_turn_is_sent_again_on_a_fresh_one() -> None:
     started = time.monotonic()
     async with session(service={"send_timeout": 0.5}) as (emu, llm, conv):

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from pipecat.processors.aggregators.llm_context import LLMContext
 
 from pipecat_responses_ws.emulator import Fault, Reply, ToolCall
@@ -83,6 +84,7 @@ async def test_a_barge_in_before_response_created_closes_the_request() -> None:
         assert "word" not in conv.text() and not conv.errors()
 
 
+@pytest.mark.slow
 async def test_a_tool_runs_once_at_output_item_done_and_the_follow_up_carries_its_output() -> None:
     log: list[tuple[float, str, dict[str, Any]]] = []
     async with http_session(tools=weather_tools(), setup=_tool_log(log)) as (emu, llm, conv):

@@ -76,6 +76,7 @@ async def test_a_turn_that_meets_the_426_on_a_reconnect_goes_over_http_unnoticed
     assert len([line for line in logged if "switching to HTTP" in line]) == 1
 
 
+@pytest.mark.slow
 async def test_any_other_handshake_failure_is_retried_on_the_websocket() -> None:
     async with session() as (emu, llm, conv):
         emu.queue_replies(Reply(text="Over the socket."))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from pipecat_responses_ws.emulator import Reply
 
 from .conftest import LONG_TEXT, session
@@ -64,6 +66,7 @@ async def test_without_a_warm_up_the_first_turn_finds_out_without_being_lost() -
         assert llm.client.current.state.lanes is False
 
 
+@pytest.mark.slow
 async def test_forced_lanes_on_a_server_without_them_say_why() -> None:
     with captured_logs("WARNING") as lines:
         async with session(emulator=LANE_FREE, service={"lanes": True, "first_event_timeout": 0.5}) as (
@@ -104,6 +107,7 @@ async def test_a_barge_in_without_lanes_moves_to_the_spare_and_closes_the_old_co
         await conv.wait_for(lambda: llm.client._spare is not None, 3, "a new spare")
 
 
+@pytest.mark.slow
 async def test_where_the_server_stops_cancelled_answers_a_barge_in_stays_on_its_connection() -> None:
     async with session(emulator={**LANE_FREE, "cancel_policy": "honor", "tokens_per_second": 25}) as (
         emu,

@@ -301,6 +301,7 @@ async def test_run_inference_with_a_schema_asks_for_json(which: str) -> None:
     assert text_format == {"type": "json_schema", "name": "response", "schema": schema, "strict": True}
 
 
+@pytest.mark.slow
 async def test_run_inference_beside_a_streaming_turn_takes_its_own_lane() -> None:
     long_answer = " ".join(f"word{n}" for n in range(80)) + "."
     async with running("ours", emulator={"tokens_per_second": 100.0}) as (emu, llm, talk):

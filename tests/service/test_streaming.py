@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from pipecat.frames.frames import LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame
 from pipecat.tests.utils import run_test
 
@@ -74,6 +75,7 @@ async def test_settings_reach_the_request() -> None:
         assert create["store"] is False and create["stream_id"].startswith("lane-")
 
 
+@pytest.mark.slow
 async def test_age_limit_is_never_met_by_a_turn() -> None:
     # The server cuts connections at 1.5 s; turns keep coming for ~4 s.
     async with session(
@@ -92,6 +94,7 @@ async def test_age_limit_is_never_met_by_a_turn() -> None:
         assert not [e for e in sent_errors if e["error"]["code"] == "websocket_connection_limit_reached"]
 
 
+@pytest.mark.slow
 async def test_first_turn_on_a_new_connection_sends_the_full_context_once() -> None:
     async with session(emulator={"ttft": 0.02}) as (emu, llm, conv):
         await conv.say("first")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from pipecat_responses_ws.emulator import Fault, Reply, ToolCall
 
 from .conftest import session, weather_tools
@@ -30,6 +32,7 @@ def _follow_ups(emu) -> list[dict]:
     return [c for c in emu.records.creates() if any(i.get("type") == "function_call_output" for i in c["input"])]
 
 
+@pytest.mark.slow
 async def test_single_tool_starts_before_the_terminal_event() -> None:
     log: list = []
     async with session(tools=weather_tools(), setup=_registering(log)) as (emu, llm, conv):
@@ -110,6 +113,7 @@ async def test_an_unknown_tool_gets_an_answer_not_a_hang() -> None:
         assert "not currently available" in _follow_ups(emu)[0]["input"][0]["output"]
 
 
+@pytest.mark.slow
 async def test_async_tool_lets_the_conversation_go_on() -> None:
     log: list = []
     async with session(tools=weather_tools(), setup=_registering(log, delay=1.0, cancel_on_interruption=False)) as (

@@ -150,14 +150,16 @@ class _Loudspeaker(BaseOutputTransport):
         await self.set_transport_ready(frame)
 
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
-        # The line holds one chunk: the next write waits until this one has played out.
-        now = time.monotonic()
-        if self._free_at > now:
-            await asyncio.sleep(self._free_at - now)
-        start = max(time.monotonic(), self._free_at)
-        played = Played(start, frame.audio, self._line.provenance.source(frame.audio))
+        # The line holds one chunk besides the one playing: a chunk written while the line is busy
+        # plays the moment the line is free, on the line's clock, and the write returns as it starts.
+        # Stamping it after that wait instead would put the event loop's lateness in waking up (a few
+        # milliseconds per chunk on a loaded machine) into the bot's voice as gaps that no line carried.
+        played = Played(max(time.monotonic(), self._free_at), frame.audio, self._line.provenance.source(frame.audio))
         self._line.play(played)
         self._free_at = played.end
+        delay = played.start - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
         return True
 
 
