@@ -305,14 +305,9 @@ class ResponsesClient:
         self._spawn(self._close_when_quiet(old, grace))
 
     async def _close_when_quiet(self, conn: Connection, grace: float) -> None:
-        waits = {asyncio.create_task(conn.quiet.wait()), asyncio.create_task(conn.closed.wait())}
         try:
-            await asyncio.wait(waits, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+            await _quiet_or_closed(conn, grace)
         finally:
-            # Also when the client closes first: no wait is left pending at shutdown.
-            for wait in waits:
-                wait.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
             await conn.close()
             if conn in self.retired:
                 self.retired.remove(conn)  # its figures go with it; a long-lived bot rotates forever
@@ -357,13 +352,7 @@ class ResponsesClient:
         """``conn`` was left on a barge-in with no spare to take over: once its abandoned answer has
         ended it serves again, unless another connection came first. One whose answer never ends
         is closed, so a turn waiting for it makes its own attempt instead."""
-        waits = {asyncio.create_task(conn.quiet.wait()), asyncio.create_task(conn.closed.wait())}
-        try:
-            await asyncio.wait(waits, timeout=STUCK_LANE_SECS, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+        await _quiet_or_closed(conn, STUCK_LANE_SECS)
         if conn is not self._current or self._closing:
             return
         if self.session.take_back(conn.state):
@@ -480,3 +469,15 @@ def _may_come_back(conn: Connection) -> bool:
     """Given up on a barge-in, but still open: it serves again once its abandoned answer has ended."""
     state = conn.state
     return state.left_on_barge_in and not state.closed and not state.expired
+
+
+async def _quiet_or_closed(conn: Connection, timeout: float) -> None:
+    """Wait until ``conn`` has nothing in flight or is closed, for at most ``timeout`` seconds."""
+    waits = {asyncio.create_task(conn.quiet.wait()), asyncio.create_task(conn.closed.wait())}
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Also when the client closes first: no wait is left pending at shutdown.
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
