@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
@@ -39,13 +39,10 @@ from pipecat.frames.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
 from pipecat.turns.user_stop import BaseUserTurnStopStrategy, EagerMatchPolicy, NormalizedMatch, UserTurnStoppedParams
 from pipecat.utils.string import TextPartForConcatenation, concatenate_aggregated_text
-
-# The inner strategy's events that pass through unchanged; the other two are decided here.
-_RELAYED = ("on_push_frame", "on_broadcast_frame", "on_user_turn_speculation_cancelled")
 
 
 @dataclass
@@ -105,8 +102,10 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         self._speculation: UserTurnSpeculation | None = None
         self._confirming = False  # between the inner's inference trigger and its turn stop
         self._pause_timer: asyncio.Task[None] | None = None
-        for event in _RELAYED:
-            inner.add_event_handler(event, self._relay(event))
+        # The inner's frames and withdrawals pass through unchanged; its end of turn is decided here.
+        inner.add_event_handler("on_push_frame", self._on_inner_push_frame)
+        inner.add_event_handler("on_broadcast_frame", self._on_inner_broadcast_frame)
+        inner.add_event_handler("on_user_turn_speculation_cancelled", self._on_inner_speculation_cancelled)
         inner.add_event_handler("on_user_turn_inference_triggered", self._on_inner_inference_triggered)
         inner.add_event_handler("on_user_turn_stopped", self._on_inner_turn_stopped)
 
@@ -123,11 +122,18 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
         """Whether a guess is in flight."""
         return self._speculation is not None
 
-    def _relay(self, event: str) -> Any:
-        async def relay(_inner: BaseUserTurnStopStrategy, *args: Any, **kwargs: Any) -> None:
-            await self._call_event_handler(event, *args, **kwargs)
+    async def _on_inner_push_frame(
+        self, _inner: BaseUserTurnStopStrategy, frame: Frame, direction: FrameDirection
+    ) -> None:
+        await self.push_frame(frame, direction)
 
-        return relay
+    async def _on_inner_broadcast_frame(
+        self, _inner: BaseUserTurnStopStrategy, frame_cls: type[Frame], **kwargs: Any
+    ) -> None:
+        await self.broadcast_frame(frame_cls, **kwargs)
+
+    async def _on_inner_speculation_cancelled(self, _inner: BaseUserTurnStopStrategy) -> None:
+        await self.trigger_user_turn_speculation_cancelled()
 
     async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]  # as Pipecat's own strategies
         await super().setup(setup)
@@ -262,9 +268,10 @@ class SpeculativeUserTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def _on_inner_turn_stopped(self, _inner: BaseUserTurnStopStrategy, params: UserTurnStoppedParams) -> None:
         confirms, self._confirming = self._confirming, False
-        if confirms:
-            params = replace(params, confirms_speculation=True)
-        await self._call_event_handler("on_user_turn_stopped", params)
+        await self.trigger_user_turn_finalized(
+            enable_user_speaking_frames=params.enable_user_speaking_frames,
+            confirms_speculation=confirms or params.confirms_speculation,
+        )
 
 
 def speculative(
