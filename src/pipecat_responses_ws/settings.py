@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openai import NOT_GIVEN as OPENAI_NOT_GIVEN
-from pipecat.services.openai.responses import llm as builtin_responses
 from pipecat.services.openai.responses.llm import OpenAIResponsesLLMSettings, OpenAIResponsesReasoningConfig
 from pipecat.utils.types import NOT_GIVEN, NotGiven, is_given
+
+from .compat import openai_model_reasons, openai_reasoning_effort
 
 ReasoningConfig = OpenAIResponsesReasoningConfig
 
@@ -60,9 +61,9 @@ def default_settings(model: str) -> ResponsesWSSettings:
 def thinking_default(model: str) -> tuple[dict[str, dict[str, Any]] | None, bool]:
     """The lowest reasoning effort Pipecat lists for ``model`` (sent when none is configured, as
     Pipecat's built-in does, to protect latency), and whether the model can reason at all."""
-    effort = builtin_responses._THINKING_DEFAULTS.get(builtin_responses._model_name(model))
+    effort = openai_reasoning_effort(model)
     default = {"reasoning": {"effort": effort}} if effort is not None else None
-    return default, bool(builtin_responses._model_supports_reasoning(model))
+    return default, openai_model_reasons(model)
 
 
 def request_fields(settings: ResponsesWSSettings) -> dict[str, Any]:

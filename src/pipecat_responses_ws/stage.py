@@ -19,7 +19,6 @@ from typing import Any, Protocol, cast
 from pipecat.adapters.llm.services.open_ai_responses_adapter import OpenAIResponsesLLMAdapter
 from pipecat.frames.frames import (
     Frame,
-    FunctionCallCancelFrame,
     FunctionCallResultFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
@@ -42,6 +41,7 @@ from pipecat.utils.tracing.service_decorators import traced_llm
 from pipecat.utils.types import is_given
 
 from .client.driver import Driver
+from .compat import cancelled_tool_call, cancels_on_interruption, final_tool_result, withholding_event
 from .log import exception_text, logger
 from .protocol import events as ev
 from .protocol.errors import AuthenticationError, ConnectionLost, HandshakeRejected, PhaseTimeout, ResponsesWSError
@@ -376,35 +376,26 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         if first:
             await self.run_function_calls([function_call])
             return
-        # ``run_function_calls`` fires the event; a filter shadows the instance's event call for
-        # just that long, rather than a method override that every pushed frame (two events
-        # each) would pass through.
-        vars(self)["_call_event_handler"] = self._all_but_calls_started
-        try:
+        with withholding_event(self, "on_function_calls_started"):
             await self.run_function_calls([function_call])
-        finally:
-            del vars(self)["_call_event_handler"]
-
-    async def _all_but_calls_started(self, event_name: str, *args: Any, **kwargs: Any) -> None:
-        if event_name != "on_function_calls_started":
-            await super()._call_event_handler(event_name, *args, **kwargs)
 
     def _holds_results(self, name: str) -> bool:
         # A call that outlives an interruption answers on its own; the others answer as a group.
-        registered = self._functions.get(name) or self._functions.get(None)
-        return registered is None or registered.cancel_on_interruption
+        return cancels_on_interruption(self, name)
 
     def _release_tool_results(self, results: list[dict[str, Any]]) -> None:
         for result in results:
             self.create_task(super().broadcast_frame(FunctionCallResultFrame, **result), "responses-ws-tool-result")
 
     async def broadcast_frame(self, frame_cls: type[Frame], **kwargs: Any) -> None:
-        if frame_cls is FunctionCallResultFrame and _is_final(kwargs):
+        # Pipecat's function-call runner settles each call through here: results are held for their group.
+        if final_tool_result(frame_cls, kwargs):
             for result in self._session.tools.on_result(kwargs):
                 await super().broadcast_frame(FunctionCallResultFrame, **result)
             return
-        if frame_cls is FunctionCallCancelFrame:
-            self._session.tools.cancel_call(str(kwargs.get("tool_call_id")))
+        cancelled = cancelled_tool_call(frame_cls, kwargs)
+        if cancelled is not None:
+            self._session.tools.cancel_call(cancelled)
         await super().broadcast_frame(frame_cls, **kwargs)
 
     # -- reasoning --------------------------------------------------------------------------
@@ -493,11 +484,6 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
                 return happening
             if isinstance(happening, Failed):
                 raise happening.error
-
-
-def _is_final(kwargs: dict[str, Any]) -> bool:
-    properties = kwargs.get("properties")
-    return properties is None or getattr(properties, "is_final", True)
 
 
 def _token_usage(usage: dict[str, Any]) -> LLMTokenUsage:

@@ -30,6 +30,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame
 
+from ..compat import received_frames
 from ..log import exception_text, logger
 from ..protocol import events as ev
 from ..protocol.actions import Action, Deliver, Touch
@@ -340,17 +341,6 @@ class Connection(Driver):
         task = asyncio.create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def received_frames(ws: ClientConnection) -> deque[Frame] | None:
-    """The frames ``ws`` has read off the socket and not yet handed to ``recv``.
-
-    Not public API of websockets (``recv_messages`` is its message assembler); where a version
-    keeps them elsewhere, None turns coalescing off rather than failing the reader.
-    """
-    frames = getattr(getattr(ws, "recv_messages", None), "frames", None)
-    queue = getattr(frames, "queue", None)
-    return queue if isinstance(queue, deque) else None
 
 
 def _close_of(error: ConnectionClosed) -> tuple[int | None, str]:
