@@ -24,6 +24,7 @@ from pipecat.frames.frames import (
     FunctionCallsStartedFrame,
 )
 from pipecat.services.llm_service import FunctionCallFromLLM, LLMService
+from pipecat.services.settings import LLMSettings
 from websockets.asyncio.server import ServerConnection, serve
 
 from pipecat_responses_ws import ResponsesWSLLMService, compat
@@ -83,6 +84,7 @@ def test_the_subclass_contract_the_stage_uses_as_pipecats_services_do() -> None:
     assert isinstance(getattr(service, "_filter_incomplete_user_turns", None), bool), (
         f"{PIPECAT}'s LLMService keeps no _filter_incomplete_user_turns"
     )
+    assert isinstance(getattr(service, "_settings", None), LLMSettings), f"{PIPECAT}'s LLMService keeps no _settings"
 
 
 async def test_a_withheld_event_is_not_fired_and_the_others_are() -> None:

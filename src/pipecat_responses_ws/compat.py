@@ -2,8 +2,8 @@
 
 The package is tested with Pipecat 1.14 (``pyproject.toml`` bounds ``pipecat-ai`` to it) and runs
 with websockets 15 to 17. Each function says what it relies on and what happens where it is
-missing: it degrades, saying so once in the log, and ``tests/test_compat.py`` fails naming what
-the installed version no longer has.
+missing: where it can tell, it degrades and says so once in the log; either way
+``tests/test_compat.py`` fails naming what the installed version no longer has.
 
 Not here: the protected members Pipecat's own services in other modules use as the subclass
 contract of ``LLMService`` (``_settings``, ``_register_event_handler``, ``_call_event_handler``,
