@@ -12,6 +12,7 @@ from pipecat_responses_ws.emulator import Emulator, Fault, Reply
 from pipecat_responses_ws.emulator.faults import FAULTS
 from pipecat_responses_ws.emulator.script import FAULT_KINDS, ScriptFileError, parse_script
 from pipecat_responses_ws.emulator.settings import Settings
+from pipecat_responses_ws.harness.scenario import FAULT_PLANS, Turn
 
 
 def serve_flags() -> dict[str, str]:
@@ -90,3 +91,10 @@ def test_serve_lists_the_fault_kinds_in_its_help(capsys: pytest.CaptureFixture[s
         cli.main(["serve", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert all(kind in out for kind in FAULTS)
+
+
+def test_the_harness_fault_turns_are_kinds_of_the_table_that_apply_over_both_wires() -> None:
+    # The harness plays its campaigns over HTTP as well as over a WebSocket.
+    for name, plan in FAULT_PLANS.items():
+        reply = plan(Turn(1, "fault", fault=name), "t1as0w0.")
+        assert reply.fault is not None and FAULTS[reply.fault.kind].wire == "both", name

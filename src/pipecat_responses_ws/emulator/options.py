@@ -52,6 +52,11 @@ def options_of(cls: type[Any]) -> list[tuple[Field[Any], Option]]:
     return [(f, f.metadata[OPTION]) for f in fields(cls) if OPTION in f.metadata]
 
 
+def choices_of(cls: type[Any], name: str) -> list[str]:
+    """The values option ``name`` of ``cls`` may take, sorted (for a flag of another command that sets it)."""
+    return sorted(next(declared.choices for f, declared in options_of(cls) if f.name == name))
+
+
 # -- bounds ---------------------------------------------------------------------------------------
 
 
