@@ -204,4 +204,7 @@ FAULTS: dict[str, FaultKind] = {
 
 def describe_kinds() -> str:
     """The kinds and what each reads, in one paragraph (for ``serve --help``)."""
-    return "; ".join(f"{kind.name} ({', '.join(kind.parameters)})" for kind in FAULTS.values())
+    return "; ".join(
+        f"{kind.name} ({', '.join(kind.parameters)}{'; HTTP only' if kind.wire == 'http' else ''})"
+        for kind in FAULTS.values()
+    )

@@ -37,7 +37,9 @@ class Settings:
     api_key: str | None = option(
         None, "require this key, as a bearer token or an api-key header", default_text="any", secret=True
     )
-    cancel_policy: str = option("error", "what response.cancel does (see .session)", choices=CANCEL_POLICIES)
+    cancel_policy: str = option(
+        "error", "what response.cancel does: answer it with an error, ignore it, or honour it", choices=CANCEL_POLICIES
+    )
     ttft: float = option(0.05, "seconds to the first delta", check=not_negative)
     tokens_per_second: float = option(100.0, "delta rate", check=positive)
     jitter: float = option(0.0, "± fraction of each token interval", check=fraction)
