@@ -98,3 +98,23 @@ def test_the_harness_fault_turns_are_kinds_of_the_table_that_apply_over_both_wir
     for name, plan in FAULT_PLANS.items():
         reply = plan(Turn(1, "fault", fault=name), "t1as0w0.")
         assert reply.fault is not None and FAULTS[reply.fault.kind].wire == "both", name
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--tokens-per-second", "0"], "argument --tokens-per-second: must be positive, not 0.0"),
+        (["--ttft", "nan"], "argument --ttft: must not be negative, not nan"),
+        (["--age-limit-close-code", "5"], "argument --age-limit-close-code: must be 1006 (abort) or a close code"),
+        (["--argument-delta-chars", "x"], "argument --argument-delta-chars: 'x' is not a whole number"),
+        (["--stream-end", "eof"], "argument --stream-end: invalid choice: 'eof' (choose from 'done', 'terminal')"),
+    ],
+)
+def test_a_serve_flag_out_of_bounds_is_one_line_before_anything_starts(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["serve", *argv])
+    err = capsys.readouterr().err.strip()
+    assert done.value.code == 2 and "\n" not in err
+    assert err.startswith(f"pipecat-responses-ws serve: {said}")
