@@ -16,17 +16,21 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import fields
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from . import interrupt
-from .arguments import USAGE_ERROR, OneLineParser, log_level, port
+from .arguments import USAGE_ERROR, OneLineParser, log_level
 from .log import logger
 
 if TYPE_CHECKING:
     from .emulator import Emulator
 
 Handler = Callable[[argparse.Namespace], int]
+
+# Where serve listens unless told: a port a README command can name (Emulator(...) picks a free one).
+DEFAULT_PORT = 8765
 
 
 def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,85 +40,24 @@ def add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         description="Serve the Responses WebSocket protocol, and POST /v1/responses on the same port, locally "
         "with a deterministic scripted model.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=port, default=8765, help="port; 0 picks a free one (default: %(default)s)")
-    parser.add_argument(
-        "--api-key", default=None, help="require this key, as a bearer token or an api-key header (default: any)"
-    )
-    parser.add_argument(
-        "--cancel-policy",
-        choices=["error", "ignore", "honor"],
-        default="error",
-        help="what response.cancel does (default: %(default)s)",
-    )
-    parser.add_argument("--ttft", type=float, default=0.05, help="seconds to the first delta (default: %(default)s)")
-    parser.add_argument("--tokens-per-second", type=float, default=100.0, help="delta rate (default: %(default)s)")
-    parser.add_argument("--jitter", type=float, default=0.0, help="± fraction of each token interval (default: 0)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the jitter (default: %(default)s)")
-    parser.add_argument(
-        "--max-connection-age", type=float, default=3600.0, help="seconds before the age limit (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--age-limit-close-code", type=int, default=1011, help="close code after the age limit (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--handshake-delay", type=float, default=0.0, help="seconds added to each handshake, as a real network would"
-    )
-    parser.add_argument(
-        "--multiplexing",
-        choices=["lanes", "none"],
-        default="lanes",
-        help="lanes as OpenAI runs them, or none: one response at a time per connection, as Azure OpenAI, LocalAI "
-        "and vLLM do (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--stream-id",
-        dest="stream_id_policy",
-        choices=["ignore", "reject"],
-        default="ignore",
-        help="with --multiplexing none: drop a create's stream_id, or refuse the create with an "
-        "unknown_parameter error (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--argument-delta-chars",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="stream function-call arguments N characters per delta (default: at most three deltas per call)",
-    )
-    parser.add_argument(
-        "--websocket",
-        choices=["accept", "refuse"],
-        default="accept",
-        help="refuse: answer every WebSocket upgrade with HTTP 426, as a gateway without WebSocket mode does, "
-        "while POST /v1/responses still works (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--stream-end",
-        choices=["terminal", "done"],
-        default="terminal",
-        help="how a streamed HTTP answer ends: terminal, right after its terminal event as OpenAI's, or done, with "
-        "data: [DONE] after it as the Open Responses specification has it (default: %(default)s)",
-    )
+    from .emulator.faults import describe_kinds
+    from .emulator.options import add_flags
+    from .emulator.settings import Settings
+
+    # Every option of the emulator, as Emulator(...) takes it; a served one listens on a port of its own by default.
+    add_flags(parser, Settings, defaults={"port": DEFAULT_PORT})
     parser.add_argument(
         "--script",
         metavar="FILE",
         default=None,
         help="a JSON file of replies and faults for the generated responses, in order "
         '({"replies": [{"text": ...}, {"calls": [{"name": ..., "arguments": {...}}]}], "faults": [...]}); '
-        "after the last reply the scripted model answers",
+        "after the last reply the scripted model answers. Fault kinds, with what each reads: " + describe_kinds(),
     )
     parser.add_argument(
         "--log-level", type=log_level, default="INFO", help="loguru level, e.g. DEBUG for every event (default: INFO)"
     )
     parser.set_defaults(handler=_serve)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive number of characters, not {value}")
-    return value
 
 
 def add_harness_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -201,27 +144,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _emulator(args: argparse.Namespace) -> Emulator:
     from .emulator import Emulator
     from .emulator.script import load_script
+    from .emulator.settings import Settings
 
     # Read first: a wrong file is a ScriptFileError (a ValueError), one line and exit status 2.
     script = load_script(args.script) if args.script is not None else None
-    emulator = Emulator(
-        api_key=args.api_key,
-        cancel_policy=args.cancel_policy,
-        ttft=args.ttft,
-        tokens_per_second=args.tokens_per_second,
-        jitter=args.jitter,
-        seed=args.seed,
-        max_connection_age=args.max_connection_age,
-        age_limit_close_code=args.age_limit_close_code,
-        host=args.host,
-        port=args.port,
-        handshake_delay=args.handshake_delay,
-        multiplexing=args.multiplexing,
-        stream_id_policy=args.stream_id_policy,
-        argument_delta_chars=args.argument_delta_chars,
-        websocket=args.websocket,
-        stream_end=args.stream_end,
-    )
+    emulator = Emulator(**{option.name: getattr(args, option.name) for option in fields(Settings)})
     if script is not None:
         emulator.queue_replies(*script.replies)
         for fault in script.faults:

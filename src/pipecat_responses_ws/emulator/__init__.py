@@ -12,8 +12,9 @@ through :attr:`Emulator.records`.
 
 Where the protocol is silent, the choices are written down next to the code that makes them:
 cancel policies and steering in :mod:`.session`, lane-slot replacement in :mod:`.cache`, the
-model's answers and call arguments in :mod:`.model`, fault timing in :class:`Fault`. A steer's
-successor counts as a generated response, so it takes the next scripted reply and fault.
+model's answers and call arguments in :mod:`.model`, what each fault does and when in :mod:`.faults`.
+A steer's successor counts as a generated response, so it takes the next scripted reply and fault.
+The options (:class:`.settings.Settings`) are declared once, with their help and bounds (:mod:`.options`).
 """
 
 from .records import Handshake, HttpRequest, ReceivedFrame, Records, ResponseRecord, SentEvent

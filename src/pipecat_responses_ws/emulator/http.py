@@ -5,12 +5,9 @@ session of its own, so the response is made by the same session, runner, script 
 on a WebSocket. Its ``previous_response_id`` reaches only the emulator's store (responses of
 any connection created with ``store`` true, the API's default), as over HTTP it only can.
 
-Faults, where HTTP differs: ``drop`` aborts the TCP connection when its ``close_code`` is 1006
-and otherwise ends the streamed body where it is, without a terminal event; a non-streamed
-answer is always aborted. ``connection_limit`` and ``connection_limit_lane`` send their error
-and end the answer, since there is no connection to keep refusing. ``stop_reading`` pauses
-the transport. For ``stream: false``, the first ``error`` becomes the HTTP answer (its status,
-the API's error body) and cuts the response, and frames that are not events are not written.
+What each fault does over HTTP where that differs is in the table of :mod:`.faults`. For
+``stream: false``, the first ``error`` becomes the HTTP answer (its status, the API's error body)
+and cuts the response, and frames that are not events are not written.
 
 The client closing the connection before the answer is complete (a barge-in over HTTP) stops
 the response at once: ``HttpRequest.closed_at`` and the response's ``cancelled_at`` record it,

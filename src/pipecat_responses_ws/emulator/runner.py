@@ -16,8 +16,9 @@ from websockets.exceptions import ConnectionClosed
 
 from ..protocol import wire
 from . import builders
+from .faults import FAULTS, Timing
 from .records import ResponseRecord
-from .script import DELTA_ORDER_FAULTS, DUPLICATING_FAULTS, Fault
+from .script import Fault
 from .session import Action, Job
 from .stream import Event, ResponseStream
 
@@ -30,17 +31,6 @@ MALFORMED_EVENT = {
 }
 KEY_ERROR_CODE = "invalid_api_key"
 DEEP_JSON_LEVELS = 1_000
-# Faults that send one frame of their own, outside ``Records.sent``.
-RAW_FRAME_FAULTS = frozenset(
-    {
-        "malformed",
-        "malformed_event",
-        "stray_early_delta",
-        "deep_json",
-        "laneless_stray_delta",
-        "laneless_stray_completed",
-    }
-)
 
 
 class Outlet(Protocol):
@@ -112,14 +102,15 @@ class ResponseRunner:
                 await self._pause(deadline - loop.time())
             event = stream.next()
             sent += 1
-            if pending is not None and pending.kind in DELTA_ORDER_FAULTS and sent > trigger:
+            timing = FAULTS[pending.kind].timing if pending is not None else None
+            if pending is not None and timing is Timing.DELTAS and sent > trigger:
                 if not await self._reorder(pending, event):
                     pending = None
                 continue
             await self._outlet.send(event)
             self._record.output_tokens_generated = stream.tokens
             self._record.text = stream.text
-            if pending is not None and pending.kind in DUPLICATING_FAULTS and _duplicated_by(pending, event):
+            if pending is not None and timing is Timing.REPEAT and _duplicated_by(pending, event):
                 if sent > trigger:
                     pending = None
                     await self._resend(event)
@@ -148,11 +139,12 @@ class ResponseRunner:
         return True
 
     def _due(self, fault: Fault, trigger: int, sent: int) -> bool:
-        if fault.kind in DELTA_ORDER_FAULTS:
+        timing = FAULTS[fault.kind].timing
+        if timing is Timing.DELTAS:
             return False  # it acts on the deltas themselves, in _run
-        if fault.kind == "delay_terminal":
+        if timing is Timing.TERMINAL:
             return self.stream.next_is_terminal()
-        if fault.kind in DUPLICATING_FAULTS:
+        if timing is Timing.REPEAT:
             # Only the fallback fires from here; the duplicate itself follows its original in _run.
             return self._copy is not None and self.stream.next_is_terminal()
         return sent == trigger
@@ -164,21 +156,22 @@ class ResponseRunner:
         """
         assert self._fault is not None
         last = self.stream.planned_events - 1
-        kind, after = self._fault.kind, self._fault.after_events
-        if kind in ("delay_created", "stray_early_delta"):
+        timing, after = FAULTS[self._fault.kind].timing, self._fault.after_events
+        if timing in (Timing.FIRST, Timing.WHOLE):
             return 0
-        if kind in ("fail", "incomplete"):
+        if timing is Timing.CREATED:
             return max(2, min(after, last))
         return min(after, last)
 
     async def _fire(self, fault: Fault) -> bool:
         """Carry out ``fault``; ``False`` when the response must not go on (the connection is gone or expired)."""
-        kind = fault.kind
-        if kind in DUPLICATING_FAULTS:
+        kind, declared = fault.kind, FAULTS[fault.kind]
+        code = fault.code or declared.default_code
+        if declared.timing is Timing.REPEAT:
             assert self._copy is not None, "_due fires a duplicating fault only once it has an event to repeat"
             await self._resend(self._copy)
             return True
-        if kind in RAW_FRAME_FAULTS:
+        if declared.raw_frame:
             await self._send_raw(kind, self._raw_frame(fault))
             return True
         self._outlet.injected(self.job, kind, None)
@@ -191,11 +184,11 @@ class ResponseRunner:
             await self._outlet.expire(self.job, echo_lane=kind == "connection_limit_lane")
             return False
         elif kind == "fail":
-            self.stream.stop("failed", fault.code or "server_error")
+            self.stream.stop("failed", code)
         elif kind == "incomplete":
-            self.stream.stop("incomplete", fault.code or "max_output_tokens")
+            self.stream.stop("incomplete", code)
         elif kind == "stray_error":
-            code = fault.code or "server_error"
+            assert code is not None
             message = "An error not tied to any request (injected fault)."
             await self._outlet.send(builders.error_event(code, message, status=500, error_type="server_error"))
         elif kind == "stop_reading":

@@ -29,37 +29,11 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-FAULT_KINDS = frozenset(
-    {
-        "delay_created",
-        "stall",
-        "drop",
-        "fail",
-        "incomplete",
-        "stray_error",
-        "malformed",
-        "delay_terminal",
-        "duplicate_delta",
-        "duplicate_item_done",
-        "stray_early_delta",
-        "connection_limit",
-        "connection_limit_lane",
-        "stop_reading",
-        "key_error",
-        "malformed_event",
-        "deep_json",
-        "laneless_stray_delta",
-        "laneless_stray_completed",
-        "reorder_deltas",
-        "lose_delta",
-        "line_separators",
-        "hold_open",
-    }
-)
-# The faults that resend an event of the response rather than fire at one point of it.
-DUPLICATING_FAULTS = frozenset({"duplicate_delta", "duplicate_item_done"})
-# The faults that change the order or the number of the response's own text deltas from their trigger on.
-DELTA_ORDER_FAULTS = frozenset({"reorder_deltas", "lose_delta"})
+from .faults import FAULTS
+from .options import check_options, close_code, not_negative, option, options_of, positive, positive_int_or_none
+
+# Every kind of fault, with what it does: the table of :mod:`.faults`.
+FAULT_KINDS = frozenset(FAULTS)
 
 
 @dataclass
@@ -76,93 +50,36 @@ class ToolCall:
 
 @dataclass
 class Fault:
-    """A misbehaviour injected into a generated response.
+    """A misbehaviour injected into a generated response: a ``kind`` of :data:`.faults.FAULTS`.
 
-    ``after_events`` counts the events of the response already sent when the fault fires
-    (``0`` = before ``response.created``). A response shorter than that fires the fault just
-    before its terminal event, so a fault never silently misses. ``fail`` and ``incomplete``
-    fire no earlier than after ``response.in_progress``: a terminal needs a created response.
-
-    - ``delay_created``: wait ``seconds`` before ``response.created``.
-    - ``stall``: go silent for ``seconds`` (``float("inf")`` = forever), then continue.
-    - ``drop``: close the connection with ``close_code``; ``1006`` aborts the TCP transport
-      without a close frame.
-    - ``fail``: end with ``response.failed``, ``response.error.code = code`` (default
-      ``server_error``; it must be a code the SDK's ``ResponseError`` knows).
-    - ``incomplete``: end with ``response.incomplete``, reason ``code`` (default
-      ``max_output_tokens``).
-    - ``stray_error``: send a connection-level ``error`` (no ``stream_id``) with ``code``
-      (default ``server_error``); the response continues.
-    - ``malformed``: send a text frame that is not JSON; the response continues.
-    - ``delay_terminal``: wait ``seconds`` before the terminal event.
-    - ``duplicate_delta``: the first ``response.output_text.delta`` at or after ``after_events``
-      is sent a second time right after itself, byte for byte (same JSON text, same
-      ``sequence_number``), as a proxy replaying a frame would. A response whose text deltas all
-      come earlier repeats its last one just before the terminal; one without text repeats nothing.
-    - ``duplicate_item_done``: the same for the first ``response.output_item.done`` of a
-      ``function_call`` item.
-    - ``stray_early_delta``: before ``response.created`` (whatever ``after_events``), one
-      ``response.output_text.delta`` on this response's lane (``stream_id`` when the lane is
-      named) for an item id the response never announces (``msg_stray_<n>``), with
-      ``sequence_number`` 0 and ``text`` as its delta; then the response goes on normally.
-    - ``connection_limit``: a connection-level ``error`` with code
-      ``websocket_connection_limit_reached`` (no ``stream_id``), and the response stops there
-      without a terminal (past its end, the error takes the terminal's place). The connection
-      stays open but expired: every later ``response.create`` on it, and any create still
-      queued, gets the same error at once and no response; responses already streaming on other
-      lanes finish.
-    - ``connection_limit_lane``: the same, but each error echoes the ``stream_id`` of the
-      request it refuses when that request's lane is named.
-    - ``stop_reading``: the emulator stops reading the connection (its transport is paused), so
-      a client send larger than the socket buffers blocks; the response streams to its end.
-    - ``key_error``: a connection-level ``error`` (status 401, ``invalid_api_key``) whose message
-      quotes the API key the client presented on the upgrade; the response continues.
-    - ``malformed_event``: a connection-level frame that is JSON of the wrong shape,
-      ``{"type": "error", "error": "<a string>", "status": "bad"}``; the response continues.
-    - ``deep_json``: a frame on this response's lane that is JSON nested 1,000 levels deep (a
-      ``response.output_text.delta`` whose ``delta`` is arrays within arrays); the response continues.
-    - ``laneless_stray_delta``: one ``response.output_text.delta`` without ``stream_id`` (whatever
-      the lane) or ``sequence_number``, of a response and item nobody started (``resp_stray_<n>``, ``msg_stray_<n>``),
-      with ``text`` as its delta, as a proxy leaking another stream's frame would send; the
-      response continues.
-    - ``laneless_stray_completed``: the same for a ``response.completed`` of ``resp_stray_<n>``.
-    - ``reorder_deltas``: from the first ``response.output_text.delta`` at or after
-      ``after_events``, every two text deltas go out in swapped order (the second first), each
-      with its own ``sequence_number``; an odd one left before a non-delta event goes out before it.
-    - ``lose_delta``: the first ``response.output_text.delta`` at or after ``after_events`` is
-      never sent (its ``sequence_number`` is a gap); a response without one there loses nothing.
-    - ``line_separators``: the response's text has its first three word breaks made U+2028,
-      U+2029 and U+0085 (as a model writes them), and they travel unescaped in the JSON, as
-      OpenAI sends any character: a client that splits lines like ``str.splitlines`` cuts those
-      deltas in two.
-    - ``hold_open``: over HTTP, the stream stays open after its terminal event (and its
-      ``[DONE]``) until the client closes it, as some gateways keep it; nothing over a WebSocket.
-
-    Frames a fault adds (the duplicates, the stray events, the deep one and both malformed kinds)
-    are left out of ``Records.sent``, which stays what the SDK validates; every fault that
-    fires is listed in ``Records.faults``.
+    The table says what each kind does, when it fires (``after_events`` counts the events of the
+    response already sent, ``0`` = before ``response.created``), which of the parameters below it
+    reads, and what it does over HTTP. A parameter its kind does not read (but ``after_events``) is
+    refused, as a misspelt one is.
 
     ``count`` is how many generated responses the fault applies to when added with
-    ``Emulator.add_fault``. An HTTP request's response takes the next reply and fault like any
-    other; what each kind does over HTTP is in :mod:`.http`.
+    ``Emulator.add_fault``. An HTTP request's response takes the next reply and fault like any other.
     """
 
     kind: str
-    seconds: float = 0.0
-    after_events: int = 0
-    code: str | None = None
-    close_code: int = 1011
-    count: int = 1
-    # The delta of ``stray_early_delta``.
-    text: str = "stray "
+    seconds: float = option(0.0, "how long the fault waits or stalls (inf = forever)", check=not_negative)
+    after_events: int = option(0, "events of the response sent before the fault fires", check=not_negative)
+    code: str | None = option(None, "the error code, or the reason of an incomplete response")
+    close_code: int = option(1011, "the close code of a drop; 1006 aborts the transport", check=close_code)
+    count: int = option(1, "how many generated responses the fault applies to")
+    text: str = option("stray ", "the delta of a stray event")
 
     def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULT_KINDS)}")
+        if self.kind not in FAULTS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {sorted(FAULTS)}")
+        reads = FAULTS[self.kind].parameters
+        for f, _ in options_of(Fault):
+            # after_events is every fault's, read or not (a fault that fires first fires first whatever it says).
+            if f.name not in (*reads, "after_events") and getattr(self, f.name) != f.default:
+                raise ValueError(f"fault {self.kind!r} takes {', '.join(reads)}; not {f.name}")
         if self.count < 1:
             raise ValueError("a fault must apply to at least one response (count >= 1)")
-        if self.after_events < 0 or self.seconds < 0:
-            raise ValueError("after_events and seconds must not be negative")
+        check_options(self)
 
 
 @dataclass
@@ -178,20 +95,15 @@ class Reply:
 
     text: str | None = None
     calls: list[ToolCall] = field(default_factory=list)
-    ttft: float | None = None
-    tokens_per_second: float | None = None
+    # The emulator's pacing and cutting for this response; bound as the emulator's own options are.
+    ttft: float | None = option(None, "seconds to the first delta", check=not_negative)
+    tokens_per_second: float | None = option(None, "delta rate", check=positive)
     fault: Fault | None = None
     reasoning: str | None = None
-    argument_delta_chars: int | None = None
+    argument_delta_chars: int | None = option(None, "characters per argument delta", check=positive_int_or_none)
 
     def __post_init__(self) -> None:
-        check_delta_chars(self.argument_delta_chars)
-
-
-def check_delta_chars(value: int | None) -> None:
-    """``argument_delta_chars`` is ``None`` (the default cutting) or a positive whole number of characters."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"argument_delta_chars must be None or a positive int, not {value!r}")
+        check_options(self)
 
 
 class Script:

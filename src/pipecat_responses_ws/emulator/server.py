@@ -6,7 +6,7 @@ import asyncio
 import weakref
 from http import HTTPStatus
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -18,6 +18,7 @@ from .connection import ConnectionHandler
 from .front import FrontDoor
 from .handshake import UPGRADE_REQUIRED, PlannedHandshake, azure_key, bearer_token, decide, split_target
 from .http import HttpEndpoint
+from .options import keywords_of, unknown_names
 from .records import Handshake, Records
 from .script import Fault, Reply
 from .settings import Settings, Shared
@@ -45,48 +46,16 @@ class Emulator:
     response at a time per connection, no ``stream_id`` on any event, a one-slot cache;
     ``stream_id_policy`` says whether a create's ``stream_id`` is ignored or refused there.
     ``argument_delta_chars`` cuts call arguments into deltas of that many characters.
+
+    The keywords are the options of :class:`~.settings.Settings`, each with its help and bounds there
+    (``serve`` takes the same as flags); a wrong name or value is a one-line ``TypeError`` or ``ValueError``.
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        cancel_policy: str = "error",
-        ttft: float = 0.05,
-        tokens_per_second: float = 100.0,
-        jitter: float = 0.0,
-        seed: int = 0,
-        max_connection_age: float = 3600.0,
-        age_limit_close_code: int = 1011,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        model: str = "emulated",
-        handshake_delay: float = 0.0,
-        multiplexing: str = "lanes",
-        stream_id_policy: str = "ignore",
-        argument_delta_chars: int | None = None,
-        websocket: str = "accept",
-        stream_end: str = "terminal",
-    ) -> None:
-        settings = Settings(
-            api_key=api_key,
-            cancel_policy=cancel_policy,
-            ttft=ttft,
-            tokens_per_second=tokens_per_second,
-            jitter=jitter,
-            seed=seed,
-            max_connection_age=max_connection_age,
-            age_limit_close_code=age_limit_close_code,
-            model=model,
-            handshake_delay=handshake_delay,
-            multiplexing=multiplexing,
-            stream_id_policy=stream_id_policy,
-            argument_delta_chars=argument_delta_chars,
-            websocket=websocket,
-            stream_end=stream_end,
-        )
+    @keywords_of(Settings)
+    def __init__(self, *args: Any, **options: Any) -> None:
+        unknown_names(Settings, options, "emulator option")
+        settings = Settings(*args, **options)
         self._shared = Shared(settings)
-        self._host = host
-        self._requested_port = port
         self._server: Server | None = None
         self._port: int | None = None
         self._http = HttpEndpoint(self._shared)
@@ -107,8 +76,8 @@ class Emulator:
         self._front = FrontDoor(web.Server(self._http.handle, handler_cancellation=True, access_log=None))
         self._server = await serve(
             self._handle,
-            self._host,
-            self._requested_port,
+            self.settings.host,
+            self.settings.port,
             process_request=self._process_request,
             compression=None,
             max_size=MAX_FRAME_BYTES,
@@ -152,7 +121,7 @@ class Emulator:
     @property
     def base_url(self) -> str:
         """For the SDK's ``websocket_base_url``: the SDK appends ``/responses``."""
-        return f"ws://{self._host}:{self.port}/v1"
+        return f"ws://{self.settings.host}:{self.port}/v1"
 
     @property
     def ws_url(self) -> str:
@@ -161,7 +130,7 @@ class Emulator:
     @property
     def http_base_url(self) -> str:
         """For the SDK's (and Pipecat's) HTTP ``base_url``: ``POST {http_base_url}/responses``, same port."""
-        return f"http://{self._host}:{self.port}/v1"
+        return f"http://{self.settings.host}:{self.port}/v1"
 
     # -- test controls --------------------------------------------------------------------------
 

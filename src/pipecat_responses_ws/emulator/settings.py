@@ -1,4 +1,4 @@
-"""What every connection of one emulator shares: its settings, script, records, store and ids."""
+"""The emulator's options (:class:`Settings`), and what its connections share: settings, script, records, store, ids."""
 
 from __future__ import annotations
 
@@ -7,75 +7,95 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from ..arguments import port
 from .cache import ResponseStore
 from .handshake import WEBSOCKET_POLICIES
 from .http_wire import STREAM_ENDS
+from .options import (
+    check_options,
+    close_code,
+    fraction,
+    not_negative,
+    option,
+    port_number,
+    positive,
+    positive_int_or_none,
+    redacted_repr,
+)
 from .records import Records
-from .script import Script, check_delta_chars
+from .script import Script
 from .session import CANCEL_POLICIES, MULTIPLEXING_MODES, STREAM_ID_POLICIES
 
 
 @dataclass(frozen=True)
 class Settings:
-    api_key: str | None = None
-    cancel_policy: str = "error"
-    ttft: float = 0.05
-    tokens_per_second: float = 100.0
-    jitter: float = 0.0
-    seed: int = 0
-    max_connection_age: float = 3600.0
-    age_limit_close_code: int = 1011
-    model: str = "emulated"
-    # A real handshake costs TCP + TLS + the upgrade, round trips away; loopback costs none of that.
-    handshake_delay: float = 0.0
-    # "lanes" as OpenAI runs them; "none" for servers that run one response at a time (see .session).
-    multiplexing: str = "lanes"
-    # With multiplexing "none": whether a create's stream_id is dropped ("ignore") or refused ("reject").
-    stream_id_policy: str = "ignore"
-    # None: a call's arguments stream in at most three deltas; N: in N-character deltas, as some gateways cut them.
-    argument_delta_chars: int | None = None
-    # "refuse": every upgrade is answered with 426, as by a gateway without WebSocket mode; HTTP still works.
-    websocket: str = "accept"
-    # How a streamed HTTP answer ends: "terminal" (OpenAI's) or "done" (a data: [DONE] first, as Open Responses).
-    stream_end: str = "terminal"
+    """The emulator's options, declared once: ``Emulator(...)`` takes them as keywords and ``serve`` as flags.
+
+    Each field's :class:`~.options.Option` carries its help (what ``serve --help`` prints) and its bounds.
+    """
+
+    api_key: str | None = option(
+        None, "require this key, as a bearer token or an api-key header", default_text="any", secret=True
+    )
+    cancel_policy: str = option(
+        "error", "what response.cancel does: answer it with an error, ignore it, or honour it", choices=CANCEL_POLICIES
+    )
+    ttft: float = option(0.05, "seconds to the first delta", check=not_negative)
+    tokens_per_second: float = option(100.0, "delta rate", check=positive)
+    jitter: float = option(0.0, "± fraction of each token interval", check=fraction)
+    seed: int = option(0, "seed of the jitter")
+    max_connection_age: float = option(3600.0, "seconds before the age limit", check=positive)
+    age_limit_close_code: int = option(1011, "close code after the age limit", check=close_code)
+    host: str = option("127.0.0.1", "address to bind")
+    port: int = option(0, "port; 0 picks a free one", check=port_number, parse=port)
+    model: str = option("emulated", "the model a response names when its create names none")
+    handshake_delay: float = option(
+        0.0,
+        "seconds before answering each WebSocket upgrade and each new HTTP connection, a stand-in for the TCP "
+        "and TLS round trips of a real endpoint (loopback costs none of that)",
+        check=not_negative,
+    )
+    multiplexing: str = option(
+        "lanes",
+        "lanes as OpenAI runs them, or none: one response at a time per connection, as Azure OpenAI, LocalAI "
+        "and vLLM do",
+        choices=MULTIPLEXING_MODES,
+    )
+    stream_id_policy: str = option(
+        "ignore",
+        "with multiplexing none: drop a create's stream_id, or refuse the create with an unknown_parameter error",
+        choices=STREAM_ID_POLICIES,
+        flag="--stream-id",
+    )
+    argument_delta_chars: int | None = option(
+        None,
+        "stream function-call arguments N characters per delta, as some gateways cut them",
+        check=positive_int_or_none,
+        metavar="N",
+        default_text="at most three deltas per call",
+    )
+    websocket: str = option(
+        "accept",
+        "refuse: answer every WebSocket upgrade with HTTP 426, as a gateway without WebSocket mode does, "
+        "while POST /v1/responses still works",
+        choices=WEBSOCKET_POLICIES,
+    )
+    stream_end: str = option(
+        "terminal",
+        "how a streamed HTTP answer ends: terminal, right after its terminal event as OpenAI's, or done, with "
+        "data: [DONE] after it as the Open Responses specification has it",
+        choices=STREAM_ENDS,
+    )
 
     def __post_init__(self) -> None:
-        if self.cancel_policy not in CANCEL_POLICIES:
-            raise ValueError(f"cancel_policy must be one of {sorted(CANCEL_POLICIES)}, not {self.cancel_policy!r}")
-        if self.tokens_per_second <= 0:
-            raise ValueError("tokens_per_second must be positive")
-        if self.ttft < 0 or not 0 <= self.jitter <= 1:
-            raise ValueError("ttft must not be negative and jitter must be within [0, 1]")
-        if self.max_connection_age <= 0:
-            raise ValueError("max_connection_age must be positive")
-        if self.handshake_delay < 0:
-            raise ValueError("handshake_delay must not be negative")
-        if self.multiplexing not in MULTIPLEXING_MODES:
-            raise ValueError(f"multiplexing must be one of {sorted(MULTIPLEXING_MODES)}, not {self.multiplexing!r}")
-        if self.stream_id_policy not in STREAM_ID_POLICIES:
-            raise ValueError(
-                f"stream_id_policy must be one of {sorted(STREAM_ID_POLICIES)}, not {self.stream_id_policy!r}"
-            )
+        check_options(self)
         if self.stream_id_policy == "reject" and self.multiplexing == "lanes":
             # Refusing stream_id where lanes exist would be a profile no server has, so it is a mistake, not a choice.
             raise ValueError("stream_id_policy 'reject' needs multiplexing 'none'; a server with lanes takes stream_id")
-        check_delta_chars(self.argument_delta_chars)
-        if self.websocket not in WEBSOCKET_POLICIES:
-            raise ValueError(f"websocket must be one of {sorted(WEBSOCKET_POLICIES)}, not {self.websocket!r}")
-        if self.stream_end not in STREAM_ENDS:
-            raise ValueError(f"stream_end must be one of {sorted(STREAM_ENDS)}, not {self.stream_end!r}")
 
     def __repr__(self) -> str:
         # Settings end up in logs and assertion messages; the key must not.
-        key = None if self.api_key is None else "<redacted>"
-        return (
-            f"Settings(api_key={key}, cancel_policy={self.cancel_policy!r}, ttft={self.ttft}, "
-            f"tokens_per_second={self.tokens_per_second}, jitter={self.jitter}, seed={self.seed}, "
-            f"max_connection_age={self.max_connection_age}, age_limit_close_code={self.age_limit_close_code}, "
-            f"model={self.model!r}, handshake_delay={self.handshake_delay}, multiplexing={self.multiplexing!r}, "
-            f"stream_id_policy={self.stream_id_policy!r}, argument_delta_chars={self.argument_delta_chars}, "
-            f"websocket={self.websocket!r}, stream_end={self.stream_end!r})"
-        )
+        return redacted_repr(self)
 
 
 class Ids:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from .. import interrupt
 from ..arguments import USAGE_ERROR, OneLineParser, output_file, positive_int, seconds
+from ..emulator.options import choices_of
+from ..emulator.settings import Settings
 from ..log import only_critical
 from .campaign import Campaign, Shard, execute, merge
 from .eager import MODES as EAGER_MODES
@@ -35,13 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cancel-policy",
         action="append",
-        choices=["error", "ignore", "honor"],
+        choices=choices_of(Settings, "cancel_policy"),
         help="how the emulator treats response.cancel (repeatable; default ignore)",
     )
     p.add_argument("--faults", choices=["none", "some"], default="none")
     p.add_argument(
         "--multiplexing",
-        choices=["lanes", "none"],
+        choices=choices_of(Settings, "multiplexing"),
         default="lanes",
         help="the emulator's lanes as OpenAI runs them, or none: one response at a time per connection, "
         "as Azure OpenAI runs it, with stream_id ignored (default: %(default)s)",

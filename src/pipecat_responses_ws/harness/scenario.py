@@ -19,20 +19,6 @@ from ..emulator import Fault, Reply, ToolCall
 
 KINDS = ("text", "tool", "parallel", "chain", "barge_in", "fault")
 PHASES = ("before_request", "before_created", "mid_text", "mid_arguments", "during_tool", "at_terminal")
-# Gateway and proxy misbehaviour rides along with the emulator's own failures. ``stop_reading`` is
-# left out: it only shows when the client sends many megabytes at once, which no turn here does.
-FAULTS = (
-    "drop_mid_text",
-    "stall",
-    "failed",
-    "duplicate_delta",
-    "duplicate_item_done",
-    "stray_early_delta",
-    "connection_limit",
-    "connection_limit_lane",
-    "key_error",
-    "malformed_event",
-)
 TOOLS = ("get_weather", "get_time")
 # A tag is a turn number and a part letter; ``[tu]`` because replies are tagged ``t`` and the
 # emulator's echo answers repeat the user's ``u`` tag.
@@ -114,6 +100,34 @@ def tool_args(turn: Turn, k: int) -> dict[str, str]:
     return {"city": f"City{turn.n}x{k}"}
 
 
+def _text_fault(kind: str, **parameters: Any) -> Callable[[Turn, str], Reply]:
+    return lambda turn, text: Reply(text=text, fault=Fault(kind=kind, **parameters))
+
+
+# Each fault turn's scripted reply, by the turn's name; the kinds are the emulator's (:mod:`..emulator.faults`).
+# Gateway and proxy misbehaviour rides along with the emulator's own failures. ``stop_reading`` is left out:
+# it only shows when the client sends many megabytes at once, which no turn here does. connection_limit(_lane)
+# fire before response.created: nothing was generated, so a replay on a fresh connection is safe, and the
+# expired connection makes every later turn need one too.
+FAULT_PLANS: dict[str, Callable[[Turn, str], Reply]] = {
+    "drop_mid_text": _text_fault("drop", after_events=8, close_code=1006),
+    "stall": _text_fault("stall", seconds=0.4, after_events=8),
+    "failed": _text_fault("fail", after_events=4),
+    "duplicate_delta": _text_fault("duplicate_delta", after_events=8),
+    # A call announced done twice must still run once (``bad_tool_runs``).
+    "duplicate_item_done": lambda t, _: Reply(
+        calls=[ToolCall(TOOLS[0], tool_args(t, 0))], fault=Fault(kind="duplicate_item_done")
+    ),
+    # Tagged ``z``, a part no reply uses: spoken, it would show up as a leak.
+    "stray_early_delta": lambda t, text: Reply(text=text, fault=Fault(kind="stray_early_delta", text=f"t{t.n}zs0w0 ")),
+    "connection_limit": _text_fault("connection_limit"),
+    "connection_limit_lane": _text_fault("connection_limit_lane"),
+    "key_error": _text_fault("key_error", after_events=8),
+    "malformed_event": _text_fault("malformed_event", after_events=8),
+}
+FAULTS = tuple(FAULT_PLANS)
+
+
 def replies_for(turn: Turn, long_words: int = LONG_WORDS) -> list[Reply]:
     """Scripted replies for the turn's first response(s); follow-ups are left to the default model.
 
@@ -130,26 +144,7 @@ def replies_for(turn: Turn, long_words: int = LONG_WORDS) -> list[Reply]:
     if t.kind == "chain":
         return [Reply(calls=[ToolCall(TOOLS[0], tool_args(t, 0))]), Reply(calls=[ToolCall(TOOLS[1], tool_args(t, 1))])]
     if t.kind == "fault":
-        text = tagged_text(t.tag("a"), 30)
-        if t.fault == "drop_mid_text":
-            return [Reply(text=text, fault=Fault(kind="drop", after_events=8, close_code=1006))]
-        if t.fault == "stall":
-            return [Reply(text=text, fault=Fault(kind="stall", seconds=0.4, after_events=8))]
-        if t.fault == "failed":
-            return [Reply(text=text, fault=Fault(kind="fail", after_events=4))]
-        if t.fault == "duplicate_delta":
-            return [Reply(text=text, fault=Fault(kind="duplicate_delta", after_events=8))]
-        if t.fault == "duplicate_item_done":
-            # A call announced done twice must still run once (``bad_tool_runs``).
-            return [Reply(calls=[ToolCall(TOOLS[0], tool_args(t, 0))], fault=Fault(kind="duplicate_item_done"))]
-        if t.fault == "stray_early_delta":
-            # Tagged ``z``, a part no reply uses: spoken, it would show up as a leak.
-            return [Reply(text=text, fault=Fault(kind="stray_early_delta", text=f"t{t.n}zs0w0 "))]
-        if t.fault in ("key_error", "malformed_event"):
-            return [Reply(text=text, fault=Fault(kind=t.fault, after_events=8))]
-        # connection_limit(_lane), before response.created: nothing was generated, so a replay on a
-        # fresh connection is safe, and the expired connection makes every later turn need one too.
-        return [Reply(text=text, fault=Fault(kind=str(t.fault)))]
+        return [FAULT_PLANS[str(t.fault)](t, tagged_text(t.tag("a"), 30))]
     # Barge-ins: the abandoned response; the fresh answer after it is the default echo of u{n}b.
     long_text = tagged_text(t.tag("a"), long_words)
     if t.phase == "before_request":
