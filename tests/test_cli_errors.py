@@ -60,6 +60,7 @@ def test_a_bad_flag_is_one_line_and_exit_2(argv: list[str], said: str, capsys: p
     assert said in line and f"(see pipecat-responses-ws {argv[0]} --help)" in line
 
 
+@pytest.mark.slow  # a subprocess
 def test_serve_on_a_port_in_use_says_so_in_one_line() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -69,11 +70,13 @@ def test_serve_on_a_port_in_use_says_so_in_one_line() -> None:
     assert line == f"serve: port {port} is in use on 127.0.0.1; pick another with --port, or --port 0 for a free one"
 
 
+@pytest.mark.slow  # a subprocess
 def test_serve_on_a_host_that_is_not_here_says_so_in_one_line() -> None:
     line = one_line_usage_error(run_cli("serve", "--host", "999.1.1.1", "--port", "0"))
     assert line.startswith("serve: cannot listen on '999.1.1.1'") and "--host takes" in line
 
 
+@pytest.mark.slow  # a subprocess
 def test_pipecat_banner_is_not_printed() -> None:
     done = run_cli("demo", "--foo")
     assert "Pipecat" not in done.stderr and "ᓚᘏᗢ" not in done.stderr, done.stderr
@@ -146,6 +149,7 @@ sys.exit(cli.main(["demo", "--openai", *sys.argv[1:]]))
 """
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.parametrize("interactive", [False, True])
 def test_demo_against_a_refused_key_ends_at_once_with_one_line(interactive: bool) -> None:
     """The first turn's error ends the demo with a line saying why, not a 30 s wait and a traceback.

@@ -15,7 +15,8 @@ import pytest
 from pipecat_responses_ws.harness.phone import OUT_10MS_CHUNKS
 from pipecat_responses_ws.harness.recording import read_wav, write_events
 from pipecat_responses_ws.harness.remeasure import remeasure
-from pipecat_responses_ws.harness.runner import RunResult, resolve_factory, run_scenario
+from pipecat_responses_ws.harness.result import RunResult
+from pipecat_responses_ws.harness.runner import resolve_factory, run_scenario
 from pipecat_responses_ws.harness.scenario import Scenario, Turn
 from pipecat_responses_ws.harness.speech import RATE, SILENCE_RMS, espeak_missing, spoken, synthesize, window_rms
 

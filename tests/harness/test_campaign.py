@@ -13,7 +13,7 @@ import pytest
 from pipecat_responses_ws.harness.__main__ import main
 from pipecat_responses_ws.harness.campaign import Campaign, Shard, merge
 from pipecat_responses_ws.harness.report import read_json, summarise, write_json
-from pipecat_responses_ws.harness.runner import RunResult
+from pipecat_responses_ws.harness.result import RunResult
 
 pytestmark = pytest.mark.slow
 

@@ -43,6 +43,9 @@ def test_eager_scenarios_are_seeded_and_plan_every_mode_side_by_side() -> None:
     assert Campaign.from_dict(campaign.to_dict()) == campaign
 
 
+# Whole eager runs play in real time on a model as slow as a real endpoint (half a second to the
+# first token, the speech timeout's wait on every turn): seconds each, so they are in the slow tier.
+@pytest.mark.slow
 @pytest.mark.parametrize("service", ["ours", "pipecat"])
 async def test_speculation_answers_at_the_commit_and_never_answers_the_unfinished_turn(service: str) -> None:
     factory = resolve_factory(service)
@@ -63,6 +66,7 @@ async def test_speculation_answers_at_the_commit_and_never_answers_the_unfinishe
     assert off.eager.withdrawn_answers == 0 and vad.eager.answered_unfinished == 0
 
 
+@pytest.mark.slow
 async def test_the_scripted_eager_stt_predicts_withdraws_and_commits() -> None:
     result = await run_scenario(resolve_factory("ours"), KEPT_AND_RESUMED, service_name="ours", eager="stt")
     assert result.total_violations == 0, result.violations
@@ -73,6 +77,7 @@ async def test_the_scripted_eager_stt_predicts_withdraws_and_commits() -> None:
     assert result.eager.withdrawn_answers == 1 and result.eager.answered_unfinished == 0
 
 
+@pytest.mark.slow
 async def test_eager_figures_are_tabled_and_come_back_from_the_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

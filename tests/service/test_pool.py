@@ -25,7 +25,8 @@ LANE_FREE = {"multiplexing": "none"}
 # LONG_TEXT at 25 tokens/s runs ~2.4 s: the abandoned answer of a barge-in is still running well after.
 SLOW_LANE_FREE = {**LANE_FREE, "cancel_policy": "ignore", "tokens_per_second": 25}
 # Every upgrade after the first fails this way, for the rest of the test.
-SPARE_FAULTS = ["500", "429", "hang"]
+# A 429 takes the same path as a 500 (a refused upgrade): it is in the slow tier only.
+SPARE_FAULTS = ["500", pytest.param("429", marks=pytest.mark.slow), "hang"]
 MANY = 1000
 
 

@@ -30,7 +30,8 @@ from pipecat_responses_ws.harness.runner import resolve_factory
 
 # Half a second to the first token, as the harness's --eager runs.
 MODEL = {"ttft": TTFT, "tokens_per_second": 25.0, "cancel_policy": "ignore"}
-SERVICES = ["ours", "pipecat"]
+# Pipecat's own service under the same strategy is a comparison, in the slow tier; ours is in both.
+SERVICES = ["ours", pytest.param("pipecat", marks=pytest.mark.slow)]
 
 
 def _guessing(
@@ -112,6 +113,8 @@ async def test_a_caller_who_resumes_withdraws_the_guess_and_only_the_whole_turn_
         assert withdrawn.answered_unfinished == 0
 
 
+# The strategy's two bounds each take a resumed turn in real time (seconds): in the slow tier.
+@pytest.mark.slow
 async def test_the_per_turn_bound_leaves_later_pauses_to_the_commit() -> None:
     strategy, strategies = _guessing(max_per_turn=1)
     async with Emulator(**MODEL) as emu:
@@ -128,6 +131,7 @@ async def test_the_per_turn_bound_leaves_later_pauses_to_the_commit() -> None:
         assert not _unfinished_answer_reached_tts_or_context(run, said)
 
 
+@pytest.mark.slow
 async def test_no_guess_on_a_pause_shorter_than_min_pause() -> None:
     # The VAD's stop comes 0.2 s into the pause; the caller resumes 0.1 s later, inside min_pause.
     strategy, strategies = _guessing(min_pause=0.25)

@@ -3,7 +3,8 @@ or (``--audio``) on a real voice pipeline measured at the caller's ear."""
 
 from .invariants import INVARIANTS, Observed, check
 from .pipeline import Conversation, TurnRecord
-from .runner import RunResult, resolve_factory, run_scenario
+from .result import RunResult
+from .runner import resolve_factory, run_scenario
 from .scenario import Scenario, Turn, generate, scenarios
 
 __all__ = [

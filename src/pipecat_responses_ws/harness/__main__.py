@@ -22,7 +22,9 @@ from .campaign import Campaign, Shard, execute, merge
 from .eager import MODES as EAGER_MODES
 from .recording import write_events
 from .report import error_list, plot_missing, read_json, summarise, table, write_json, write_plot
-from .runner import REPLY_GAP, RunResult, resolve_factory
+from .result import RunResult
+from .runner import resolve_factory
+from .scenario_run import REPLY_GAP
 from .speech import espeak_missing
 from .workers import run_in_workers
 

@@ -19,7 +19,8 @@ from typing import Any
 
 from .eager import scenarios as eager_scenarios
 from .recording import recording_name
-from .runner import RunResult, resolve_factory, run_scenario
+from .result import RunResult
+from .runner import resolve_factory, run_scenario
 from .scenario import Scenario, scenarios
 
 SHARD_FORM = "K/N, the K-th of N slices counting from 1 (1/4 is the first of four)"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,8 +52,9 @@ from ..measures import first_text_delay
 from ..speculation import speculative
 from .phone import ScriptedTranscriber
 from .pipeline import Conversation
-from .runner import WAIT, ScenarioRun, tools_schema
+from .result import EagerFigures, EagerTurnFigures
 from .scenario import Scenario, Turn
+from .scenario_run import WAIT, ScenarioRun, tools_schema
 
 MODES = ("off", "vad", "stt")
 KINDS = ("kept", "resumed")
@@ -177,37 +178,6 @@ class ScriptedEagerTranscriber(ScriptedTranscriber):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-@dataclass
-class EagerTurnFigures:
-    """One turn: its kind, commit → first text (s), voice-to-voice (s, with ``--audio``)."""
-
-    n: int
-    kind: str
-    pause: str | None
-    commit_to_first_text: float | None = None
-    voice_to_voice: float | None = None
-
-
-@dataclass
-class EagerFigures:
-    """What ``--eager`` measured in one run, beside the harness's usual figures."""
-
-    mode: str
-    turns: list[EagerTurnFigures] = field(default_factory=list)
-    withdrawn_answers: int = 0  # responses the server generated for a prediction then withdrawn
-    withdrawn_tokens: int = 0  # their output tokens, which a server bills whether or not anyone heard them
-    requests: int = 0  # responses generated in all
-    answered_unfinished: int = 0  # turns whose unfinished transcript's answer reached the TTS or context
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EagerFigures:
-        fields = {k: v for k, v in data.items() if k != "turns"}
-        return cls(**fields, turns=[EagerTurnFigures(**t) for t in data["turns"]])
 
 
 class EagerTurns(ScenarioRun):

@@ -13,9 +13,10 @@ from typing import Any
 
 from ..emulator import Emulator
 from ..measures import voice_to_voice
-from .eager import EagerFigures, EagerTurns, Words, strategies, transcriber
+from .eager import EagerTurns, Words, strategies, transcriber
 from .ear import BargeInMark, Ear
 from .phone import Utterance
+from .result import EagerFigures
 from .speech import RATE
 from .voice import VoiceRun
 

@@ -13,14 +13,12 @@ import json
 import wave
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from .result import RunResult
 from .speech import RATE
-
-if TYPE_CHECKING:
-    from .runner import RunResult
 
 EVENTS = "events.json"
 

@@ -15,10 +15,9 @@ from typing import Any
 from ..measures import Distribution, barge_in_penalties, bytes_per_turn, incremental_share
 from .campaign import Campaign
 from .eager import KINDS as EAGER_KINDS
-from .eager import EagerFigures
 from .ear import HeardBargeIn
 from .invariants import INVARIANTS
-from .runner import RunResult
+from .result import EagerFigures, RunResult
 from .scenario import PHASES, Scenario
 
 PLOT_NEEDS = '--plot needs matplotlib: pip install "matplotlib>=3.8" (what the plot extra adds)'

@@ -32,8 +32,8 @@ from ..emulator import Emulator
 from .ear import BargeInMark, Ear, HeardBargeIn
 from .phone import Caller, PhoneLine, ScriptedTranscriber, Utterance
 from .pipeline import Conversation, Probe
-from .runner import RunProgress, ScenarioRun, tools_schema
 from .scenario import LONG_WORDS_SPOKEN, Turn
+from .scenario_run import RunProgress, ScenarioRun, tools_schema
 from .speech import RATE, EspeakTTS, synthesize
 
 CALLER_VOICE = "en-us+f3"  # a voice unlike the bot's, so a listener to a recording tells them apart

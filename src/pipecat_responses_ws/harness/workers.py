@@ -29,7 +29,7 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 
 from ..log import only_critical
 from .campaign import Campaign, PlannedRun, execute
-from .runner import RunResult
+from .result import RunResult
 
 STOP_WAIT = 2.0  # seconds a finished worker may take to exit before it is terminated
 
