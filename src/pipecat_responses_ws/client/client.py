@@ -120,7 +120,7 @@ class ResponsesClient:
             await self._changed.wait()
 
     async def open_response(
-        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+        self, full_input: list[dict[str, Any]], retry: Retry | None = None
     ) -> tuple[Connection, Response]:
         """A connection and a response on a free lane of it, planned against what it caches.
 
@@ -129,17 +129,17 @@ class ResponsesClient:
         """
         conn = await self.connection()
         self._keep_spare()  # lane support may have been found out by a turn rather than a warm-up
-        response = conn.open_response(full_input, retry_of=retry_of)
+        response = conn.open_response(full_input, retry=retry)
         if response is None:
             logger.info(f"{self._name}: every lane is busy; rotating to a fresh connection")
             conn = await self._replace(reason="all lanes busy", warm=False)
-            response = conn.open_response(full_input, retry_of=retry_of)
+            response = conn.open_response(full_input, retry=retry)
             if response is None:  # a brand-new connection always has a free lane
                 raise ResponsesWSError("no lane available on a fresh connection")
         return conn, response
 
     async def open_out_of_band(
-        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+        self, full_input: list[dict[str, Any]], retry: Retry | None = None
     ) -> tuple[Connection, Response]:
         """A response for a one-shot inference beside the conversation.
 
@@ -152,7 +152,7 @@ class ResponsesClient:
         """
         while True:
             conn = await self._inference_connection()
-            response = conn.open_response(full_input, retry_of=retry_of, out_of_band=True)
+            response = conn.open_response(full_input, retry=retry, out_of_band=True)
             if response is not None:
                 return conn, response
             if conn.usable:

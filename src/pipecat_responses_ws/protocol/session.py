@@ -32,7 +32,7 @@ from .errors import (
     describe_close,
 )
 from .lanes import LaneRouter
-from .response import ENDINGS, Failed, Finished, Happening, Response, Retry, Skipped, ToolCallReady
+from .response import ENDINGS, Failed, Finished, Happening, Response, Retried, Retry, Skipped, ToolCallReady
 from .tool_results import ToolResultGate
 
 # How long after sending response.cancel a connection-level error is taken as its rejection.
@@ -185,7 +185,7 @@ class ClientSession:
         conn: ConnectionState,
         full_input: list[dict[str, Any]],
         *,
-        retry_of: tuple[Response, Retry] | None = None,
+        retry: Retry | None = None,
         generate: bool = True,
         out_of_band: bool = False,
     ) -> Response | None:
@@ -198,25 +198,15 @@ class ClientSession:
             return None
         if out_of_band and conn.router.in_flight >= conn.router.max_in_flight - TURN_RESERVED_SLOTS:
             return None  # the caller waits for a slot: the last one is the next turn's
-        full = out_of_band or (retry_of is not None and retry_of[1].full_context)
+        full = out_of_band or (retry is not None and retry.full_context)
         plan = InputPlan(None, list(full_input), None) if full else conn.chains.plan(full_input)
-        previous, retry = retry_of if retry_of is not None else (None, None)
+        retried = retry.retried if retry is not None else Retried()
+        if full:
+            retried = replace(retried, full_context=True)
 
         def make(lane: str | None) -> Response:
             self._serial += 1
-            return Response(
-                conn,
-                lane,
-                self._serial,
-                plan,
-                generate=generate,
-                out_of_band=out_of_band,
-                full_context_retried=bool(previous and previous.full_context_retried) or full,
-                transport_retried=bool(previous and previous.transport_retried)
-                or bool(retry and retry.fresh_connection),
-                timeout_retried=bool(previous and previous.timeout_retried) or bool(retry and retry.after_timeout),
-                gap_retried=bool(previous and previous.gap_retried) or bool(retry and retry.after_gap),
-            )
+            return Response(conn, lane, self._serial, plan, generate=generate, out_of_band=out_of_band, retried=retried)
 
         avoid = plan.parent.lane if plan.parent is not None else None
         response = conn.router.open(make, conn.chains.staleness, avoid=avoid)
@@ -448,9 +438,9 @@ class ClientSession:
         numbers = ", ".join(str(n) for n in lost)
         what = f"{len(lost)} event{'s' if len(lost) > 1 else ''} (sequence_number {numbers})"
         where = f"{conn.name}: {_named(response)} lost {what} on the way"
-        if response.generate and response.replay_safe and not response.gap_retried and not response.out_of_band:
+        if response.generate and response.replay_safe and not response.retried.gap and not response.out_of_band:
             actions: list[Action] = [Log("WARNING", f"{where}; nothing was spoken yet, so the turn goes again")]
-            actions += self._end(response, Retry(f"{_named(response)} lost {what}", after_gap=True))
+            actions += self._end(response, response.retry(f"{_named(response)} lost {what}", after_gap=True))
             return actions + self.abandon(response, now)
         return [Log("WARNING", f"{where}: the answer may miss what they carried (words, or a call)")]
 
@@ -546,9 +536,9 @@ class ClientSession:
             parent = response.plan.previous_response_id
             if parent:
                 conn.chains.forget(parent)
-            if parent and not response.full_context_retried:
+            if parent and not response.retried.full_context:
                 self.stats.full_context_fallbacks += 1
-                return Retry("the server no longer holds the parent response", full_context=True)
+                return response.retry("the server no longer holds the parent response", full_context=True)
             return Failed(PreviousResponseNotFound(event.message, code=code, lane=response.lane))
         if code in _CONNECTION_SPENT:
             actions += self._expire(conn, f"the server says the connection is spent ({code})", now, but=response)
@@ -623,7 +613,7 @@ class ClientSession:
         if refused is None:
             return []
         conn.router.finish(refused)
-        return self._end(refused, Retry("the server refuses stream_id; sending it again without one"))
+        return self._end(refused, refused.retry("the server refuses stream_id; sending it again without one"))
 
     def _connection_event(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
         if not isinstance(event, ev.ServerError):
@@ -703,10 +693,10 @@ class ClientSession:
             phase == "first_event"
             and self.options.retry_on_first_event_timeout
             and response.replay_safe
-            and not response.timeout_retried
+            and not response.retried.timeout
         ):
             self.stats.timeout_retries += 1
-            happening = Retry(f"no first event within {timeout:g}s", full_context=False, after_timeout=True)
+            happening = response.retry(f"no first event within {timeout:g}s", after_timeout=True)
         actions += self._end(response, happening)
         return actions + self.abandon(response, now)
 
@@ -757,9 +747,9 @@ class ClientSession:
     # -- helpers ------------------------------------------------------------------------------
 
     def _replay_or_fail(self, response: Response, reason: str, error: ResponsesWSError) -> Retry | Failed:
-        if response.generate and response.replay_safe and not response.transport_retried:
+        if response.generate and response.replay_safe and not response.retried.transport:
             self.stats.transparent_retries += 1
-            return Retry(reason, full_context=True, fresh_connection=True)
+            return response.retry(reason, full_context=True, fresh_connection=True)
         return Failed(error)
 
     def _end(self, response: Response, happening: Happening | None) -> list[Action]:
