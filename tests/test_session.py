@@ -24,6 +24,7 @@ from pipecat_responses_ws.protocol.actions import (
     SendEvent,
     Touch,
 )
+from pipecat_responses_ws.protocol.connection import ConnectionState, ConnectionStatus
 from pipecat_responses_ws.protocol.errors import ConnectionLost
 from pipecat_responses_ws.protocol.redaction import redact, register_secret
 from pipecat_responses_ws.protocol.response import (
@@ -37,7 +38,6 @@ from pipecat_responses_ws.protocol.response import (
 )
 from pipecat_responses_ws.protocol.session import (
     ClientSession,
-    ConnectionState,
     SessionOptions,
 )
 
@@ -344,7 +344,7 @@ def test_the_connection_limit_on_a_lane_retires_the_connection_too() -> None:
     response, _ = d.start()
     event = builders.error_event(wire.CONNECTION_LIMIT_REACHED, "limit", stream_id=response.lane)
     actions = d.feed(event)
-    assert d.conn.expired and [a for a in actions if isinstance(a, Retire)]
+    assert d.conn.status is ConnectionStatus.EXPIRED and [a for a in actions if isinstance(a, Retire)]
     assert isinstance(delivered(actions)[0], Retry)
 
 

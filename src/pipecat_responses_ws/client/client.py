@@ -26,6 +26,7 @@ from typing import Any
 
 from ..log import logger
 from ..protocol import wire
+from ..protocol.connection import GIVEN_UP, ConnectionStatus
 from ..protocol.errors import AuthenticationError, ResponsesWSError, UpgradeRequired
 from ..protocol.response import Failed, Finished, Response, Retry
 from ..protocol.session import CANCEL_HONOURED_WITHIN_SECS, STUCK_LANE_SECS, ClientSession
@@ -298,7 +299,7 @@ class ResponsesClient:
 
     def _retire(self, old: Connection) -> None:
         self.retired.append(old)
-        if not old.state.retiring:
+        if old.state.status not in GIVEN_UP:
             grace = CLOSE_OLD_CONNECTION_AFTER_SECS
         else:
             grace = SPARE_GRACE_SECS if self.session.cancel_honoured is None else 0.0
@@ -467,8 +468,7 @@ def _reason(happening: Failed | Retry) -> str:
 
 def _may_come_back(conn: Connection) -> bool:
     """Given up on a barge-in, but still open: it serves again once its abandoned answer has ended."""
-    state = conn.state
-    return state.left_on_barge_in and not state.closed and not state.expired
+    return conn.state.status is ConnectionStatus.LEFT_ON_BARGE_IN
 
 
 async def _quiet_or_closed(conn: Connection, timeout: float) -> None:

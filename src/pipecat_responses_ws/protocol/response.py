@@ -30,7 +30,8 @@ from .chain import InputPlan
 from .errors import ResponsesWSError
 
 if TYPE_CHECKING:
-    from .session import ConnectionState
+    # A response knows its connection and a connection's lanes hold its responses: types only.
+    from .connection import ConnectionState
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,14 @@ What happens on barge-in is :meth:`ClientSession.abandon`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import events as ev
 from . import wire
 from .actions import Action, Deliver, Log, ReleaseToolResults, ReportError, Retire, SendEvent, Touch
 from .chain import InputPlan, ServerChains
+from .connection import GIVEN_UP, ConnectionState, ConnectionStatus
 from .errors import (
     AuthenticationError,
     ConnectionLost,
@@ -31,7 +32,6 @@ from .errors import (
     ResponsesWSError,
     describe_close,
 )
-from .lanes import LaneRouter
 from .response import ENDINGS, Failed, Finished, Happening, Response, Retried, Retry, Skipped, ToolCallReady
 from .tool_results import ToolResultGate
 
@@ -82,14 +82,6 @@ class ServiceStats:
     text_frames_pushed: int = 0
 
 
-@dataclass
-class ConnectionStats:
-    connect_secs: float = 0.0
-    cancels_sent: int = 0
-    cancel_to_terminal_secs: list[float] = field(default_factory=list)
-    abandoned_output_tokens: int = 0
-
-
 @dataclass(frozen=True)
 class SessionOptions:
     """``named_lanes``: ``True`` (the server multiplexes ``stream_id`` lanes), ``False`` (it does not),
@@ -102,46 +94,6 @@ class SessionOptions:
     lane_prefix: str = "lane-"
     # Send a turn again, once, when its first event does not come in time and nothing was spoken.
     retry_on_first_event_timeout: bool = False
-
-
-class ConnectionState:
-    """What the client knows of one connection: its lanes, its server's cache, what it has shown."""
-
-    def __init__(self, name: str, options: SessionOptions) -> None:
-        self.name = name
-        named = options.named_lanes is not False
-        self.router = LaneRouter(named=named, prefix=options.lane_prefix, pool_size=options.pool_size)
-        # Whether this connection's server multiplexes lanes; None until its first answer shows it.
-        self.lanes: bool | None = options.named_lanes
-        self.chains = ServerChains()
-        self.stats = ConnectionStats()
-        self.cancel_supported = True
-        self.expired = False  # the server said this connection is spent (age or lane limit)
-        self.closed = False
-        self.retiring = False  # given up for a spare after a barge-in
-        # Given up on a barge-in without lanes: once the abandoned answer has ended nothing queues
-        # behind it, so it can be taken back if no other connection was had by then.
-        self.left_on_barge_in = False
-        self.close_reason: str | None = None
-        self.last_cancel_at: float | None = None
-        self.unknown_types: set[str] = set()
-        self.took_over = False  # a spare that took over after a barge-in; its first request resends
-        self.warned_laneless = False
-        # Whether an event of this connection has carried a lane of ours back: then an event without
-        # one is stray (never spoken, never an end), not a sign that the server has no lanes.
-        self.lanes_echoed = False
-        self.stray_events = 0
-        self.warned_reordered = False
-        # One HTTP request: it carries one response, and closing its stream is what stops it.
-        self.single_response = False
-
-    @property
-    def usable(self) -> bool:
-        """New responses may start here."""
-        return not (self.closed or self.expired or self.retiring)
-
-    def is_quiet(self) -> bool:
-        return self.router.is_quiet()
 
 
 class ClientSession:
@@ -164,14 +116,20 @@ class ClientSession:
 
     def connection(self, name: str) -> ConnectionState:
         """A new connection's state (its socket is the I/O layer's)."""
-        return ConnectionState(name, self.options)
+        return self._connection_state(name, self.options.named_lanes)
+
+    def _connection_state(self, name: str, named_lanes: bool | None) -> ConnectionState:
+        options = self.options
+        return ConnectionState(
+            name, named_lanes=named_lanes, lane_prefix=options.lane_prefix, pool_size=options.pool_size
+        )
 
     def http_request(self, name: str, chains: ServerChains | None = None) -> ConnectionState:
         """The state of one HTTP request: one response, no lanes, no ``response.cancel`` (a barge-in
         closes the stream, which is all the server needs to stop). ``chains``: what the server
         stores across requests (``store: true``), shared by every request; without it each
         request knows nothing, so it sends the full context."""
-        conn = ConnectionState(name, replace(self.options, named_lanes=False))
+        conn = self._connection_state(name, named_lanes=False)
         conn.single_response = True
         conn.cancel_supported = False
         if chains is not None:
@@ -233,9 +191,9 @@ class ClientSession:
                 self.stats.incremental_turns += 1
             self.stats.input_items_sent += len(plan.input)
             conn = response.connection
-            if conn.took_over:
+            if conn.status is ConnectionStatus.TAKEN_OVER:
                 # What moving to the spare cost: this context went again, in full.
-                conn.took_over = False
+                conn.become(ConnectionStatus.OPEN)
                 response.resends_context = True
                 self.stats.input_items_resent += len(plan.input)
         response.sent = True
@@ -250,16 +208,18 @@ class ClientSession:
 
     def taken_over(self, conn: ConnectionState) -> None:
         """``conn``, a warm spare, took over from a connection given up on a barge-in."""
-        conn.took_over = True
+        conn.become(ConnectionStatus.TAKEN_OVER)
 
     def retire_stuck(self, conn: ConnectionState, now: float) -> list[Action]:
         stuck = conn.router.retire_stuck(now, STUCK_LANE_SECS)
         if not stuck:
             return []
-        conn.left_on_barge_in = False  # its lanes look quiet, but the server may still be running the answer
-        if not conn.router.named and not conn.retiring:
+        if conn.status is ConnectionStatus.LEFT_ON_BARGE_IN:
+            # Never taken back: its lanes look quiet, but the server may still be running the answer.
+            conn.become(ConnectionStatus.RETIRING)
+        elif not conn.router.named and conn.usable:
             # Without lanes the server still runs it ahead of anything sent next: give the connection up.
-            conn.retiring = True
+            conn.become(ConnectionStatus.RETIRING)
             reason = "an abandoned response never ended on a connection without lanes"
             return [Log("WARNING", f"{conn.name}: {reason}; retired"), Retire(conn, reason, soon=True)]
         return [
@@ -295,25 +255,25 @@ class ClientSession:
     def _leave_laneless(self, conn: ConnectionState) -> list[Action]:
         """Without lanes the next request would queue behind the abandoned answer. Stay only where
         the endpoint has shown that it stops an answer soon after a cancel; otherwise a spare takes over."""
-        if conn.closed or conn.retiring:
+        if conn.closed or conn.status in GIVEN_UP:
             return []
         if conn.single_response:
-            conn.retiring = True
+            _give_up(conn, ConnectionStatus.RETIRING)
             return [Retire(conn, "barge-in: closing the response's stream", soon=True)]
         if self.cancel_honoured and self.options.send_cancel and conn.cancel_supported:
             self.stats.barge_ins_on_same_connection += 1
             return []
         self.stats.barge_ins_to_spare += 1
-        conn.retiring = conn.left_on_barge_in = True
+        _give_up(conn, ConnectionStatus.LEFT_ON_BARGE_IN)
         return [Retire(conn, "barge-in on a connection without lanes", soon=True)]
 
     def take_back(self, conn: ConnectionState) -> bool:
         """Whether ``conn``, left on a barge-in and still the only connection to be had, may take new
         responses again: yes once the abandoned answer has ended (nothing queues behind it) while the
         connection is open and unspent."""
-        if not conn.left_on_barge_in or conn.closed or conn.expired or not conn.is_quiet():
+        if conn.status is not ConnectionStatus.LEFT_ON_BARGE_IN or not conn.is_quiet():
             return False
-        conn.retiring = conn.left_on_barge_in = False
+        conn.become(ConnectionStatus.OPEN)
         self.stats.connections_taken_back += 1
         return True
 
@@ -653,9 +613,9 @@ class ClientSession:
 
     def _expire(self, conn: ConnectionState, reason: str, now: float, but: Response | None = None) -> list[Action]:
         """``conn`` takes no more requests: retire it and move what it never started."""
-        if conn.expired:
+        if conn.status in (ConnectionStatus.EXPIRED, ConnectionStatus.CLOSED):
             return []
-        conn.expired = True
+        conn.become(ConnectionStatus.EXPIRED)
         actions: list[Action] = [
             Log("INFO", f"{conn.name}: {reason}; moving to a fresh connection"),
             Retire(conn, reason),
@@ -681,8 +641,8 @@ class ClientSession:
             # Its lane stayed silent while events without one came: the server, or a proxy in front,
             # stopped carrying stream_id. Nothing more goes to this connection.
             message += f" on its lane, while {strays} events without stream_id were dropped"
-            if not conn.retiring:
-                conn.retiring = True
+            if conn.usable:
+                conn.become(ConnectionStatus.RETIRING)
                 reason = "events come without stream_id while a lane stays silent"
                 actions += [Log("WARNING", f"{conn.name}: {reason}; retired"), Retire(conn, reason)]
         if response.held:
@@ -723,7 +683,7 @@ class ClientSession:
         """The socket of ``conn`` is gone: every response on it ends now."""
         if conn.closed:
             return []
-        conn.closed = True
+        conn.become(ConnectionStatus.CLOSED)
         described = describe_close(code, reason)
         conn.close_reason = described
         actions: list[Action] = [Retire(conn, f"connection closed ({described})")]
@@ -777,6 +737,12 @@ class ClientSession:
         if released:
             actions.append(ReleaseToolResults(released))
         return actions
+
+
+def _give_up(conn: ConnectionState, status: ConnectionStatus) -> None:
+    """``conn`` takes nothing new; one the server already called spent stays so."""
+    if conn.usable:
+        conn.become(status)
 
 
 def _named(response: Response) -> str:
