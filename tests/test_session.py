@@ -24,6 +24,7 @@ from pipecat_responses_ws.protocol.actions import (
     SendEvent,
     Touch,
 )
+from pipecat_responses_ws.protocol.connection import ConnectionState, ConnectionStatus
 from pipecat_responses_ws.protocol.errors import ConnectionLost
 from pipecat_responses_ws.protocol.redaction import redact, register_secret
 from pipecat_responses_ws.protocol.response import (
@@ -31,12 +32,12 @@ from pipecat_responses_ws.protocol.response import (
     Failed,
     Finished,
     Response,
+    Retried,
     Retry,
     ToolCallReady,
 )
 from pipecat_responses_ws.protocol.session import (
     ClientSession,
-    ConnectionState,
     SessionOptions,
 )
 
@@ -334,8 +335,8 @@ def test_the_connection_limit_without_a_lane_resends_a_waiting_turn_on_a_fresh_c
     assert waiting.ended and not streaming.ended  # an answer already streaming is left to finish
     assert d.session.open_response(d.conn, USER) is None  # nothing new starts on a spent connection
     fresh = d.session.connection("conn#2")
-    again = d.session.open_response(fresh, USER, retry_of=(waiting, retry[0]))
-    assert again is not None and again.transport_retried and not again.plan.incremental
+    again = d.session.open_response(fresh, USER, retry=retry[0])
+    assert again is not None and again.retried.transport and not again.plan.incremental
 
 
 def test_the_connection_limit_on_a_lane_retires_the_connection_too() -> None:
@@ -343,7 +344,7 @@ def test_the_connection_limit_on_a_lane_retires_the_connection_too() -> None:
     response, _ = d.start()
     event = builders.error_event(wire.CONNECTION_LIMIT_REACHED, "limit", stream_id=response.lane)
     actions = d.feed(event)
-    assert d.conn.expired and [a for a in actions if isinstance(a, Retire)]
+    assert d.conn.status is ConnectionStatus.EXPIRED and [a for a in actions if isinstance(a, Retire)]
     assert isinstance(delivered(actions)[0], Retry)
 
 
@@ -356,7 +357,7 @@ def test_a_send_that_timed_out_closes_the_connection_and_names_the_send_phase() 
     assert isinstance(retry, Retry) and retry.fresh_connection
     # The resend fails the same way: now it is the turn's error, and it names the phase.
     fresh = d.session.connection("conn#2")
-    again = d.session.open_response(fresh, USER, retry_of=(response, retry))
+    again = d.session.open_response(fresh, USER, retry=retry)
     assert again is not None
     d.session.create_event(again, {})
     failed = delivered(d.session.send_failed(again, "send blocked", 0.0))[0]
@@ -400,7 +401,7 @@ def test_a_drop_before_anything_was_spoken_is_replayed_once_and_only_once() -> N
     retry = delivered(d.session.closed(d.conn, 1006, "", 0.0))[0]
     assert isinstance(retry, Retry)
     fresh = d.session.connection("conn#2")
-    again = d.session.open_response(fresh, USER, retry_of=(response, retry))
+    again = d.session.open_response(fresh, USER, retry=retry)
     assert again is not None
     d.session.create_event(again, {})
     assert isinstance(delivered(d.session.closed(fresh, 1006, "", 0.0))[0], Failed)
@@ -450,7 +451,7 @@ def test_a_missing_parent_falls_back_to_the_full_context_once() -> None:
     miss = builders.error_event(wire.PREVIOUS_RESPONSE_NOT_FOUND, "gone", stream_id=second.lane)
     retry = delivered(d.feed(miss))[0]
     assert isinstance(retry, Retry) and retry.full_context and not retry.fresh_connection
-    third = d.session.open_response(d.conn, context, retry_of=(second, retry))
+    third = d.session.open_response(d.conn, context, retry=retry)
     assert third is not None and d.session.create_event(third, {})["input"] == context
 
 
@@ -485,13 +486,28 @@ def test_a_late_first_event_ends_the_turn_or_sends_it_again_once(retry_on_timeou
         assert isinstance(verdict, Failed)
         return
     assert isinstance(verdict, Retry) and verdict.after_timeout
-    second = d.session.open_response(d.conn, USER, retry_of=(first, verdict))
+    second = d.session.open_response(d.conn, USER, retry=verdict)
     assert second is not None
     d.session.create_event(second, {})
     assert isinstance(delivered(d.session.timed_out(second, "first_event", 1.0, d.now))[0], Failed)
     stalled, _ = d.start()
     d.feed(d.writer(stalled, "resp_9").created())
     assert isinstance(delivered(d.session.timed_out(stalled, "stall", 1.0, d.now))[0], Failed)
+
+
+def test_a_retry_carries_every_kind_of_retry_the_turn_had() -> None:
+    d = Driver(retry_on_first_event_timeout=True)
+    first, _ = d.start()
+    after_timeout = delivered(d.session.timed_out(first, "first_event", 1.0, d.now))[0]
+    assert isinstance(after_timeout, Retry)
+    second = d.session.open_response(d.conn, USER, retry=after_timeout)
+    assert second is not None and second.retried == Retried(timeout=True)
+    d.session.create_event(second, {})
+    after_drop = delivered(d.session.closed(d.conn, 1006, "", d.now))[0]
+    assert isinstance(after_drop, Retry) and after_drop.fresh_connection
+    # The decision alone is what the next attempt needs: nothing of the earlier ones is lost.
+    third = d.session.open_response(d.session.connection("conn#2"), USER, retry=after_drop)
+    assert third is not None and third.retried == Retried(full_context=True, transport=True, timeout=True)
 
 
 # -- endpoints without lanes --------------------------------------------------------------------
@@ -537,7 +553,7 @@ def test_auto_goes_lane_free_where_the_server_refuses_stream_id_and_resends_with
     retry = delivered(d.feed(refusal))
     assert d.conn.lanes is False and len(retry) == 1 and isinstance(retry[0], Retry)
     assert not retry[0].fresh_connection and not retry[0].full_context and d.conn.usable
-    again = d.session.open_response(d.conn, USER, retry_of=(turn, retry[0]))
+    again = d.session.open_response(d.conn, USER, retry=retry[0])
     assert again is not None and "stream_id" not in d.session.create_event(again, {})
 
 
@@ -760,8 +776,8 @@ def test_a_gap_before_anything_was_spoken_sends_the_turn_again_once() -> None:
     for event in events[3 + REORDER_WINDOW + 1 :]:
         rest += d.feed(event)
     assert not delivered(rest) and turn.finished  # its end, once it came, freed the lane
-    again = d.session.open_response(d.conn, USER, retry_of=(turn, retry[0]))
-    assert again is not None and again.gap_retried
+    again = d.session.open_response(d.conn, USER, retry=retry[0])
+    assert again is not None and again.retried.gap
     d.session.create_event(again, {})
     second = numbered(d.writer(again, "resp_again"), WORDS)
     del second[3]

@@ -3,8 +3,11 @@ how many of a connection's in-flight slots an inference may take."""
 
 from __future__ import annotations
 
+import pytest
+
 from pipecat_responses_ws.emulator import builders
 from pipecat_responses_ws.protocol import wire
+from pipecat_responses_ws.protocol.connection import ConnectionStatus, ConnectionStatusError
 from pipecat_responses_ws.protocol.session import TURN_RESERVED_SLOTS
 
 from .test_session import USER, Driver, laneless_writer, stream_text
@@ -16,7 +19,7 @@ def _left_on_a_barge_in() -> tuple[Driver, builders.ResponseEventWriter]:
     w = laneless_writer()
     stream_text(d, w, ["Once "])
     d.session.abandon(turn, 0.0)
-    assert not d.conn.usable and d.conn.left_on_barge_in
+    assert not d.conn.usable and d.conn.status is ConnectionStatus.LEFT_ON_BARGE_IN
     return d, w
 
 
@@ -25,7 +28,7 @@ def test_a_connection_left_on_a_barge_in_is_taken_back_only_once_its_abandoned_a
     assert not d.session.take_back(d.conn)  # the next request would queue behind the answer
     d.feed(w.completed(builders.usage(1, 9)))  # the server ignored the cancel and finished it
     assert d.session.take_back(d.conn)
-    assert d.conn.usable and not d.conn.left_on_barge_in and d.session.stats.connections_taken_back == 1
+    assert d.conn.status is ConnectionStatus.OPEN and d.session.stats.connections_taken_back == 1
     # The abandoned answer replaced the server's one cached response: the next turn goes in full.
     nxt = d.session.open_response(d.conn, [*USER, {"role": "user", "content": "again"}])
     assert nxt is not None and nxt.plan.previous_response_id is None
@@ -72,3 +75,20 @@ def test_inferences_leave_the_last_in_flight_slot_to_the_next_turn() -> None:
         turn = d.session.open_response(d.conn, USER)
         assert turn is not None  # the turn is not moved to a cold connection
         assert d.session.open_response(d.conn, USER) is None  # the server's cap itself: a turn rotates
+
+
+def test_a_connection_status_moves_only_along_its_table() -> None:
+    d, w = _left_on_a_barge_in()
+    d.session.closed(d.conn, 1011, "dropped", 1.0)
+    assert d.conn.status is ConnectionStatus.CLOSED and d.conn.closed
+    # A closed connection never serves again, whatever asks: the session's mistake is said as one.
+    with pytest.raises(ConnectionStatusError, match="closed cannot become open"):
+        d.conn.become(ConnectionStatus.OPEN)
+    assert d.session.closed(d.conn, 1011, "again", 2.0) == [] and d.conn.closed
+
+
+def test_a_spent_connection_given_up_on_a_barge_in_is_never_taken_back() -> None:
+    d, w = _left_on_a_barge_in()
+    d.feed(builders.error_event(wire.CONNECTION_LIMIT_REACHED, "spent"))
+    d.feed(w.completed(builders.usage(1, 9)))
+    assert d.conn.status is ConnectionStatus.EXPIRED and not d.session.take_back(d.conn)

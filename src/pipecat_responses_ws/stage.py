@@ -75,10 +75,10 @@ class Transport(Protocol):
     async def close(self) -> None: ...
     def turn(self) -> AbstractContextManager[None]: ...
     async def open_response(
-        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+        self, full_input: list[dict[str, Any]], retry: Retry | None = None
     ) -> tuple[Driver, Response]: ...
     async def open_out_of_band(
-        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+        self, full_input: list[dict[str, Any]], retry: Retry | None = None
     ) -> tuple[Driver, Response]: ...
 
 
@@ -267,9 +267,9 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         fields, full_input = await self._invocation(context, self._settings.system_instruction)
         self._last_fields = fields
         self.stats.turns += 1
-        retry_of: tuple[Response, Retry] | None = None
+        retry: Retry | None = None
         while True:
-            conn, response = await self._transport.open_response(full_input, retry_of)
+            conn, response = await self._transport.open_response(full_input, retry)
             try:
                 await self.start_ttfb_metrics()
                 self._first_text_pending = True
@@ -287,7 +287,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
             else:
                 where = ""
             logger.info(f"{self}: {ending.reason}; nothing was spoken yet, sending the turn again{where}")
-            retry_of = (response, ending)
+            retry = ending
 
     async def _stream(self, conn: Driver, response: Response, context: LLMContext) -> Finished | Retry:
         """Act on the response's happenings until it ends; raises the error of a failed one."""
@@ -460,10 +460,10 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         schema = self._check_response_schema(response_schema)
         if schema is not None:
             fields["text"] = {"format": {"type": "json_schema", "name": "response", "schema": schema, "strict": True}}
-        retry_of: tuple[Response, Retry] | None = None
+        retry: Retry | None = None
         with self._transport.turn():
             while True:
-                conn, response = await self._transport.open_out_of_band(full_input, retry_of)
+                conn, response = await self._transport.open_out_of_band(full_input, retry)
                 try:
                     await conn.send_create(response, fields)
                     ending = await self._await_ending(conn, response)
@@ -474,7 +474,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
                 if isinstance(ending, Finished):
                     return _output_text(ending.output)
                 logger.info(f"{self}: {ending.reason}; sending the inference again")
-                retry_of = (response, ending)
+                retry = ending
 
     async def _await_ending(self, conn: Driver, response: Response) -> Finished | Retry:
         """How an inference ended; its text is read from the finished output, not from deltas."""

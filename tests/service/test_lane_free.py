@@ -88,7 +88,7 @@ async def test_a_barge_in_without_lanes_moves_to_the_spare_and_closes_the_old_co
         emu.queue_replies(Reply(text="Hello there."), Reply(text=LONG_TEXT), Reply(text="Fresh answer here."))
         await conv.say("Hi")
         await conv.wait_turns_ended(1)
-        await conv.wait_for(lambda: llm.client._spare is not None, 3, "a warm spare")
+        await conv.wait_for(lambda: llm.client.spare is not None, 3, "a warm spare")
         old = llm.client.current
         await conv.say("Tell me everything.")
         await conv.wait_text("word3")
@@ -104,7 +104,7 @@ async def test_a_barge_in_without_lanes_moves_to_the_spare_and_closes_the_old_co
         await asyncio.wait_for(old.closed.wait(), 3)  # closed, which also stops the abandoned answer
         abandoned = next(r for r in emu.records.responses if r.text.startswith("word0"))
         assert abandoned.finished_at is None and abandoned.output_tokens_generated < len(LONG_TEXT.split())
-        await conv.wait_for(lambda: llm.client._spare is not None, 3, "a new spare")
+        await conv.wait_for(lambda: llm.client.spare is not None, 3, "a new spare")
 
 
 @pytest.mark.slow
@@ -118,7 +118,7 @@ async def test_where_the_server_stops_cancelled_answers_a_barge_in_stays_on_its_
         emu.queue_replies(
             Reply(text=LONG_TEXT), Reply(text="First fresh answer."), Reply(text=again), Reply(text="Fresh again.")
         )
-        await conv.wait_for(lambda: llm.client._spare is not None, 3, "a warm spare")
+        await conv.wait_for(lambda: llm.client.spare is not None, 3, "a warm spare")
         for marker, fresh in (("word3", "First fresh answer."), ("again3", "Fresh again.")):
             await conv.say("Tell me everything.")
             await conv.wait_text(marker)

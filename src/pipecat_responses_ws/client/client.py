@@ -1,4 +1,4 @@
-"""Connection life: connect, warm up, rotate before the age limit, reconnect without stalling.
+"""Connection life, carried out: connect, warm up, rotate, reconnect; the decisions are the pool's.
 
 The user's turn never pays for a handshake that could have happened earlier: the first
 connection opens at setup and is warmed with ``generate: false``; a connection nearing its age
@@ -6,12 +6,12 @@ limit is replaced while idle (open, warm, swap, close the old one once its lanes
 dropped connection is replaced in the background with backoff, and a turn that finds no
 connection makes one attempt of its own rather than waiting out the backoff.
 
-Without lanes a barge-in hands the next turn to a warm spare connection. When no spare can be
-had (its handshake failed or hangs), the interrupted connection is not given up: a fresh one is
-tried with backoff, and whichever comes first takes the turn, the fresh one or the old one once
-its abandoned answer has ended. A turn fails only when neither can serve it. Nothing is ever
-refused for want of a slot either: an inference that finds a connection full waits for one, as
-the server would queue it, and goes on the conversation's connection when no spare can be had.
+Which connection serves, when a warm spare is opened, takes over after a barge-in or is let go,
+when a connection left on a barge-in is taken back, and when to rotate is decided by
+:class:`~..protocol.pool.Pool` with no I/O; this module is its pump. A turn fails only when
+neither a fresh connection nor the old one can serve it. Nothing is ever refused for want of a
+slot either: an inference that finds a connection full waits for one, as the server would queue
+it, and goes on the conversation's connection when no spare can be had.
 """
 
 from __future__ import annotations
@@ -21,21 +21,34 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..log import logger
 from ..protocol import wire
+from ..protocol.actions import Log
 from ..protocol.errors import AuthenticationError, ResponsesWSError, UpgradeRequired
+from ..protocol.pool import (
+    ROTATION_FAILED_RETRY_SECS,
+    Changed,
+    ClientStats,
+    Close,
+    CloseWhenQuiet,
+    Connect,
+    OpenSpare,
+    Pool,
+    PoolAction,
+    PoolOptions,
+    Reconnect,
+    SleepUntil,
+    TakeBackWhenQuiet,
+    Use,
+)
 from ..protocol.response import Failed, Finished, Response, Retry
-from ..protocol.session import CANCEL_HONOURED_WITHIN_SECS, STUCK_LANE_SECS, ClientSession
+from ..protocol.session import ClientSession
 from .connection import Connection
 
-CLOSE_OLD_CONNECTION_AFTER_SECS = 30.0
-# A connection given up on a barge-in lives this long after the spare took over while the endpoint's
-# answer to response.cancel is unknown: long enough to see whether it honours the cancel. Once known,
-# the connection is closed at once, which stops the server generating the abandoned answer.
-SPARE_GRACE_SECS = CANCEL_HONOURED_WITHIN_SECS
+__all__ = ["ClientOptions", "ClientStats", "ResponsesClient"]
 
 
 @dataclass
@@ -50,19 +63,8 @@ class ClientOptions:
     reconnect_backoff: tuple[float, float] = (0.25, 8.0)  # first delay, cap
 
 
-@dataclass
-class ClientStats:
-    connections: int = 0
-    reconnects: int = 0
-    rotations: int = 0
-    connect_secs: list[float] = field(default_factory=list)
-    warm_up_secs: list[float] = field(default_factory=list)
-    spares_opened: int = 0  # warm connections kept for barge-ins on endpoints without lanes
-    spare_takeovers: int = 0
-
-
 class ResponsesClient:
-    """Owns the current connection and replaces it when it ages out, fills up or drops."""
+    """Carries out the pool's decisions: owns the sockets and the tasks that open, warm and close them."""
 
     def __init__(
         self,
@@ -76,28 +78,31 @@ class ResponsesClient:
     ) -> None:
         self.options = options
         self.session = session or ClientSession()
-        self.stats = ClientStats()
+        pool_options = PoolOptions(options.max_connection_age, options.rollover_margin, options.reconnect_backoff)
+        self.pool: Pool[Connection] = Pool(self.session, pool_options, name)
+        self.stats = self.pool.stats
         self.retired: list[Connection] = []
         self._warm_up_request = warm_up_request
         self._on_error = on_error
         self._on_tool_results = on_tool_results
         self._name = name
-        self._current: Connection | None = None
-        self._spare: Connection | None = None
         self._spare_task: asyncio.Task[None] | None = None
         self._connecting: asyncio.Task[Connection] | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         # Set, and replaced, whenever the current connection changes or one given up may come back.
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._closing = False
         self._busy = 0  # turns in progress; rollover waits for zero
 
     # -- public ---------------------------------------------------------------------------
 
     @property
     def current(self) -> Connection | None:
-        return self._current
+        return self.pool.current
+
+    @property
+    def spare(self) -> Connection | None:
+        return self.pool.spare
 
     async def start(self) -> None:
         """Connect and warm up. Raises ``AuthenticationError`` when the key is refused."""
@@ -112,15 +117,15 @@ class ResponsesClient:
         connection, tried with backoff in the background, or the old one taken back.
         """
         while True:
-            conn = self._current
-            if conn is not None and conn.usable and not self._too_old(conn):
-                return conn
-            if conn is None or not _may_come_back(conn):
+            step = self.pool.acquire(time.monotonic())
+            if isinstance(step, Use):
+                return step.connection
+            if isinstance(step, Connect):
                 return await asyncio.shield(self._connect())
             await self._changed.wait()
 
     async def open_response(
-        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+        self, full_input: list[dict[str, Any]], retry: Retry | None = None
     ) -> tuple[Connection, Response]:
         """A connection and a response on a free lane of it, planned against what it caches.
 
@@ -128,18 +133,19 @@ class ResponsesClient:
         connection's cache is empty, so the plan is made again there).
         """
         conn = await self.connection()
-        self._keep_spare()  # lane support may have been found out by a turn rather than a warm-up
-        response = conn.open_response(full_input, retry_of=retry_of)
+        # Lane support may have been found out by a turn rather than a warm-up.
+        self._carry_out(self.pool.keep_spare())
+        response = conn.open_response(full_input, retry=retry)
         if response is None:
             logger.info(f"{self._name}: every lane is busy; rotating to a fresh connection")
             conn = await self._replace(reason="all lanes busy", warm=False)
-            response = conn.open_response(full_input, retry_of=retry_of)
+            response = conn.open_response(full_input, retry=retry)
             if response is None:  # a brand-new connection always has a free lane
                 raise ResponsesWSError("no lane available on a fresh connection")
         return conn, response
 
     async def open_out_of_band(
-        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+        self, full_input: list[dict[str, Any]], retry: Retry | None = None
     ) -> tuple[Connection, Response]:
         """A response for a one-shot inference beside the conversation.
 
@@ -152,7 +158,7 @@ class ResponsesClient:
         """
         while True:
             conn = await self._inference_connection()
-            response = conn.open_response(full_input, retry_of=retry_of, out_of_band=True)
+            response = conn.open_response(full_input, retry=retry, out_of_band=True)
             if response is not None:
                 return conn, response
             if conn.usable:
@@ -172,16 +178,16 @@ class ResponsesClient:
             return conn
 
     async def _spare_connection(self) -> Connection:
-        spare = self._spare
-        if spare is None or not spare.usable:
-            task = self._spare_task
-            if task is None or task.done():
-                task = self._spare_task = self._spawn(self._open_spare())
-            await asyncio.shield(task)
-            spare = self._spare
-        if spare is None or not spare.usable:
+        step = self.pool.spare_for_inference()
+        if not isinstance(step, Connection):
+            if isinstance(step, OpenSpare):
+                self._carry_out([step])
+            if self._spare_task is not None:
+                await asyncio.shield(self._spare_task)
+            step = self.pool.spare
+        if step is None or not step.usable:
             raise ResponsesWSError(f"{self._name}: no spare connection for an inference")
-        return spare
+        return step
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
@@ -193,14 +199,35 @@ class ResponsesClient:
             self._busy -= 1
 
     async def close(self) -> None:
-        self._closing = True
+        held = self.pool.close()
         tasks = [*self._tasks, *([self._connecting] if self._connecting is not None else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        connections = [c for c in [self._current, self._spare, *self.retired] if c is not None]
+        connections = [*held, *self.retired]
         await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
-        self._current = None
+
+    # -- carrying out the pool's decisions ------------------------------------------------
+
+    def _carry_out(self, actions: list[PoolAction[Connection]]) -> None:
+        for action in actions:
+            if isinstance(action, Log):
+                logger.log(action.level, action.message)
+            elif isinstance(action, Changed):
+                self._changed.set()
+                self._changed = asyncio.Event()
+            elif isinstance(action, OpenSpare):
+                self._spare_task = self._spawn(self._open_spare())
+            elif isinstance(action, CloseWhenQuiet):
+                self.retired.append(action.connection)
+                self._spawn(self._close_when_quiet(action.connection, action.grace))
+            elif isinstance(action, Close):
+                self._spawn(action.connection.close())
+            elif isinstance(action, TakeBackWhenQuiet):
+                self._spawn(self._take_back_when_quiet(action.connection, action.within))
+            elif isinstance(action, Reconnect):
+                if self._reconnecting is None or self._reconnecting.done():
+                    self._reconnecting = self._spawn(self._reconnect_with_backoff())
 
     # -- connecting -----------------------------------------------------------------------
 
@@ -210,37 +237,15 @@ class ResponsesClient:
             self._connecting = asyncio.create_task(self._replace(reason="no usable connection", if_needed=True))
         return self._connecting
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    def _too_old(self, conn: Connection) -> bool:
-        # Past this point a request could be cut by the limit mid-answer; never start one there.
-        # Half the margin at most, so idle-time rotation (at the full margin) gets there first and a
-        # turn does not pay for the handshake itself.
-        return conn.age >= self.options.max_connection_age - min(5.0, self.options.rollover_margin / 2)
-
     async def _replace(self, *, reason: str, warm: bool = True, if_needed: bool = False) -> Connection:
-        """Make-before-break: open and warm a new connection, swap, retire the old one.
-
-        ``if_needed``: made because there was no usable connection. If the old one came back
-        meanwhile, the new one is kept as the spare (or closed) rather than swapped in under a turn.
-        """
+        """Make-before-break: open and warm a new connection; the pool swaps it in (or keeps it as
+        the spare, ``if_needed`` and the old one came back meanwhile)."""
         conn = await self._open()
         if warm:
             await self._warm_up_or_close(conn)
-        current = self._current
-        if if_needed and current is not None and current.usable and not self._too_old(current):
-            self._keep_as_spare(conn)
-            return current
-        old, self._current = current, conn
-        if old is not None:
-            self.stats.rotations += 1
-            logger.debug(f"{self._name}: swapped connections ({reason})")
-            self._retire(old)
-        self._notify()
-        self._keep_spare()
-        return conn
+        serving, actions = self.pool.connected(conn, time.monotonic(), reason=reason, if_needed=if_needed)
+        self._carry_out(actions)
+        return serving
 
     async def _open(self) -> Connection:
         options = self.options
@@ -296,14 +301,6 @@ class ResponsesClient:
             await asyncio.shield(conn.close())
             raise
 
-    def _retire(self, old: Connection) -> None:
-        self.retired.append(old)
-        if not old.state.retiring:
-            grace = CLOSE_OLD_CONNECTION_AFTER_SECS
-        else:
-            grace = SPARE_GRACE_SECS if self.session.cancel_honoured is None else 0.0
-        self._spawn(self._close_when_quiet(old, grace))
-
     async def _close_when_quiet(self, conn: Connection, grace: float) -> None:
         try:
             await _quiet_or_closed(conn, grace)
@@ -313,96 +310,28 @@ class ResponsesClient:
                 self.retired.remove(conn)  # its figures go with it; a long-lived bot rotates forever
 
     def _connection_retired(self, conn: Connection, reason: str, soon: bool) -> None:
-        if self._closing:
-            return
-        if conn is self._spare:
-            self._spare = None
-            self._retire(conn)
-            self._keep_spare()
-            return
-        if conn is not self._current:
-            return
-        if self._take_over(conn, reason):
-            return
-        self._notify()  # a turn waiting for this one to come back sees whether it still can
-        if _may_come_back(conn):
-            logger.info(f"{conn.name}: {reason}, and no spare to take over; trying a fresh connection meanwhile")
-            self._spawn(self._take_back_when_quiet(conn))
-        else:
-            logger.log("INFO" if soon else "WARNING", f"{conn.name}: {reason}; replacing it in the background")
-        if self._reconnecting is None or self._reconnecting.done():
-            self._reconnecting = self._spawn(self._reconnect_with_backoff())
+        self._carry_out(self.pool.retired(conn, reason, soon, time.monotonic()))
 
-    def _take_over(self, old: Connection, reason: str) -> bool:
-        """The warm spare, if it can, becomes the current connection in place of ``old``."""
-        spare = self._spare
-        if spare is None or not spare.usable or not spare.quiet.is_set() or self._too_old(spare):
-            return False  # a spare busy with an inference is not taken
-        # The next turn goes to the warm spare at once; nothing waits for the abandoned answer.
-        self._spare, self._current = None, spare
-        self.stats.spare_takeovers += 1
-        self.session.taken_over(spare.state)
-        logger.debug(f"{spare.name} takes over from {old.name} ({reason})")
-        self._retire(old)
-        self._notify()
-        self._keep_spare()
-        return True
-
-    async def _take_back_when_quiet(self, conn: Connection) -> None:
-        """``conn`` was left on a barge-in with no spare to take over: once its abandoned answer has
-        ended it serves again, unless another connection came first. One whose answer never ends
-        is closed, so a turn waiting for it makes its own attempt instead."""
-        await _quiet_or_closed(conn, STUCK_LANE_SECS)
-        if conn is not self._current or self._closing:
-            return
-        if self.session.take_back(conn.state):
-            logger.info(f"{conn.name}: its abandoned answer has ended and no other connection was had; using it again")
-            self._notify()
-            self._keep_spare()
-        elif not conn.quiet.is_set():
-            logger.warning(f"{conn.name}: its abandoned answer never ended; closing it")
-            await conn.close()
-
-    def _keep_spare(self) -> None:
-        """Keep one warm spare while the connection has no lanes and the endpoint has not shown that
-        it honours ``response.cancel``: a barge-in then never waits for the abandoned answer."""
-        conn = self._current
-        if (
-            self._closing
-            or self._spare is not None
-            or (self._spare_task is not None and not self._spare_task.done())
-            or conn is None
-            or conn.state.lanes is not False
-            or self.session.cancel_honoured
-        ):
-            return
-        self._spare_task = self._spawn(self._open_spare())
+    async def _take_back_when_quiet(self, conn: Connection, within: float) -> None:
+        await _quiet_or_closed(conn, within)
+        self._carry_out(self.pool.waited(conn))
 
     async def _open_spare(self) -> None:
         try:
             spare = await self._open()
             await self._warm_up_or_close(spare)
         except ResponsesWSError as e:
-            logger.warning(f"{self._name}: no spare connection for now: {e}")
+            self._carry_out(self.pool.spare_failed(str(e)))
             return
-        self._keep_as_spare(spare)
-        current = self._current
-        if current is not None and not current.usable:
-            # Given up while the spare was opening (a barge-in): the spare takes the next turn now.
-            self._take_over(current, "a spare connection opened")
-
-    def _keep_as_spare(self, conn: Connection) -> None:
-        if self._closing or not conn.usable or self._spare is not None:
-            self._spawn(conn.close())
-            return
-        self.stats.spares_opened += 1
-        self._spare = conn
+        except BaseException:
+            self.pool.spare_opening = False
+            raise
+        self._carry_out(self.pool.spare_ready(spare, time.monotonic()))
 
     async def _reconnect_with_backoff(self) -> None:
-        first, cap = self.options.reconnect_backoff
         attempt = 0
-        while not self._closing:
-            conn = self._current
+        while not self.pool.closing:
+            conn = self.pool.current
             if conn is not None and conn.usable:
                 return
             try:
@@ -417,42 +346,25 @@ class ResponsesClient:
             except UpgradeRequired:
                 return  # no WebSocket will ever open here: whoever connects next switches to HTTP
             except ResponsesWSError as e:
-                delay = min(first * 2**attempt, cap) * random.uniform(0.75, 1.0)
+                delay = self.pool.backoff(attempt, random.uniform(0.75, 1.0))
                 attempt += 1
                 logger.warning(f"{self._name}: reconnect failed ({e}); next try in {delay:.2f}s")
                 await asyncio.sleep(delay)
 
     async def _rollover_loop(self) -> None:
         """Rotate before the age limit, at a moment no turn is running."""
-        while not self._closing:
-            conn = self._current
-            if conn is None or not conn.usable:
-                await asyncio.sleep(0.5)
-                continue
-            rotate_at = self.options.max_connection_age - self.options.rollover_margin
-            spare = self._spare
-            if spare is not None and spare.age >= rotate_at:
-                self._spare = None
-                self._retire(spare)
-                self._keep_spare()
-            wait = rotate_at - conn.age
-            if wait > 0:
-                # Asleep until the first rotation due (the spare's, if it is older): a loop that
-                # woke every second would make every idle session cost a timer, a task step
-                # and the collector's time. A connection replaced meanwhile is younger, so
-                # waking for the old one's rotation is early, never late.
-                if spare is not None:
-                    wait = min(wait, rotate_at - spare.age)
-                await asyncio.sleep(wait)
-                continue
-            if self._busy or conn is not self._current:
-                await asyncio.sleep(0.02)
+        while not self.pool.closing:
+            now = time.monotonic()
+            step, actions = self.pool.rollover(now, busy=self._busy > 0)
+            self._carry_out(actions)
+            if isinstance(step, SleepUntil):
+                await asyncio.sleep(step.at - now)
                 continue
             try:
-                await self._replace(reason=f"connection age {conn.age:.1f}s nearing the limit")
+                await self._replace(reason=step.reason)
             except ResponsesWSError as e:
                 logger.warning(f"{self._name}: proactive rotation failed: {e}")
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(ROTATION_FAILED_RETRY_SECS)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine)
@@ -463,12 +375,6 @@ class ResponsesClient:
 
 def _reason(happening: Failed | Retry) -> str:
     return str(happening.error) if isinstance(happening, Failed) else happening.reason
-
-
-def _may_come_back(conn: Connection) -> bool:
-    """Given up on a barge-in, but still open: it serves again once its abandoned answer has ended."""
-    state = conn.state
-    return state.left_on_barge_in and not state.closed and not state.expired
 
 
 async def _quiet_or_closed(conn: Connection, timeout: float) -> None:

@@ -153,16 +153,14 @@ class Connection(Driver):
         self,
         full_input: list[dict[str, Any]],
         *,
-        retry_of: tuple[Response, Retry] | None = None,
+        retry: Retry | None = None,
         generate: bool = True,
         out_of_band: bool = False,
     ) -> Response | None:
         """A response on a free lane with its event queue, or None if none can start here at once."""
         self._apply(self.session.retire_stuck(self.state, time.monotonic()))
         return self._attach(
-            self.session.open_response(
-                self.state, full_input, retry_of=retry_of, generate=generate, out_of_band=out_of_band
-            )
+            self.session.open_response(self.state, full_input, retry=retry, generate=generate, out_of_band=out_of_band)
         )
 
     async def send_create(self, response: Response, fields: dict[str, Any]) -> None:

@@ -25,9 +25,10 @@ from typing import Any
 from ..log import logger
 from ..protocol import events as ev
 from ..protocol.actions import Action, Deliver, Log, ReleaseToolResults, ReportError, Retire, SendEvent, Touch
+from ..protocol.connection import ConnectionState, ConnectionStats
 from ..protocol.errors import ResponsesWSError
 from ..protocol.response import ENDINGS, Happening, Response
-from ..protocol.session import ClientSession, ConnectionState, ConnectionStats
+from ..protocol.session import ClientSession
 
 Express = Callable[[ev.TextDelta], Awaitable[None]]
 

@@ -27,7 +27,7 @@ from .driver import Driver
 from .http import ResponsesHTTPClient
 
 # Opening a response on one transport: the conversation's input, and the response it retries.
-Opener = Callable[[list[dict[str, Any]], tuple[Response, Retry] | None], Awaitable[tuple[Driver, Response]]]
+Opener = Callable[[list[dict[str, Any]], Retry | None], Awaitable[tuple[Driver, Response]]]
 
 
 class WebSocketOrHTTP:
@@ -52,32 +52,32 @@ class WebSocketOrHTTP:
             self._switch(e)
 
     async def open_response(
-        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+        self, full_input: list[dict[str, Any]], retry: Retry | None = None
     ) -> tuple[Driver, Response]:
-        return await self._open(self.websocket.open_response, self.http.open_response, full_input, retry_of)
+        return await self._open(self.websocket.open_response, self.http.open_response, full_input, retry)
 
     async def open_out_of_band(
-        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+        self, full_input: list[dict[str, Any]], retry: Retry | None = None
     ) -> tuple[Driver, Response]:
-        return await self._open(self.websocket.open_out_of_band, self.http.open_out_of_band, full_input, retry_of)
+        return await self._open(self.websocket.open_out_of_band, self.http.open_out_of_band, full_input, retry)
 
     async def _open(
         self,
         over_websocket: Opener,
         over_http: Opener,
         full_input: list[dict[str, Any]],
-        retry_of: tuple[Response, Retry] | None,
+        retry: Retry | None,
     ) -> tuple[Driver, Response]:
         if not self.over_http:
             self._opening += 1
             try:
-                return await over_websocket(full_input, retry_of)
+                return await over_websocket(full_input, retry)
             except UpgradeRequired as e:
                 self._switch(e)
             finally:
                 self._opening -= 1
                 self._close_websocket_when_idle()
-        return await over_http(full_input, retry_of)
+        return await over_http(full_input, retry)
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:

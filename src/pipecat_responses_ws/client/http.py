@@ -91,11 +91,11 @@ class HTTPStream(Driver):
         self,
         full_input: list[dict[str, Any]],
         *,
-        retry_of: tuple[Response, Retry] | None = None,
+        retry: Retry | None = None,
         out_of_band: bool = False,
     ) -> Response:
         response = self._attach(
-            self.session.open_response(self.state, full_input, retry_of=retry_of, out_of_band=out_of_band)
+            self.session.open_response(self.state, full_input, retry=retry, out_of_band=out_of_band)
         )
         assert response is not None, "a new request always has room for its one response"
         return response
@@ -289,18 +289,18 @@ class ResponsesHTTPClient:
         """Nothing to connect in advance: the first request opens the pool's first connection."""
 
     async def open_response(
-        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+        self, full_input: list[dict[str, Any]], retry: Retry | None = None
     ) -> tuple[HTTPStream, Response]:
         """A new request and its response, continuing the last stored response when ``store`` is on."""
         stream = self._new_stream()
-        return stream, stream.open_response(full_input, retry_of=retry_of)
+        return stream, stream.open_response(full_input, retry=retry)
 
     async def open_out_of_band(
-        self, full_input: list[dict[str, Any]], retry_of: tuple[Response, Retry] | None = None
+        self, full_input: list[dict[str, Any]], retry: Retry | None = None
     ) -> tuple[HTTPStream, Response]:
         """A request of its own for a one-shot inference: it never holds up a turn."""
         stream = self._new_stream()
-        return stream, stream.open_response(full_input, retry_of=retry_of, out_of_band=True)
+        return stream, stream.open_response(full_input, retry=retry, out_of_band=True)
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:

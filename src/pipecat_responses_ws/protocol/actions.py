@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .connection import ConnectionState
 from .errors import ResponsesWSError
 from .response import Happening, Response
-
-if TYPE_CHECKING:
-    from .session import ConnectionState
 
 
 @dataclass(slots=True)  # not frozen: one is made per word, and a frozen one costs three times as much to make

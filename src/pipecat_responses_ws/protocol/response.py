@@ -30,7 +30,8 @@ from .chain import InputPlan
 from .errors import ResponsesWSError
 
 if TYPE_CHECKING:
-    from .session import ConnectionState
+    # A response knows its connection and a connection's lanes hold its responses: types only.
+    from .connection import ConnectionState
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +71,23 @@ class Finished:
 
 
 @dataclass(frozen=True, slots=True)
+class Retried:
+    """The kinds of retry a turn has had: each is made once per turn."""
+
+    full_context: bool = False
+    transport: bool = False
+    timeout: bool = False
+    gap: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Retry:
     """The response is over without anything audible or any tool run: send the turn again.
 
     ``full_context``: without ``previous_response_id``; ``fresh_connection``: this connection is
     retired, so the next attempt goes to a new one; ``after_timeout``: its first event never came;
-    ``after_gap``: events of it never came (a gap in its ``sequence_number``).
+    ``after_gap``: events of it never came (a gap in its ``sequence_number``). ``earlier``: what
+    the turn's attempts so far had been through, so that the next attempt needs nothing but this.
     """
 
     reason: str
@@ -83,6 +95,18 @@ class Retry:
     fresh_connection: bool = False
     after_timeout: bool = False
     after_gap: bool = False
+    earlier: Retried = Retried()
+
+    @property
+    def retried(self) -> Retried:
+        """What the next attempt will have been through."""
+        earlier = self.earlier
+        return Retried(
+            full_context=earlier.full_context or self.full_context,
+            transport=earlier.transport or self.fresh_connection,
+            timeout=earlier.timeout or self.after_timeout,
+            gap=earlier.gap or self.after_gap,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +176,7 @@ class Response:
     # parent of a turn, its tool calls never run.
     out_of_band: bool = False
     # How the turn got here: a retry inherits what its predecessor already used up.
-    full_context_retried: bool = False
-    transport_retried: bool = False
-    timeout_retried: bool = False
-    gap_retried: bool = False
+    retried: Retried = Retried()
     response_id: str | None = None
     sent: bool = False
     created: bool = False
@@ -187,6 +208,18 @@ class Response:
     @property
     def text_delivered(self) -> bool:
         return self.text_deltas > 0
+
+    def retry(
+        self,
+        reason: str,
+        *,
+        full_context: bool = False,
+        fresh_connection: bool = False,
+        after_timeout: bool = False,
+        after_gap: bool = False,
+    ) -> Retry:
+        """The decision to send this response's turn again, carrying what the turn went through."""
+        return Retry(reason, full_context, fresh_connection, after_timeout, after_gap, earlier=self.retried)
 
     @property
     def replay_safe(self) -> bool:

@@ -16,13 +16,14 @@ What happens on barge-in is :meth:`ClientSession.abandon`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import events as ev
 from . import wire
 from .actions import Action, Deliver, Log, ReleaseToolResults, ReportError, Retire, SendEvent, Touch
 from .chain import InputPlan, ServerChains
+from .connection import GIVEN_UP, ConnectionState, ConnectionStatus
 from .errors import (
     AuthenticationError,
     ConnectionLost,
@@ -31,8 +32,7 @@ from .errors import (
     ResponsesWSError,
     describe_close,
 )
-from .lanes import LaneRouter
-from .response import ENDINGS, Failed, Finished, Happening, Response, Retry, Skipped, ToolCallReady
+from .response import ENDINGS, Failed, Finished, Happening, Response, Retried, Retry, Skipped, ToolCallReady
 from .tool_results import ToolResultGate
 
 # How long after sending response.cancel a connection-level error is taken as its rejection.
@@ -82,14 +82,6 @@ class ServiceStats:
     text_frames_pushed: int = 0
 
 
-@dataclass
-class ConnectionStats:
-    connect_secs: float = 0.0
-    cancels_sent: int = 0
-    cancel_to_terminal_secs: list[float] = field(default_factory=list)
-    abandoned_output_tokens: int = 0
-
-
 @dataclass(frozen=True)
 class SessionOptions:
     """``named_lanes``: ``True`` (the server multiplexes ``stream_id`` lanes), ``False`` (it does not),
@@ -102,46 +94,6 @@ class SessionOptions:
     lane_prefix: str = "lane-"
     # Send a turn again, once, when its first event does not come in time and nothing was spoken.
     retry_on_first_event_timeout: bool = False
-
-
-class ConnectionState:
-    """What the client knows of one connection: its lanes, its server's cache, what it has shown."""
-
-    def __init__(self, name: str, options: SessionOptions) -> None:
-        self.name = name
-        named = options.named_lanes is not False
-        self.router = LaneRouter(named=named, prefix=options.lane_prefix, pool_size=options.pool_size)
-        # Whether this connection's server multiplexes lanes; None until its first answer shows it.
-        self.lanes: bool | None = options.named_lanes
-        self.chains = ServerChains()
-        self.stats = ConnectionStats()
-        self.cancel_supported = True
-        self.expired = False  # the server said this connection is spent (age or lane limit)
-        self.closed = False
-        self.retiring = False  # given up for a spare after a barge-in
-        # Given up on a barge-in without lanes: once the abandoned answer has ended nothing queues
-        # behind it, so it can be taken back if no other connection was had by then.
-        self.left_on_barge_in = False
-        self.close_reason: str | None = None
-        self.last_cancel_at: float | None = None
-        self.unknown_types: set[str] = set()
-        self.took_over = False  # a spare that took over after a barge-in; its first request resends
-        self.warned_laneless = False
-        # Whether an event of this connection has carried a lane of ours back: then an event without
-        # one is stray (never spoken, never an end), not a sign that the server has no lanes.
-        self.lanes_echoed = False
-        self.stray_events = 0
-        self.warned_reordered = False
-        # One HTTP request: it carries one response, and closing its stream is what stops it.
-        self.single_response = False
-
-    @property
-    def usable(self) -> bool:
-        """New responses may start here."""
-        return not (self.closed or self.expired or self.retiring)
-
-    def is_quiet(self) -> bool:
-        return self.router.is_quiet()
 
 
 class ClientSession:
@@ -164,14 +116,20 @@ class ClientSession:
 
     def connection(self, name: str) -> ConnectionState:
         """A new connection's state (its socket is the I/O layer's)."""
-        return ConnectionState(name, self.options)
+        return self._connection_state(name, self.options.named_lanes)
+
+    def _connection_state(self, name: str, named_lanes: bool | None) -> ConnectionState:
+        options = self.options
+        return ConnectionState(
+            name, named_lanes=named_lanes, lane_prefix=options.lane_prefix, pool_size=options.pool_size
+        )
 
     def http_request(self, name: str, chains: ServerChains | None = None) -> ConnectionState:
         """The state of one HTTP request: one response, no lanes, no ``response.cancel`` (a barge-in
         closes the stream, which is all the server needs to stop). ``chains``: what the server
         stores across requests (``store: true``), shared by every request; without it each
         request knows nothing, so it sends the full context."""
-        conn = ConnectionState(name, replace(self.options, named_lanes=False))
+        conn = self._connection_state(name, named_lanes=False)
         conn.single_response = True
         conn.cancel_supported = False
         if chains is not None:
@@ -185,7 +143,7 @@ class ClientSession:
         conn: ConnectionState,
         full_input: list[dict[str, Any]],
         *,
-        retry_of: tuple[Response, Retry] | None = None,
+        retry: Retry | None = None,
         generate: bool = True,
         out_of_band: bool = False,
     ) -> Response | None:
@@ -198,25 +156,15 @@ class ClientSession:
             return None
         if out_of_band and conn.router.in_flight >= conn.router.max_in_flight - TURN_RESERVED_SLOTS:
             return None  # the caller waits for a slot: the last one is the next turn's
-        full = out_of_band or (retry_of is not None and retry_of[1].full_context)
+        full = out_of_band or (retry is not None and retry.full_context)
         plan = InputPlan(None, list(full_input), None) if full else conn.chains.plan(full_input)
-        previous, retry = retry_of if retry_of is not None else (None, None)
+        retried = retry.retried if retry is not None else Retried()
+        if full:
+            retried = replace(retried, full_context=True)
 
         def make(lane: str | None) -> Response:
             self._serial += 1
-            return Response(
-                conn,
-                lane,
-                self._serial,
-                plan,
-                generate=generate,
-                out_of_band=out_of_band,
-                full_context_retried=bool(previous and previous.full_context_retried) or full,
-                transport_retried=bool(previous and previous.transport_retried)
-                or bool(retry and retry.fresh_connection),
-                timeout_retried=bool(previous and previous.timeout_retried) or bool(retry and retry.after_timeout),
-                gap_retried=bool(previous and previous.gap_retried) or bool(retry and retry.after_gap),
-            )
+            return Response(conn, lane, self._serial, plan, generate=generate, out_of_band=out_of_band, retried=retried)
 
         avoid = plan.parent.lane if plan.parent is not None else None
         response = conn.router.open(make, conn.chains.staleness, avoid=avoid)
@@ -243,9 +191,9 @@ class ClientSession:
                 self.stats.incremental_turns += 1
             self.stats.input_items_sent += len(plan.input)
             conn = response.connection
-            if conn.took_over:
+            if conn.status is ConnectionStatus.TAKEN_OVER:
                 # What moving to the spare cost: this context went again, in full.
-                conn.took_over = False
+                conn.become(ConnectionStatus.OPEN)
                 response.resends_context = True
                 self.stats.input_items_resent += len(plan.input)
         response.sent = True
@@ -260,16 +208,18 @@ class ClientSession:
 
     def taken_over(self, conn: ConnectionState) -> None:
         """``conn``, a warm spare, took over from a connection given up on a barge-in."""
-        conn.took_over = True
+        conn.become(ConnectionStatus.TAKEN_OVER)
 
     def retire_stuck(self, conn: ConnectionState, now: float) -> list[Action]:
         stuck = conn.router.retire_stuck(now, STUCK_LANE_SECS)
         if not stuck:
             return []
-        conn.left_on_barge_in = False  # its lanes look quiet, but the server may still be running the answer
-        if not conn.router.named and not conn.retiring:
+        if conn.status is ConnectionStatus.LEFT_ON_BARGE_IN:
+            # Never taken back: its lanes look quiet, but the server may still be running the answer.
+            conn.become(ConnectionStatus.RETIRING)
+        elif not conn.router.named and conn.usable:
             # Without lanes the server still runs it ahead of anything sent next: give the connection up.
-            conn.retiring = True
+            conn.become(ConnectionStatus.RETIRING)
             reason = "an abandoned response never ended on a connection without lanes"
             return [Log("WARNING", f"{conn.name}: {reason}; retired"), Retire(conn, reason, soon=True)]
         return [
@@ -305,25 +255,25 @@ class ClientSession:
     def _leave_laneless(self, conn: ConnectionState) -> list[Action]:
         """Without lanes the next request would queue behind the abandoned answer. Stay only where
         the endpoint has shown that it stops an answer soon after a cancel; otherwise a spare takes over."""
-        if conn.closed or conn.retiring:
+        if conn.closed or conn.status in GIVEN_UP:
             return []
         if conn.single_response:
-            conn.retiring = True
+            _give_up(conn, ConnectionStatus.RETIRING)
             return [Retire(conn, "barge-in: closing the response's stream", soon=True)]
         if self.cancel_honoured and self.options.send_cancel and conn.cancel_supported:
             self.stats.barge_ins_on_same_connection += 1
             return []
         self.stats.barge_ins_to_spare += 1
-        conn.retiring = conn.left_on_barge_in = True
+        _give_up(conn, ConnectionStatus.LEFT_ON_BARGE_IN)
         return [Retire(conn, "barge-in on a connection without lanes", soon=True)]
 
     def take_back(self, conn: ConnectionState) -> bool:
         """Whether ``conn``, left on a barge-in and still the only connection to be had, may take new
         responses again: yes once the abandoned answer has ended (nothing queues behind it) while the
         connection is open and unspent."""
-        if not conn.left_on_barge_in or conn.closed or conn.expired or not conn.is_quiet():
+        if conn.status is not ConnectionStatus.LEFT_ON_BARGE_IN or not conn.is_quiet():
             return False
-        conn.retiring = conn.left_on_barge_in = False
+        conn.become(ConnectionStatus.OPEN)
         self.stats.connections_taken_back += 1
         return True
 
@@ -448,9 +398,9 @@ class ClientSession:
         numbers = ", ".join(str(n) for n in lost)
         what = f"{len(lost)} event{'s' if len(lost) > 1 else ''} (sequence_number {numbers})"
         where = f"{conn.name}: {_named(response)} lost {what} on the way"
-        if response.generate and response.replay_safe and not response.gap_retried and not response.out_of_band:
+        if response.generate and response.replay_safe and not response.retried.gap and not response.out_of_band:
             actions: list[Action] = [Log("WARNING", f"{where}; nothing was spoken yet, so the turn goes again")]
-            actions += self._end(response, Retry(f"{_named(response)} lost {what}", after_gap=True))
+            actions += self._end(response, response.retry(f"{_named(response)} lost {what}", after_gap=True))
             return actions + self.abandon(response, now)
         return [Log("WARNING", f"{where}: the answer may miss what they carried (words, or a call)")]
 
@@ -546,9 +496,9 @@ class ClientSession:
             parent = response.plan.previous_response_id
             if parent:
                 conn.chains.forget(parent)
-            if parent and not response.full_context_retried:
+            if parent and not response.retried.full_context:
                 self.stats.full_context_fallbacks += 1
-                return Retry("the server no longer holds the parent response", full_context=True)
+                return response.retry("the server no longer holds the parent response", full_context=True)
             return Failed(PreviousResponseNotFound(event.message, code=code, lane=response.lane))
         if code in _CONNECTION_SPENT:
             actions += self._expire(conn, f"the server says the connection is spent ({code})", now, but=response)
@@ -623,7 +573,7 @@ class ClientSession:
         if refused is None:
             return []
         conn.router.finish(refused)
-        return self._end(refused, Retry("the server refuses stream_id; sending it again without one"))
+        return self._end(refused, refused.retry("the server refuses stream_id; sending it again without one"))
 
     def _connection_event(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
         if not isinstance(event, ev.ServerError):
@@ -663,9 +613,9 @@ class ClientSession:
 
     def _expire(self, conn: ConnectionState, reason: str, now: float, but: Response | None = None) -> list[Action]:
         """``conn`` takes no more requests: retire it and move what it never started."""
-        if conn.expired:
+        if conn.status in (ConnectionStatus.EXPIRED, ConnectionStatus.CLOSED):
             return []
-        conn.expired = True
+        conn.become(ConnectionStatus.EXPIRED)
         actions: list[Action] = [
             Log("INFO", f"{conn.name}: {reason}; moving to a fresh connection"),
             Retire(conn, reason),
@@ -691,8 +641,8 @@ class ClientSession:
             # Its lane stayed silent while events without one came: the server, or a proxy in front,
             # stopped carrying stream_id. Nothing more goes to this connection.
             message += f" on its lane, while {strays} events without stream_id were dropped"
-            if not conn.retiring:
-                conn.retiring = True
+            if conn.usable:
+                conn.become(ConnectionStatus.RETIRING)
                 reason = "events come without stream_id while a lane stays silent"
                 actions += [Log("WARNING", f"{conn.name}: {reason}; retired"), Retire(conn, reason)]
         if response.held:
@@ -703,10 +653,10 @@ class ClientSession:
             phase == "first_event"
             and self.options.retry_on_first_event_timeout
             and response.replay_safe
-            and not response.timeout_retried
+            and not response.retried.timeout
         ):
             self.stats.timeout_retries += 1
-            happening = Retry(f"no first event within {timeout:g}s", full_context=False, after_timeout=True)
+            happening = response.retry(f"no first event within {timeout:g}s", after_timeout=True)
         actions += self._end(response, happening)
         return actions + self.abandon(response, now)
 
@@ -733,7 +683,7 @@ class ClientSession:
         """The socket of ``conn`` is gone: every response on it ends now."""
         if conn.closed:
             return []
-        conn.closed = True
+        conn.become(ConnectionStatus.CLOSED)
         described = describe_close(code, reason)
         conn.close_reason = described
         actions: list[Action] = [Retire(conn, f"connection closed ({described})")]
@@ -757,9 +707,9 @@ class ClientSession:
     # -- helpers ------------------------------------------------------------------------------
 
     def _replay_or_fail(self, response: Response, reason: str, error: ResponsesWSError) -> Retry | Failed:
-        if response.generate and response.replay_safe and not response.transport_retried:
+        if response.generate and response.replay_safe and not response.retried.transport:
             self.stats.transparent_retries += 1
-            return Retry(reason, full_context=True, fresh_connection=True)
+            return response.retry(reason, full_context=True, fresh_connection=True)
         return Failed(error)
 
     def _end(self, response: Response, happening: Happening | None) -> list[Action]:
@@ -787,6 +737,12 @@ class ClientSession:
         if released:
             actions.append(ReleaseToolResults(released))
         return actions
+
+
+def _give_up(conn: ConnectionState, status: ConnectionStatus) -> None:
+    """``conn`` takes nothing new; one the server already called spent stays so."""
+    if conn.usable:
+        conn.become(status)
 
 
 def _named(response: Response) -> str:
