@@ -264,7 +264,11 @@ class Connection(Driver):
         if len(texts) > 1:
             last = texts[-1]
             joined = "".join(text.delta for text in texts)
-            texts = [ev.TextDelta(last.stream_id, last.sequence_number, delta.item_id, joined)]
+            texts = [
+                ev.TextDelta(
+                    stream_id=last.stream_id, sequence_number=last.sequence_number, item_id=delta.item_id, delta=joined
+                )
+            ]
         if any(type(a) is Deliver and a.response is response and isinstance(a.happening, ENDINGS) for a in after):
             for text in texts:
                 queue.put(text)

@@ -471,7 +471,7 @@ class ClientSession:
                 self.stats.text_deltas_received += 1
             learned.append(Deliver(response, event))
             return learned
-        if type(event) is ev.ItemEvent:
+        if isinstance(event, ev.ItemEvent):
             # Parts, ``*.done`` and argument deltas change nothing here: only a sign of life.
             if not response.abandoned:
                 learned.append(Touch(response))
