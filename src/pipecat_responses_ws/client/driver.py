@@ -105,9 +105,11 @@ class EventQueue:
         """Queue ``happening`` and return False; or return True when it is text for the express
         handler, the owner being parked: then the caller runs the handler on it and hands what it
         raises to the owner (``fail``)."""
-        if self.express is not None and type(happening) is ev.TextDelta and self.parked:
-            self.touch()
-            return True
+        if self.express is not None and type(happening) is ev.TextDelta:
+            waiter = self._waiter
+            if waiter is not None and not waiter.done() and not self._items:  # ``parked``, inline: once a word
+                self.touch()
+                return True
         self.put(happening)
         return False
 
