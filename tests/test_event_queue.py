@@ -18,7 +18,7 @@ from pipecat_responses_ws.protocol.response import ENDINGS, Finished
 
 
 def _delta(text: str) -> TextDelta:
-    return TextDelta("lane-0", None, "msg_1", text)
+    return TextDelta(stream_id="lane-0", item_id="msg_1", delta=text)
 
 
 FINISHED = Finished("resp_1", None, ())

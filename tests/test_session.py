@@ -171,7 +171,7 @@ def test_call_arguments_nested_too_deep_never_run_the_call() -> None:
 def test_events_parse_into_their_types() -> None:
     w = builders.ResponseEventWriter("resp_1", "m", stream_id="lane-0")
     delta = ev.parse_event(json.dumps(w.output_text_delta("msg_1", 0, "Hi ")))
-    assert delta == ev.TextDelta("lane-0", 0, "msg_1", "Hi ")
+    assert delta == ev.TextDelta(stream_id="lane-0", sequence_number=0, item_id="msg_1", delta="Hi ")
     assert isinstance(ev.parse_event(json.dumps(w.content_part_added("msg_1", 0))), ev.ItemEvent)
     failed = ev.parse_event(json.dumps(w.failed("server_error", "boom")))
     assert isinstance(failed, ev.ResponseEnded) and (failed.status, failed.error_code) == ("failed", "server_error")
@@ -869,7 +869,7 @@ def test_an_error_status_ends_the_request_a_missing_parent_once_with_the_full_co
     assert refused_key is not None
     d.session.create_event(refused_key, {"model": "m"})
     (failed,) = delivered(
-        d.session.refused(refused_key, ev.ServerError(None, None, "invalid_api_key", "no", 401, None), 0)
+        d.session.refused(refused_key, ev.ServerError(code="invalid_api_key", message="no", status=401), 0)
     )
     assert isinstance(failed, Failed) and "API key" in str(failed.error) and refused_key.finished
 
@@ -879,6 +879,8 @@ def test_an_error_status_ends_the_request_a_missing_parent_once_with_the_full_co
     child = d.session.open_response(request, [*USER, {"role": "user", "content": "more"}])
     assert child is not None and child.plan.previous_response_id == "resp_0"
     d.session.create_event(child, {"model": "m"})
-    missing = ev.ServerError(None, None, wire.PREVIOUS_RESPONSE_NOT_FOUND, "not found", 400, "previous_response_id")
+    missing = ev.ServerError(
+        code=wire.PREVIOUS_RESPONSE_NOT_FOUND, message="not found", status=400, param="previous_response_id"
+    )
     (retry,) = delivered(d.session.refused(child, missing, 0))
     assert isinstance(retry, Retry) and retry.full_context and len(chains) == 0

@@ -203,8 +203,8 @@ class Connection(Driver):
                 event = parse(await recv())
                 if type(event) is ev.TextDelta and (response := text_owner(state, event)) is not None:
                     # A word for its owner, the hot path: no list of actions, and unless there is
-                    # text to read ahead, ``_express``'s first branch inline, one coroutine less
-                    # (``_express`` keeps it for text that comes through ``receive``).
+                    # text to read ahead, ``_express``'s first branch and ``_push`` inline, two
+                    # coroutines less (both keep it for text that comes through ``receive``).
                     queue: EventQueue = response.owner
                     if not queue.deliver(event):
                         continue
@@ -257,13 +257,15 @@ class Connection(Driver):
             # Nothing else to look at; or one event at a time, as asked: reading ahead costs every
             # word a look at the buffer, for the joined text and the end together.
             return await super()._express(queue, response, delta)
-        express = queue.express
-        assert express is not None, "deliver hands text to the reader only for an express handler"
         texts, after = await self._read_waiting(response, delta)
         if len(texts) > 1:
             last = texts[-1]
             joined = "".join(text.delta for text in texts)
-            texts = [ev.TextDelta(last.stream_id, last.sequence_number, delta.item_id, joined)]
+            texts = [
+                ev.TextDelta(
+                    stream_id=last.stream_id, sequence_number=last.sequence_number, item_id=delta.item_id, delta=joined
+                )
+            ]
         if any(type(a) is Deliver and a.response is response and isinstance(a.happening, ENDINGS) for a in after):
             for text in texts:
                 queue.put(text)
@@ -276,10 +278,7 @@ class Connection(Driver):
                 for later in texts[n:]:
                     queue.put(later)
                 break
-            try:
-                await express(text)
-            except Exception as e:  # the owner fails its turn with it; the reader goes on
-                queue.fail(e)
+            if not await self._push(queue, text):
                 break
         return after
 

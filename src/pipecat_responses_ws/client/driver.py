@@ -106,9 +106,11 @@ class EventQueue:
         """Queue ``happening`` and return False; or return True when it is text for the express
         handler, the owner being parked: then the caller runs the handler on it and hands what it
         raises to the owner (``fail``)."""
-        if self.express is not None and type(happening) is ev.TextDelta and self.parked:
-            self.touch()
-            return True
+        if self.express is not None and type(happening) is ev.TextDelta:
+            waiter = self._waiter
+            if waiter is not None and not waiter.done() and not self._items:  # ``parked``, inline: once a word
+                self.touch()
+                return True
         self.put(happening)
         return False
 
@@ -330,13 +332,21 @@ class Driver:
         """Push ``delta`` through the parked owner's express handler; what it raises goes to the
         owner, so this never raises. A transport that reads ahead returns the actions of what it
         read past the text; here nothing is read, so None."""
+        await self._push(queue, delta)
+        return None
+
+    @staticmethod
+    async def _push(queue: EventQueue, text: ev.TextDelta) -> bool:
+        """Run the parked owner's express handler on ``text``; what it raises goes to the owner
+        (then False), so the reader goes on."""
         express = queue.express
         assert express is not None, "deliver hands text to the reader only for an express handler"
         try:
-            await express(delta)
+            await express(text)
         except Exception as e:  # the owner fails its turn with it; the reader goes on
             queue.fail(e)
-        return None
+            return False
+        return True
 
     def _send_in_background(self, payload: dict[str, Any]) -> None:
         raise NotImplementedError

@@ -218,9 +218,7 @@ def _not_an_event_stream(answer: httpx2.Response, body: str, base_url: object) -
         f"({_excerpt(body)!r}) where {EXPECTED}; "
         f"{_what_to_try(base_url)}"
     )
-    return ev.ServerError(
-        None, None, code="not_an_event_stream", message=message, status=answer.status_code, param=None
-    )
+    return ev.ServerError(code="not_an_event_stream", message=message, status=answer.status_code)
 
 
 def _status_error(error: openai.APIStatusError, base_url: object) -> ev.ServerError:
@@ -245,8 +243,6 @@ def _status_error(error: openai.APIStatusError, base_url: object) -> ev.ServerEr
             f"where {EXPECTED}; {_what_to_try(base_url)}"
         )
     return ev.ServerError(
-        None,
-        None,
         code=code or f"http_{error.status_code}",
         message=message,
         status=error.status_code,

@@ -33,7 +33,8 @@ class LaneRouter:
     pool_size: int = 4
     max_named_lanes: int = wire.MAX_NAMED_LANES
     max_in_flight: int = wire.MAX_IN_FLIGHT_RESPONSES
-    _lanes: dict[str | None, deque[Response]] = field(default_factory=dict)
+    # Each lane's responses in the order they were sent: the first is the one its events belong to.
+    queues: dict[str | None, deque[Response]] = field(default_factory=dict)
     _retired: set[str | None] = field(default_factory=set)
     # Responses holding a lane, kept rather than summed: the connection asks after every event.
     in_flight: int = field(default=0, init=False)
@@ -60,11 +61,11 @@ class LaneRouter:
         if not self.named:
             return self._enqueue(make(None))
         rank = staleness or (lambda _lane: 0)
-        free = [lane for lane, queue in self._lanes.items() if not queue and lane not in self._retired]
-        can_grow = len(self._lanes) < self.max_named_lanes
+        free = [lane for lane, queue in self.queues.items() if not queue and lane not in self._retired]
+        can_grow = len(self.queues) < self.max_named_lanes
         candidates = [lane for lane in free if lane != avoid]
-        if can_grow and (len(self._lanes) < self.pool_size or not candidates):
-            new_lane = f"{self.prefix}{len(self._lanes)}"
+        if can_grow and (len(self.queues) < self.pool_size or not candidates):
+            new_lane = f"{self.prefix}{len(self.queues)}"
             if not candidates or min(rank(lane) for lane in candidates) > 0:
                 return self._enqueue(make(new_lane))
         if candidates:
@@ -74,7 +75,7 @@ class LaneRouter:
         return None
 
     def _enqueue(self, response: Response) -> Response:
-        self._lanes.setdefault(response.lane, deque()).append(response)
+        self.queues.setdefault(response.lane, deque()).append(response)
         self.in_flight += 1
         return response
 
@@ -95,14 +96,14 @@ class LaneRouter:
         in_flight = sorted(self.responses(), key=lambda response: response.serial)
         for response in in_flight:
             response.lane = None  # what it ends with is the connection's one cached response
-        self._lanes = {None: deque(in_flight)} if in_flight else {}
+        self.queues = {None: deque(in_flight)} if in_flight else {}
         self._retired.clear()
         self.named = False
 
     def finish(self, response: Response) -> None:
         """``response`` no longer holds its lane (its terminal was read, or it was never sent)."""
         response.finished = True
-        queue = self._lanes.get(response.lane if self.named else None)
+        queue = self.queues.get(response.lane if self.named else None)
         if queue and response in queue:
             queue.remove(response)
             self.in_flight -= 1
@@ -112,9 +113,9 @@ class LaneRouter:
     def owner(self, event: ev.ServerEvent) -> Response | None:
         """The response ``event`` belongs to; None when nobody owns it or it is connection-level."""
         if self.named:
-            queue = self._lanes.get(event.stream_id) if event.stream_id is not None else None
+            queue = self.queues.get(event.stream_id) if event.stream_id is not None else None
             return queue[0] if queue else None
-        queue = self._lanes.get(None)
+        queue = self.queues.get(None)
         if not queue:
             return None
         if not isinstance(event, ev.ServerError):
@@ -134,7 +135,7 @@ class LaneRouter:
     # -- inspection -----------------------------------------------------------------------
 
     def responses(self) -> Iterator[Response]:
-        for queue in list(self._lanes.values()):
+        for queue in list(self.queues.values()):
             yield from list(queue)
 
     def is_quiet(self) -> bool:

@@ -179,7 +179,6 @@ class Response:
     retried: Retried = Retried()
     response_id: str | None = None
     sent: bool = False
-    created: bool = False
     abandoned: bool = False
     abandoned_at: float | None = None
     cancel_sent: bool = False
@@ -204,6 +203,11 @@ class Response:
     def key(self) -> str:
         """Unique across connections: names the response's group of tool calls."""
         return f"{self.connection.name}/{self.serial}"
+
+    @property
+    def created(self) -> bool:
+        """Its ``response.created`` came (which is what names it): the lane's events are its own."""
+        return self.response_id is not None
 
     @property
     def text_delivered(self) -> bool:
@@ -300,7 +304,6 @@ class Response:
         if isinstance(event, ev.ReasoningDelta):
             return event if event.delta else None
         if isinstance(event, ev.ResponseCreated):
-            self.created = True
             self.response_id = event.response_id
         return None
 

@@ -305,18 +305,19 @@ class ClientSession:
         action would have been ``Deliver(response, delta)``.
         """
         router = conn.router
-        if router.named and (conn.lanes is None or delta.stream_id is None):
-            return None  # the condition under which ``receive`` learns lanes from an event
-        response = router.owner(delta)
-        if (
-            response is None
-            or not response.created
-            or response.abandoned
-            or response.ended
-            or response.out_of_band
-            or not delta.delta
-            or not response.take_sequence(delta.sequence_number)
-        ):
+        if router.named:
+            if conn.lanes is None:
+                return None  # lanes are still being learned, from events like this one
+            queue = router.queues.get(delta.stream_id)  # never one for None: named lanes have names
+        else:
+            queue = router.queues.get(None)
+        if not queue:
+            return None
+        response = queue[0]
+        # ``response_id is None``: not yet created (``created``, without a call per word).
+        if response.response_id is None or response.abandoned or response.ended or response.out_of_band:
+            return None
+        if not delta.delta or not response.take_sequence(delta.sequence_number):
             return None
         response.text_deltas += 1
         self.stats.text_deltas_received += 1
@@ -421,7 +422,7 @@ class ClientSession:
                 self.stats.text_deltas_received += 1
             learned.append(Deliver(response, event))
             return learned
-        if type(event) is ev.ItemEvent:
+        if isinstance(event, ev.ItemEvent):
             # Parts, ``*.done`` and argument deltas change nothing here: only a sign of life.
             if not response.abandoned:
                 learned.append(Touch(response))
