@@ -80,6 +80,9 @@ def test_a_file_that_is_not_json_or_not_there_is_named(tmp_path: Path) -> None:
         load_script(tmp_path / "absent.json")
 
 
+# A subprocess (a second or so, importing Pipecat): in the slow tier, as the CLI's other error
+# subprocesses are. The message is checked in process above, the one line and exit 2 in test_cli_errors.
+@pytest.mark.slow
 async def test_serve_with_a_wrong_script_says_so_in_one_line_and_exits_2(tmp_path: Path) -> None:
     script = tmp_path / "wrong.json"
     script.write_text(json.dumps({"replies": [{"text": "ok"}, {"calls": [{"name": 7}]}]}))

@@ -17,6 +17,9 @@ from pipecat_responses_ws.harness.pipeline import Conversation
 
 # Long enough that a design which waits for the abandoned response misses by seconds.
 LONG_TEXT = " ".join(f"word{n}" for n in range(60)) + "."
+# The emulator's pacing unless a test sets its own: 20 ms to the first delta (a test about that
+# moment sets it), 100 tokens a second (LONG_TEXT streams for 0.6 s, time for a barge-in mid-text).
+PACING = {"ttft": 0.02, "tokens_per_second": 100.0}
 
 
 def weather_tools(*names: str) -> ToolsSchema:
@@ -43,7 +46,7 @@ async def session(
     settings: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Emulator, ResponsesWSLLMService, Conversation]]:
     """``settings`` adds ``ResponsesWSLLMService.Settings`` fields to the model and instructions."""
-    options = {"ttft": 0.05, "tokens_per_second": 100.0, **(emulator or {})}
+    options = {**PACING, **(emulator or {})}
     fields = {"model": "emulated", "system_instruction": "Answer briefly.", **(settings or {})}
     async with Emulator(**options) as emu:
         llm = ResponsesWSLLMService(
@@ -68,7 +71,7 @@ async def http_session(
     setup: Callable[[ResponsesHTTPLLMService], None] | None = None,
 ) -> AsyncIterator[tuple[Emulator, ResponsesHTTPLLMService, Conversation]]:
     """As ``session``, with our HTTP service on the emulator's ``http_base_url``."""
-    options = {"ttft": 0.05, "tokens_per_second": 100.0, **(emulator or {})}
+    options = {**PACING, **(emulator or {})}
     async with Emulator(**options) as emu:
         llm = ResponsesHTTPLLMService(
             **{

@@ -19,7 +19,7 @@ from pipecat_responses_ws.emulator import Emulator, Fault, Reply
 from pipecat_responses_ws.harness.pipeline import Conversation
 from pipecat_responses_ws.protocol import wire
 
-from .conftest import LONG_TEXT
+from .conftest import LONG_TEXT, PACING
 
 LANE_FREE = {"multiplexing": "none"}
 # LONG_TEXT at 25 tokens/s runs ~2.4 s: the abandoned answer of a barge-in is still running well after.
@@ -27,6 +27,14 @@ SLOW_LANE_FREE = {**LANE_FREE, "cancel_policy": "ignore", "tokens_per_second": 2
 # Every upgrade after the first fails this way, for the rest of the test.
 # A 429 takes the same path as a 500 (a refused upgrade): it is in the slow tier only.
 SPARE_FAULTS = ["500", pytest.param("429", marks=pytest.mark.slow), "hang"]
+# After a barge-in, a hung spare needs an abandoned answer that outlasts its connect timeout, seconds
+# of it: in the slow tier. A hung upgrade (its connect timeout) is in the quick tier through the
+# inference without a spare below.
+BARGE_IN_SPARE_FAULTS = [
+    "500",
+    pytest.param("429", marks=pytest.mark.slow),
+    pytest.param("hang", marks=pytest.mark.slow),
+]
 MANY = 1000
 
 
@@ -35,7 +43,7 @@ async def session(
     emulator: dict[str, Any], plan: Callable[[Emulator], None] = lambda _emu: None
 ) -> AsyncIterator[tuple[Emulator, ResponsesWSLLMService, Conversation]]:
     """As the suite's ``session``, with the emulator's handshakes planned before the service connects."""
-    async with Emulator(**{"ttft": 0.05, "tokens_per_second": 100.0, **emulator}) as emu:
+    async with Emulator(**{**PACING, **emulator}) as emu:
         plan(emu)
         llm = ResponsesWSLLMService(
             api_key="test-key",
@@ -64,11 +72,15 @@ def _question(text: str = "Classify.") -> LLMContext:
 # -- 3: a barge-in with no spare to be had --------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", SPARE_FAULTS)
+@pytest.mark.parametrize("how", BARGE_IN_SPARE_FAULTS)
 async def test_with_no_spare_to_be_had_the_turn_after_a_barge_in_is_answered_by_the_old_connection(
     how: str,
 ) -> None:
-    async with session(SLOW_LANE_FREE, fail_handshakes_after_the_first(how)) as (emu, llm, conv):
+    # The refused upgrade fails at once, so the turn waits for nothing but the abandoned answer: at
+    # 100 tokens/s it has ~0.5 s left at the barge-in, not ~2.2 s. A hung one keeps the slow pacing,
+    # the abandoned answer outlasting the spare's connect timeout by seconds.
+    pacing = SLOW_LANE_FREE if how == "hang" else {**SLOW_LANE_FREE, "tokens_per_second": 100}
+    async with session(pacing, fail_handshakes_after_the_first(how)) as (emu, llm, conv):
         emu.queue_replies(Reply(text="Hello there."), Reply(text=LONG_TEXT), Reply(text="Fresh answer here."))
         await conv.say("Hi")
         await conv.wait_turns_ended(1)
@@ -89,7 +101,7 @@ async def test_with_no_spare_to_be_had_the_turn_after_a_barge_in_is_answered_by_
         assert abandoned.finished_at <= fresh.created_at
 
 
-@pytest.mark.parametrize("how", SPARE_FAULTS)
+@pytest.mark.parametrize("how", BARGE_IN_SPARE_FAULTS)
 async def test_with_no_spare_a_fresh_connection_answers_when_it_comes_first(how: str) -> None:
     # Both spares fail (the one opened at setup, the one tried again at the next turn); the upgrade
     # made at the barge-in goes through.
@@ -134,10 +146,17 @@ async def test_a_turn_after_a_barge_in_fails_only_when_neither_connection_can_an
 # -- 4: more responses at once than a connection takes --------------------------------------------
 
 
-@pytest.mark.parametrize("emulator", [{}, LANE_FREE], ids=["lanes", "lane-free"])
+# With lanes, 50 tokens/s keeps all of them in flight at once, more than one connection takes.
+# Lane-free, each connection runs one response at a time and they are answered one after another:
+# the pacing only adds up (20 × 0.29 s at 50 tokens/s), so it streams as fast as it can.
+@pytest.mark.parametrize(
+    "emulator",
+    [{"tokens_per_second": 50}, {**LANE_FREE, "ttft": 0.01, "tokens_per_second": 1000}],
+    ids=["lanes", "lane-free"],
+)
 async def test_more_inferences_at_once_than_a_connection_takes_are_all_answered(emulator: dict) -> None:
     count = wire.MAX_IN_FLIGHT_RESPONSES + 4
-    async with session({**emulator, "tokens_per_second": 50}) as (emu, llm, conv):
+    async with session(emulator) as (emu, llm, conv):
         emu.queue_replies(*(Reply(text=f"Answer {n} " + "more " * 10) for n in range(count)))
         answers = await asyncio.wait_for(
             asyncio.gather(*(llm.run_inference(_question(f"Q{n}")) for n in range(count))), 30

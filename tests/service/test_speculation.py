@@ -89,6 +89,9 @@ async def test_a_finished_caller_commits_and_hears_the_answer_already_streaming(
         assert messages == [("user", said.whole), ("assistant", answer.text.strip())], messages
 
 
+# Nearly 3 s of a resumed turn in real time: in the slow tier. A withdrawn guess is in the quick tier
+# through test_eager_end_of_turn (the service holds and drops it), the strategy's guess through the test above.
+@pytest.mark.slow
 @pytest.mark.parametrize("service", SERVICES)
 async def test_a_caller_who_resumes_withdraws_the_guess_and_only_the_whole_turn_is_answered(service: str) -> None:
     strategy, strategies = _guessing()
@@ -155,6 +158,8 @@ def test_bounds_must_make_sense() -> None:
         speculative(inner, max_per_turn=-1)
 
 
+# Seconds of real time, 1.5 of them watching that nothing is released: in the slow tier.
+@pytest.mark.slow
 async def test_a_guess_withdrawn_before_the_llm_began_it_is_not_released_by_the_commit() -> None:
     # An STT that finalizes one stretch of speech in two pieces: the first is guessed finished, the
     # second withdraws the guess at once. The withdrawal is broadcast, the guess's context frame is
