@@ -212,11 +212,11 @@ class Connection(Driver):
                 else:
                     # A word for its owner, the hot path: no list of actions. What ``_apply`` does
                     # for one ``Deliver`` of text: queued, or pushed through the express handler.
-                    text: ev.TextDelta = event  # type: ignore[assignment]  # only text is handed over
                     queue: EventQueue = taken.owner
-                    if not queue.deliver(text):
+                    # ``event`` is a text delta: nothing else is handed over without a list.
+                    if not queue.deliver_text(event):  # type: ignore[arg-type]
                         continue
-                    after = await express(queue, taken, text)
+                    after = await express(queue, taken, event)  # type: ignore[arg-type]
                     if after is None:
                         continue
                     actions = after
