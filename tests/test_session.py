@@ -47,12 +47,12 @@ USER = [{"role": "user", "content": "hi"}]
 class Driver:
     """A session, one connection, and helpers to play server events at it.
 
-    A text delta goes to ``text_owner`` first and to ``receive`` only when that declines, as the
-    WebSocket reader plays them, or to ``receive`` alone, as the HTTP driver does: every test
-    here runs both ways (``text_path``), so the short path decides what the full one does.
+    An event goes to ``dispatch``, as the WebSocket reader plays them (a text delta for its
+    owner is handed over without a list of actions), or to ``receive``, as the HTTP driver does:
+    every test here runs both ways (``text_path``), so the short path decides what the full one does.
     """
 
-    text_owner_first = True
+    dispatch = True
 
     def __init__(self, **options: Any) -> None:
         self.session = ClientSession(SessionOptions(**{"named_lanes": True, **options}))
@@ -71,16 +71,15 @@ class Driver:
         raw = event if isinstance(event, str) else json.dumps(event)
         conn = conn or self.conn
         parsed = ev.parse_event(raw)
-        if self.text_owner_first and type(parsed) is ev.TextDelta:
-            response = self.session.text_owner(conn, parsed)
-            if response is not None:
-                return [Deliver(response, parsed)]
-        return self.session.receive(conn, parsed, self.now)
+        if not self.dispatch:
+            return self.session.receive(conn, parsed, self.now)
+        taken = self.session.dispatch(conn, parsed, self.now)
+        return [Deliver(taken, parsed)] if isinstance(taken, Response) else taken
 
 
-@pytest.fixture(autouse=True, params=["text_owner first", "receive only"])
+@pytest.fixture(autouse=True, params=["dispatch", "receive only"])
 def text_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Driver, "text_owner_first", request.param == "text_owner first")
+    monkeypatch.setattr(Driver, "dispatch", request.param == "dispatch")
 
 
 def delivered(actions: list[Action]) -> list[Any]:

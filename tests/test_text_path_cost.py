@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-# Bytecodes per delta ours (coalescing off) may cost above the floor: today's 415, and room for
-# the count's own drift (about one), not for a new cost per word.
-MAX_ABOVE_FLOOR = 420
+# Bytecodes per delta ours (coalescing off) may cost above the floor: today's 427, and room for
+# the count's own drift (about one), not for a new cost per word. (It was 415 while the reader
+# inlined the express call and the text rule; one rule and one express helper cost about 35 of
+# them, of which the leaner queue and push won back about 25.)
+MAX_ABOVE_FLOOR = 430
 TURNS, WORDS = 10, 100  # as the bench counts by default
 
 

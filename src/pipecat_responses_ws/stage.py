@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Awaitable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Protocol, cast
@@ -325,16 +326,20 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
                     await self.start_llm_usage_metrics(_token_usage(happening.usage))
                 raise happening.error
 
-    async def _push_text(self, delta: ev.TextDelta) -> None:
+    def _push_text(self, delta: ev.TextDelta) -> Awaitable[None]:
+        """Push ``delta``'s text as an ``LLMTextFrame`` (the express handler, and what ``_stream``
+        does with text that was queued): returns what to await rather than awaiting it, so that
+        after the first words a word costs ``push_frame`` alone, not a coroutine of its own too."""
         self.stats.text_frames_pushed += 1
-        if not self._first_text_pending:
-            if self._filter_incomplete_user_turns:
-                await self._push_llm_text(delta.delta)
-            else:
-                # ``_push_llm_text`` less its TTFAT stop, which only the first text's call
-                # (below) can take effect for: one coroutine less per word.
-                await self.push_frame(LLMTextFrame(delta.delta))
-            return
+        if self._first_text_pending:
+            return self._push_first_text(delta)
+        if self._filter_incomplete_user_turns:
+            return self._push_llm_text(delta.delta)
+        # ``_push_llm_text`` less its TTFAT stop, which only the first text's call can take
+        # effect for: one coroutine less per word.
+        return self.push_frame(LLMTextFrame(delta.delta))
+
+    async def _push_first_text(self, delta: ev.TextDelta) -> None:
         # The first words go out ahead of the TTFB metrics frame: the speaker waits for them,
         # the metrics do not. The measurement still ends when they arrived.
         arrived = time.time()

@@ -194,45 +194,45 @@ class Connection(Driver):
         assert ws is not None
         code: int | None = None
         reason = "the reader stopped"
-        session, state, parse, apply, recv = self.session, self.state, ev.parse_event, self._apply, ws.recv
-        text_owner, frames = session.text_owner, self._received
+        # ``recv`` rather than ``async for``: one generator frame less per event.
+        state, parse, recv, dispatch, monotonic = (
+            self.state,
+            ev.parse_event,
+            ws.recv,
+            self.session.dispatch,
+            time.monotonic,
+        )
+        apply, express = self._apply, self._express
         try:
-            # ``recv`` rather than ``async for``: one generator frame less per event; and
-            # ``_carry_out`` inlined, one coroutine less.
             while True:
                 event = parse(await recv())
-                if type(event) is ev.TextDelta and (response := text_owner(state, event)) is not None:
-                    # A word for its owner, the hot path: no list of actions, and unless there is
-                    # text to read ahead, ``_express``'s first branch and ``_push`` inline, two
-                    # coroutines less (both keep it for text that comes through ``receive``).
-                    queue: EventQueue = response.owner
-                    if not queue.deliver(event):
+                taken = dispatch(state, event, monotonic())
+                if isinstance(taken, list):
+                    actions = taken
+                else:
+                    # A word for its owner, the hot path: no list of actions. What ``_apply`` does
+                    # for one ``Deliver`` of text: queued, or pushed through the express handler.
+                    queue: EventQueue = taken.owner
+                    # ``event`` is a text delta: nothing else is handed over without a list.
+                    if not queue.deliver_text(event):  # type: ignore[arg-type]
                         continue
-                    if not queue.coalesce or response.text_deltas == 1 or not (frames and frames[0].fin):
-                        try:
-                            await queue.express(event)  # type: ignore[misc]  # deliver: there is one
-                        except Exception as e:  # the owner fails its turn with it; the reader goes on
-                            queue.fail(e)
-                        continue
-                    after = await self._express(queue, response, event)
+                    after = await express(queue, taken, event)  # type: ignore[arg-type]
                     if after is None:
                         continue
                     actions = after
-                else:
-                    actions = session.receive(state, event, time.monotonic())
                 while True:
-                    express = apply(actions)
-                    if express is None:
+                    pending = apply(actions)
+                    if pending is None:
                         break
                     # Text joined on the way may have read one event past it, to act on now.
-                    after = await express
+                    after = await pending
                     if after is None:
                         break
                     actions = after
                 # Done with: the wait for the next message must not keep it alive (a response's
                 # end carries its whole output), or every session's last one reaches the old
                 # generation of the collector.
-                del event, actions
+                del event, taken, actions
                 after = None
         except ConnectionClosed as e:
             code, reason = _close_of(e)
@@ -243,7 +243,8 @@ class Connection(Driver):
             self._socket_closed(code, reason)
 
     async def _express(self, queue: EventQueue, response: Response, delta: ev.TextDelta) -> list[Action] | None:
-        """Push ``delta`` through the owner's express handler, with what has already arrived behind it.
+        """Push ``delta`` through the owner's express handler, with what has already arrived behind it:
+        the one way text reaches an express handler here, from the reader and from ``_apply`` alike.
 
         The response's first delta goes out at once and alone. Behind a later one, when
         coalescing, the whole messages already received are read first (nothing waits for more):
@@ -252,11 +253,16 @@ class Connection(Driver):
         the last words and the end of the response in one pass instead of two. Returns the
         actions of what was read past the text, for the reader to carry out.
         """
-        frames = self._received  # the whole message first in it is one ``recv`` returns at once
-        if not queue.coalesce or response.text_deltas == 1 or not (frames and frames[0].fin):
+        # The whole message first in ``_received`` is one ``recv`` returns at once.
+        if not queue.coalesce or response.text_deltas == 1 or not ((frames := self._received) and frames[0].fin):
             # Nothing else to look at; or one event at a time, as asked: reading ahead costs every
-            # word a look at the buffer, for the joined text and the end together.
-            return await super()._express(queue, response, delta)
+            # word a look at the buffer, for the joined text and the end together. ``_push``
+            # inline, one coroutine less per word.
+            try:
+                await queue.express(delta)  # type: ignore[misc]  # delivered for it: there is one
+            except Exception as e:  # the owner fails its turn with it; the reader goes on
+                queue.fail(e)
+            return None
         texts, after = await self._read_waiting(response, delta)
         if len(texts) > 1:
             last = texts[-1]
@@ -290,8 +296,13 @@ class Connection(Driver):
         ws = self._ws
         assert ws is not None
         # Everything per message is inline here: it runs for nearly every word under load.
-        session, state, parse, recv, frames = self.session, self.state, ev.parse_event, ws.recv, self._received
-        text_owner = session.text_owner
+        state, parse, recv, frames, dispatch = (
+            self.state,
+            ev.parse_event,
+            ws.recv,
+            self._received,
+            self.session.dispatch,
+        )
         item_id = delta.item_id
         texts = [delta]
         after: list[Action] = []
@@ -299,18 +310,18 @@ class Connection(Driver):
             if not (frames and frames[0].fin):  # no whole message waiting: recv would wait
                 break
             event = parse(await recv())
-            if type(event) is ev.TextDelta:
-                owner = text_owner(state, event)
-                if owner is response and not after and event.item_id == item_id:
-                    texts.append(event)  # one more delta of the same item: it joins the text
-                    continue
-                if owner is not None:  # the session took it: delivering it is all that is left
-                    after.append(Deliver(owner, event))
+            taken = dispatch(state, event, time.monotonic())
+            if isinstance(taken, list):
+                after += taken
+                if not taken or any(type(a) is not Touch or a.response is not response for a in taken):
                     break
-            actions = session.receive(state, event, time.monotonic())
-            after += actions
-            if not actions or any(type(a) is not Touch or a.response is not response for a in actions):
-                break
+                continue
+            text: ev.TextDelta = event  # type: ignore[assignment]  # only text is handed over
+            if taken is response and not after and text.item_id == item_id:
+                texts.append(text)  # one more delta of the same item: it joins the text
+                continue
+            after.append(Deliver(taken, text))  # the session took it: delivering it is all that is left
+            break
         return texts, after
 
     def _socket_closed(self, code: int | None, reason: str) -> None:

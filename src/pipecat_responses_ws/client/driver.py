@@ -106,12 +106,24 @@ class EventQueue:
         """Queue ``happening`` and return False; or return True when it is text for the express
         handler, the owner being parked: then the caller runs the handler on it and hands what it
         raises to the owner (``fail``)."""
-        if self.express is not None and type(happening) is ev.TextDelta:
-            waiter = self._waiter
-            if waiter is not None and not waiter.done() and not self._items:  # ``parked``, inline: once a word
-                self.touch()
-                return True
+        if type(happening) is ev.TextDelta:
+            return self.deliver_text(happening)
         self.put(happening)
+        return False
+
+    def deliver_text(self, text: ev.TextDelta) -> bool:
+        """``deliver`` for a text delta: the reader's, once a word."""
+        if self.express is not None:
+            waiter = self._waiter
+            # ``parked`` and ``touch``, inline. A waiter not yet done has nothing queued before it
+            # (``put`` ends the wait), so the queue is empty.
+            if waiter is not None and not waiter.done():
+                if self._progress_at:
+                    self._progress_at = time.monotonic()
+                else:
+                    self.touch()
+                return True
+        self.put(text)
         return False
 
     def fail(self, error: BaseException) -> None:

@@ -294,34 +294,30 @@ class ClientSession:
 
     # -- what the server said -----------------------------------------------------------------
 
-    def text_owner(self, conn: ConnectionState, delta: ev.TextDelta) -> Response | None:
-        """The response whose owner is simply handed ``delta``: the one thing nearly every text
-        delta calls for, decided without making a list of actions (one call per word).
+    def dispatch(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> Response | list[Action]:
+        """What one server event calls for, for a reader that hands text on without a list: the
+        response whose owner is simply handed ``event``, the one thing nearly every event calls for
+        (a text delta, one per word), decided without making a list of actions; otherwise the
+        actions it calls for (:meth:`receive`'s).
 
-        None changes nothing and means the delta calls for more, or for less (a lane still
-        being learned, a lane nobody waits on, a sequence number gone back, empty text, an
-        abandoned or out-of-band response): then ``receive`` says what. When a response is
-        returned, the session has counted the delta as ``receive`` would have, and its only
-        action would have been ``Deliver(response, delta)``.
+        A text delta for the response at the head of its lane, once created, takes its place in the
+        response's order and :meth:`_text` decides; anything else (a lane still being learned, a
+        lane nobody waits on, a response not yet created, a sequence number out of order, any other
+        event) is :meth:`receive`'s.
         """
-        router = conn.router
-        if router.named:
-            if conn.lanes is None:
-                return None  # lanes are still being learned, from events like this one
-            queue = router.queues.get(delta.stream_id)  # never one for None: named lanes have names
-        else:
-            queue = router.queues.get(None)
-        if not queue:
-            return None
-        response = queue[0]
-        # ``response_id is None``: not yet created (``created``, without a call per word).
-        if response.response_id is None or response.abandoned or response.ended or response.out_of_band:
-            return None
-        if not delta.delta or not response.take_sequence(delta.sequence_number):
-            return None
-        response.text_deltas += 1
-        self.stats.text_deltas_received += 1
-        return response
+        if type(event) is ev.TextDelta:
+            router = conn.router
+            if router.named:
+                # While lanes are still being learned, from events like this one, none is looked up.
+                queue = router.queues.get(event.stream_id) if conn.lanes is not None else None
+            else:
+                queue = router.queues.get(None)
+            if queue:
+                response = queue[0]
+                # ``response_id is None``: not yet created (``created``, without a call per word).
+                if response.response_id is not None and response.take_sequence(event.sequence_number):
+                    return self._text(response, event, [])
+        return self.receive(conn, event, now)
 
     def receive(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
         """The actions one server event calls for."""
@@ -411,16 +407,8 @@ class ClientSession:
         """What ``event``, in its response's order, amounts to."""
         router = conn.router
         if type(event) is ev.TextDelta:
-            # The hot path, one event per word, inline.
-            if response.abandoned or response.ended:
-                return learned
-            if not event.delta:
-                learned.append(Touch(response))
-                return learned
-            response.text_deltas += 1
-            if not response.out_of_band:  # an inference's text is read from its output, never pushed
-                self.stats.text_deltas_received += 1
-            learned.append(Deliver(response, event))
+            if self._text(response, event, learned) is response:
+                learned.append(Deliver(response, event))
             return learned
         if isinstance(event, ev.ItemEvent):
             # Parts, ``*.done`` and argument deltas change nothing here: only a sign of life.
@@ -454,6 +442,21 @@ class ClientSession:
             return actions
         actions += self._end(response, happening)
         return actions
+
+    def _text(self, response: Response, delta: ev.TextDelta, actions: list[Action]) -> Response | list[Action]:
+        """The rule for a text delta of ``response`` in its order, the one place it is decided (for
+        :meth:`dispatch` and :meth:`receive` alike): ``response`` when the delta is words for its
+        owner (then counted); otherwise ``actions``, with a sign of life for empty text, and
+        nothing for the text of a response abandoned or ended (nobody is to hear it)."""
+        if response.abandoned or response.ended:
+            return actions
+        if not delta.delta:
+            actions.append(Touch(response))
+            return actions
+        response.text_deltas += 1
+        if not response.out_of_band:  # an inference's text is read from its output, never pushed
+            self.stats.text_deltas_received += 1
+        return response
 
     def _ended(self, response: Response, event: ev.ResponseEnded, now: float) -> Happening | None:
         conn = response.connection
