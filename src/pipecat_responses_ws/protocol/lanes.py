@@ -2,8 +2,11 @@
 
 Only lifecycle events carry a response id; every event of a named lane carries its
 ``stream_id``, and a lane is FIFO. So a response is identified by its lane and its place in the
-lane's queue, and an abandoned response is nothing more than a flag checked inline: its events
+lane's queue, and an abandoned response is nothing more than a state checked inline: its events
 are dropped as they arrive and its terminal event frees the lane. No drain, no waiting.
+
+The router reads the responses it holds and never changes them: what a response's lifecycle
+becomes is the session's to say.
 
 On the default lane (for gateways without ``stream_id``) every response shares one FIFO; the
 next request is sent at once and queues on the server behind the abandoned one, whose events are
@@ -80,7 +83,7 @@ class LaneRouter:
         return response
 
     def retire_stuck(self, now: float, older_than: float) -> list[Response]:
-        """Abandoned responses that never ended: give up on their lanes (never reused)."""
+        """Abandoned responses that never ended, released: their lanes are given up (never reused)."""
         stuck = [
             response
             for response in self.responses()
@@ -88,21 +91,20 @@ class LaneRouter:
         ]
         for response in stuck:
             self._retired.add(response.lane)
-            self.finish(response)
+            self.release(response)
         return stuck
 
-    def go_lane_free(self) -> None:
-        """The server ignores or refuses lanes: what is in flight shares one FIFO, in the order it was sent."""
+    def go_lane_free(self) -> list[Response]:
+        """The server ignores or refuses lanes: what is in flight shares one FIFO, in the order it
+        was sent; returned so that the session can take their lanes off them."""
         in_flight = sorted(self.responses(), key=lambda response: response.serial)
-        for response in in_flight:
-            response.lane = None  # what it ends with is the connection's one cached response
         self.queues = {None: deque(in_flight)} if in_flight else {}
         self._retired.clear()
         self.named = False
+        return in_flight
 
-    def finish(self, response: Response) -> None:
+    def release(self, response: Response) -> None:
         """``response`` no longer holds its lane (its terminal was read, or it was never sent)."""
-        response.finished = True
         queue = self.queues.get(response.lane if self.named else None)
         if queue and response in queue:
             queue.remove(response)

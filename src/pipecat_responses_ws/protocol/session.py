@@ -10,7 +10,8 @@ Everything about a response's fate is decided here: which lane it takes and whic
 response it continues (:mod:`.lanes`, :mod:`.chain`), which events are its own
 (:mod:`.response`), when ``response.cancel`` is sent, when a turn may be sent again (only
 before anything was audible and before any tool started), and when a connection is done.
-What happens on barge-in is :meth:`ClientSession.abandon`.
+What happens on barge-in is :meth:`ClientSession.abandon`. The session is the one writer of a
+response's lifecycle (its ``Phase`` and ``Outcome``) and of a connection's status.
 """
 
 from __future__ import annotations
@@ -32,7 +33,19 @@ from .errors import (
     ResponsesWSError,
     describe_close,
 )
-from .response import ENDINGS, Failed, Finished, Happening, Response, Retried, Retry, Skipped, ToolCallReady
+from .response import (
+    ENDINGS,
+    Failed,
+    Finished,
+    Happening,
+    Outcome,
+    Phase,
+    Response,
+    Retried,
+    Retry,
+    Skipped,
+    ToolCallReady,
+)
 from .tool_results import ToolResultGate
 
 # How long after sending response.cancel a connection-level error is taken as its rejection.
@@ -196,7 +209,7 @@ class ClientSession:
                 conn.become(ConnectionStatus.OPEN)
                 response.resends_context = True
                 self.stats.input_items_resent += len(plan.input)
-        response.sent = True
+        response.become(Phase.SENT)
         response.strays_before = response.connection.stray_events
         return payload
 
@@ -214,6 +227,8 @@ class ClientSession:
         stuck = conn.router.retire_stuck(now, STUCK_LANE_SECS)
         if not stuck:
             return []
+        for response in stuck:
+            response.become(Phase.OFF_LANE)  # the router let go of their lanes
         if conn.status is ConnectionStatus.LEFT_ON_BARGE_IN:
             # Never taken back: its lanes look quiet, but the server may still be running the answer.
             conn.become(ConnectionStatus.RETIRING)
@@ -239,14 +254,14 @@ class ClientSession:
         asking the model for a follow-up.
         """
         actions = self._end(response, None)
-        if response.finished:
+        phase = response.phase
+        if phase is Phase.OFF_LANE:
             return actions
-        if not response.sent:
-            response.connection.router.finish(response)
+        if phase is Phase.PLANNED:
+            _take_off_lane(response)
             return actions
-        if not response.abandoned:
-            response.abandoned = True
-            response.abandoned_at = now
+        if response.outcome is not Outcome.ABANDONED:
+            response.let_go(now)
             actions += self._cancel(response, now)
             if not response.connection.router.named:
                 actions += self._leave_laneless(response.connection)
@@ -315,7 +330,7 @@ class ClientSession:
             return None
         response = queue[0]
         # ``response_id is None``: not yet created (``created``, without a call per word).
-        if response.response_id is None or response.abandoned or response.ended or response.out_of_band:
+        if response.response_id is None or response.outcome is not Outcome.PENDING or response.out_of_band:
             return None
         if not delta.delta or not response.take_sequence(delta.sequence_number):
             return None
@@ -339,13 +354,13 @@ class ClientSession:
         reason = response.accept(event)
         if (
             reason is None
-            and not response.abandoned  # nothing of it is spoken: its order does not matter
+            and response.outcome is not Outcome.ABANDONED  # nothing of it is spoken: its order does not matter
             and not (type(event) is ev.ServerError or response.take_sequence(event.sequence_number))
         ):
             return actions + self._reordered(conn, response, event, now)
         if reason is not None:
             self.stats.events_skipped += 1
-            level = "DEBUG" if response.abandoned else "WARNING"
+            level = "DEBUG" if response.outcome is Outcome.ABANDONED else "WARNING"
             return [*actions, Log(level, f"{conn.name}: skipped an event on lane {response.lane}: {reason}")]
         return self._act(conn, response, event, now, actions)
 
@@ -364,7 +379,7 @@ class ClientSession:
         if event.sequence_number is None or (conn.router.named and event.stream_id is None):
             return actions
         response = conn.router.owner(event)
-        if response is None or response.abandoned or response.take_sequence(event.sequence_number):
+        if response is None or response.outcome is Outcome.ABANDONED or response.take_sequence(event.sequence_number):
             return actions
         return actions + self._reordered(conn, response, event, now)
 
@@ -388,6 +403,8 @@ class ClientSession:
         if not ordered.events:
             actions.append(Touch(response))  # held: a sign of life all the same
         for early in ordered.events:
+            if response.phase is Phase.OFF_LANE:
+                break  # its end came: what follows it in its order is nobody's
             if isinstance(early, ev.MalformedEvent | ev.UnknownEvent):
                 continue  # skipped already; it only held its place
             actions = self._act(conn, response, early, now, actions)
@@ -406,13 +423,17 @@ class ClientSession:
         return [Log("WARNING", f"{where}: the answer may miss what they carried (words, or a call)")]
 
     def _act(
-        self, conn: ConnectionState, response: Response, event: ev.ServerEvent, now: float, learned: list[Action]
+        self,
+        conn: ConnectionState,
+        response: Response,
+        event: ev.ServerEvent,
+        now: float,
+        learned: list[Action],
     ) -> list[Action]:
         """What ``event``, in its response's order, amounts to."""
-        router = conn.router
         if type(event) is ev.TextDelta:
             # The hot path, one event per word, inline.
-            if response.abandoned or response.ended:
+            if response.outcome is not Outcome.PENDING:
                 return learned
             if not event.delta:
                 learned.append(Touch(response))
@@ -424,10 +445,10 @@ class ClientSession:
             return learned
         if isinstance(event, ev.ItemEvent):
             # Parts, ``*.done`` and argument deltas change nothing here: only a sign of life.
-            if not response.abandoned:
+            if response.outcome is not Outcome.ABANDONED:
                 learned.append(Touch(response))
             return learned
-        abandoned = response.abandoned
+        abandoned = response.outcome is Outcome.ABANDONED
         happening = response.feed(event)
         actions: list[Action] = learned
         if isinstance(event, ev.ResponseCreated):
@@ -440,9 +461,9 @@ class ClientSession:
         elif isinstance(event, ev.ServerError):
             if abandoned:
                 if not response.created:
-                    router.finish(response)
+                    _take_off_lane(response)
                 return actions
-            happening = self._request_error(response, event, now, actions)
+            return self._request_error(response, event, now, actions)
         if abandoned:
             return actions
         if happening is None:
@@ -457,8 +478,8 @@ class ClientSession:
 
     def _ended(self, response: Response, event: ev.ResponseEnded, now: float) -> Happening | None:
         conn = response.connection
-        conn.router.finish(response)
-        if response.abandoned:
+        _take_off_lane(response)
+        if response.outcome is Outcome.ABANDONED:
             usage = event.usage or {}
             conn.stats.abandoned_output_tokens += _int(usage.get("output_tokens"))
             if response.abandoned_at is not None:
@@ -484,14 +505,24 @@ class ClientSession:
         )
         return Failed(error, event.usage)
 
-    def _request_error(self, response: Response, event: ev.ServerError, now: float, actions: list[Action]) -> Happening:
-        conn = response.connection
-        if not response.created:
-            conn.router.finish(response)  # answered without a response: the lane is free
-        else:
-            # The server broke the response off: whatever else it sends is not to be spoken.
-            response.abandoned, response.abandoned_at = True, now
+    def _request_error(
+        self, response: Response, event: ev.ServerError, now: float, actions: list[Action]
+    ) -> list[Action]:
+        """An error that answers ``response``'s request: its owner hears how it ended; then, if the
+        server had created it, it is let go of (whatever else it sends is not to be spoken)."""
+        created = response.created
+        if not created:
+            _take_off_lane(response)  # answered without a response: the lane is free
+        actions += self._end(response, self._request_failure(response, event, now, actions))
+        if created:
+            response.let_go(now)
             actions += self._cancel(response, now)
+        return actions
+
+    def _request_failure(
+        self, response: Response, event: ev.ServerError, now: float, actions: list[Action]
+    ) -> Retry | Failed:
+        conn = response.connection
         code = event.code
         if code == wire.PREVIOUS_RESPONSE_NOT_FOUND:
             parent = response.plan.previous_response_id
@@ -533,7 +564,8 @@ class ClientSession:
         if self.options.named_lanes is True:
             return self._lanes_forced_in_vain(conn, event, reason)
         conn.lanes = False
-        conn.router.go_lane_free()
+        for response in conn.router.go_lane_free():
+            response.lane = None  # what it ends with is the connection's one cached response
         conn.chains.keep_latest()
         return self._lanes_decided(conn, False, reason)
 
@@ -547,7 +579,7 @@ class ClientSession:
             actions.append(Log("WARNING", f"{conn.name}: {reason}; {advice}"))
         refused = self._refused(conn)
         if refused is not None:
-            conn.router.finish(refused)
+            _take_off_lane(refused)
             code = event.code if isinstance(event, ev.ServerError) else None
             actions += self._end(refused, Failed(ResponsesWSError(f"{reason}; {advice}", code=code, lane=refused.lane)))
         return actions
@@ -564,7 +596,11 @@ class ClientSession:
     def _refused(self, conn: ConnectionState) -> Response | None:
         """The oldest request a ``stream_id`` error answers: sent with a lane, not started."""
         return next(
-            (r for r in conn.router.responses() if r.sent_lane is not None and not r.created and not r.ended),
+            (
+                r
+                for r in conn.router.responses()
+                if r.sent_lane is not None and not r.created and r.outcome is Outcome.PENDING
+            ),
             None,
         )
 
@@ -573,7 +609,7 @@ class ClientSession:
         refused = self._refused(conn)
         if refused is None:
             return []
-        conn.router.finish(refused)
+        _take_off_lane(refused)
         return self._end(refused, refused.retry("the server refuses stream_id; sending it again without one"))
 
     def _connection_event(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
@@ -622,9 +658,9 @@ class ClientSession:
             Retire(conn, reason),
         ]
         for response in conn.router.responses():
-            if response is but or response.abandoned or response.created or response.ended:
+            if response is but or response.created or response.outcome is not Outcome.PENDING:
                 continue
-            conn.router.finish(response)  # the server will not run it
+            _take_off_lane(response)  # the server will not run it
             error = ConnectionLost(reason, code=wire.CONNECTION_LIMIT_REACHED, lane=response.lane)
             actions += self._end(response, self._replay_or_fail(response, reason, error))
         return actions
@@ -664,7 +700,8 @@ class ClientSession:
     def send_failed(self, response: Response, reason: str, now: float) -> list[Action]:
         """Writing ``response``'s create failed: the socket is gone (or was dropped for blocking)."""
         conn = response.connection
-        conn.router.finish(response)
+        if response.phase is not Phase.OFF_LANE:  # it is when the socket's close was read first
+            _take_off_lane(response)
         error = ConnectionLost(reason, phase="send", lane=response.lane)
         actions = self._end(response, self._replay_or_fail(response, reason, error))
         # Nothing more goes on it, so the resend really takes a fresh connection.
@@ -674,11 +711,9 @@ class ClientSession:
         """Over HTTP: the request was answered with an error status instead of a stream, so
         nothing was generated; ``error`` carries the status and the API's error body."""
         if error.status in (401, 403):
-            response.connection.router.finish(response)
+            _take_off_lane(response)
             return self._end(response, Failed(AuthenticationError.refused(error.status)))
-        actions: list[Action] = []
-        happening = self._request_error(response, error, now, actions)
-        return actions + self._end(response, happening)
+        return self._request_error(response, error, now, [])
 
     def closed(self, conn: ConnectionState, code: int | None, reason: str, now: float) -> list[Action]:
         """The socket of ``conn`` is gone: every response on it ends now."""
@@ -689,10 +724,11 @@ class ClientSession:
         conn.close_reason = described
         actions: list[Action] = [Retire(conn, f"connection closed ({described})")]
         for response in conn.router.responses():
-            conn.router.finish(response)
-            if response.abandoned and response.cancel_sent and self.cancel_honoured is None:
+            _take_off_lane(response)
+            outcome = response.outcome
+            if outcome is Outcome.ABANDONED and response.cancel_sent and self.cancel_honoured is None:
                 self.cancel_honoured = False  # the cancelled answer never ended while the socket lived
-            if response.abandoned or response.ended:
+            if outcome is not Outcome.PENDING:
                 continue
             error = ConnectionLost(
                 f"the connection closed mid-response ({described})",
@@ -717,7 +753,7 @@ class ClientSession:
         """Deliver ``happening``; when it ends the response (or on abandon, ``None``), settle its tools."""
         actions: list[Action] = []
         if happening is not None:
-            if response.ended:
+            if response.outcome is not Outcome.PENDING:
                 return actions
             if isinstance(happening, ToolCallReady):
                 if response.out_of_band:
@@ -731,13 +767,20 @@ class ClientSession:
             actions.append(Deliver(response, happening))
             if not isinstance(happening, ENDINGS):
                 return actions
-        elif response.ended:
+        elif response.outcome is not Outcome.PENDING:
             return actions
-        response.ended = True
+        response.become(Outcome.ENDED)
         released = self.tools.close(response.key, run_llm=isinstance(happening, Finished))
         if released:
             actions.append(ReleaseToolResults(released))
         return actions
+
+
+def _take_off_lane(response: Response) -> None:
+    """``response``'s lane no longer waits for it: its end was read, it was never sent, or nothing
+    more of it will come."""
+    response.become(Phase.OFF_LANE)
+    response.connection.router.release(response)
 
 
 def _give_up(conn: ConnectionState, status: ConnectionStatus) -> None:
