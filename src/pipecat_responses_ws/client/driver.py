@@ -202,7 +202,7 @@ class Driver:
     def __init__(
         self,
         session: ClientSession,
-        state: ConnectionState,
+        state: ConnectionState[Response],
         *,
         on_error: Callable[[ResponsesWSError], None] | None = None,
         on_tool_results: Callable[[list[dict[str, Any]]], None] | None = None,

@@ -37,7 +37,8 @@ from .chain import InputPlan
 from .errors import ResponsesWSError
 
 if TYPE_CHECKING:
-    # A response knows its connection and a connection's lanes hold its responses: types only.
+    # A response knows its connection; the connection's lanes hold responses of a type they are
+    # given (``ConnectionState[Response]``), so connection.py never names this module.
     from .connection import ConnectionState
 
 
@@ -207,7 +208,7 @@ class ResponseStateError(RuntimeError):
 class Response:
     """One ``response.create`` on one connection and what the client knows of it."""
 
-    connection: ConnectionState
+    connection: ConnectionState[Response]
     lane: str | None
     serial: int
     plan: InputPlan

@@ -127,17 +127,17 @@ class ClientSession:
         self.cancel_honoured: bool | None = None
         self._lanes_logged: bool | None = None
 
-    def connection(self, name: str) -> ConnectionState:
+    def connection(self, name: str) -> ConnectionState[Response]:
         """A new connection's state (its socket is the I/O layer's)."""
         return self._connection_state(name, self.options.named_lanes)
 
-    def _connection_state(self, name: str, named_lanes: bool | None) -> ConnectionState:
+    def _connection_state(self, name: str, named_lanes: bool | None) -> ConnectionState[Response]:
         options = self.options
         return ConnectionState(
             name, named_lanes=named_lanes, lane_prefix=options.lane_prefix, pool_size=options.pool_size
         )
 
-    def http_request(self, name: str, chains: ServerChains | None = None) -> ConnectionState:
+    def http_request(self, name: str, chains: ServerChains | None = None) -> ConnectionState[Response]:
         """The state of one HTTP request: one response, no lanes, no ``response.cancel`` (a barge-in
         closes the stream, which is all the server needs to stop). ``chains``: what the server
         stores across requests (``store: true``), shared by every request; without it each
@@ -153,7 +153,7 @@ class ClientSession:
 
     def open_response(
         self,
-        conn: ConnectionState,
+        conn: ConnectionState[Response],
         full_input: list[dict[str, Any]],
         *,
         retry: Retry | None = None,
@@ -219,11 +219,11 @@ class ClientSession:
             if response.resends_context:
                 self.stats.bytes_resent += size
 
-    def taken_over(self, conn: ConnectionState) -> None:
+    def taken_over(self, conn: ConnectionState[Response]) -> None:
         """``conn``, a warm spare, took over from a connection given up on a barge-in."""
         conn.become(ConnectionStatus.TAKEN_OVER)
 
-    def retire_stuck(self, conn: ConnectionState, now: float) -> list[Action]:
+    def retire_stuck(self, conn: ConnectionState[Response], now: float) -> list[Action]:
         stuck = conn.router.retire_stuck(now, STUCK_LANE_SECS)
         if not stuck:
             return []
@@ -267,7 +267,7 @@ class ClientSession:
                 actions += self._leave_laneless(response.connection)
         return actions
 
-    def _leave_laneless(self, conn: ConnectionState) -> list[Action]:
+    def _leave_laneless(self, conn: ConnectionState[Response]) -> list[Action]:
         """Without lanes the next request would queue behind the abandoned answer. Stay only where
         the endpoint has shown that it stops an answer soon after a cancel; otherwise a spare takes over."""
         if conn.closed or conn.status in GIVEN_UP:
@@ -282,7 +282,7 @@ class ClientSession:
         _give_up(conn, ConnectionStatus.LEFT_ON_BARGE_IN)
         return [Retire(conn, "barge-in on a connection without lanes", soon=True)]
 
-    def take_back(self, conn: ConnectionState) -> bool:
+    def take_back(self, conn: ConnectionState[Response]) -> bool:
         """Whether ``conn``, left on a barge-in and still the only connection to be had, may take new
         responses again: yes once the abandoned answer has ended (nothing queues behind it) while the
         connection is open and unspent."""
@@ -309,7 +309,7 @@ class ClientSession:
 
     # -- what the server said -----------------------------------------------------------------
 
-    def text_owner(self, conn: ConnectionState, delta: ev.TextDelta) -> Response | None:
+    def text_owner(self, conn: ConnectionState[Response], delta: ev.TextDelta) -> Response | None:
         """The response whose owner is simply handed ``delta``: the one thing nearly every text
         delta calls for, decided without making a list of actions (one call per word).
 
@@ -338,7 +338,7 @@ class ClientSession:
         self.stats.text_deltas_received += 1
         return response
 
-    def receive(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
+    def receive(self, conn: ConnectionState[Response], event: ev.ServerEvent, now: float) -> list[Action]:
         """The actions one server event calls for."""
         if isinstance(event, ev.MalformedEvent | ev.UnknownEvent):
             return self._skipped(conn, event, now)
@@ -364,7 +364,9 @@ class ClientSession:
             return [*actions, Log(level, f"{conn.name}: skipped an event on lane {response.lane}: {reason}")]
         return self._act(conn, response, event, now, actions)
 
-    def _skipped(self, conn: ConnectionState, event: ev.MalformedEvent | ev.UnknownEvent, now: float) -> list[Action]:
+    def _skipped(
+        self, conn: ConnectionState[Response], event: ev.MalformedEvent | ev.UnknownEvent, now: float
+    ) -> list[Action]:
         """A malformed or unknown event: said, and skipped. Numbered within a response, it still
         holds its place in that response's order, or the events after it would wait for it as lost."""
         self.stats.events_skipped += 1
@@ -383,7 +385,9 @@ class ClientSession:
             return actions
         return actions + self._reordered(conn, response, event, now)
 
-    def _reordered(self, conn: ConnectionState, response: Response, event: ev.ServerEvent, now: float) -> list[Action]:
+    def _reordered(
+        self, conn: ConnectionState[Response], response: Response, event: ev.ServerEvent, now: float
+    ) -> list[Action]:
         """``event`` is not the one due next on its response: act on what is now in order."""
         ordered = response.order(event)
         if ordered.skipped is not None:
@@ -410,7 +414,9 @@ class ClientSession:
             actions = self._act(conn, response, early, now, actions)
         return actions
 
-    def _lost(self, conn: ConnectionState, response: Response, lost: tuple[int, ...], now: float) -> list[Action]:
+    def _lost(
+        self, conn: ConnectionState[Response], response: Response, lost: tuple[int, ...], now: float
+    ) -> list[Action]:
         """Events of ``response`` never came: say which, and send the turn again while nothing was spoken."""
         self.stats.sequence_gaps += 1
         numbers = ", ".join(str(n) for n in lost)
@@ -424,7 +430,7 @@ class ClientSession:
 
     def _act(
         self,
-        conn: ConnectionState,
+        conn: ConnectionState[Response],
         response: Response,
         event: ev.ServerEvent,
         now: float,
@@ -540,7 +546,7 @@ class ClientSession:
 
     # -- lanes, found out rather than assumed --------------------------------------------------
 
-    def _learn_lanes(self, conn: ConnectionState, event: ev.ServerEvent) -> list[Action]:
+    def _learn_lanes(self, conn: ConnectionState[Response], event: ev.ServerEvent) -> list[Action]:
         """What ``event`` shows of lane support, on a connection whose requests carry lanes.
 
         Only an answer to a create can show that the server ignores ``stream_id``: its
@@ -569,7 +575,9 @@ class ClientSession:
         conn.chains.keep_latest()
         return self._lanes_decided(conn, False, reason)
 
-    def _lanes_forced_in_vain(self, conn: ConnectionState, event: ev.ServerEvent, reason: str) -> list[Action]:
+    def _lanes_forced_in_vain(
+        self, conn: ConnectionState[Response], event: ev.ServerEvent, reason: str
+    ) -> list[Action]:
         """``lanes=True`` on a server that ignores or refuses ``stream_id``: the request it answers
         ends now, saying why and what to set, rather than after its first-event timeout."""
         advice = "this endpoint has no lanes: pass lanes='auto' (the default) or lanes=False"
@@ -584,7 +592,7 @@ class ClientSession:
             actions += self._end(refused, Failed(ResponsesWSError(f"{reason}; {advice}", code=code, lane=refused.lane)))
         return actions
 
-    def _lanes_decided(self, conn: ConnectionState, lanes: bool, reason: str) -> list[Action]:
+    def _lanes_decided(self, conn: ConnectionState[Response], lanes: bool, reason: str) -> list[Action]:
         if self._lanes_logged is lanes:
             return []  # said once; only a change is news
         self._lanes_logged = lanes
@@ -593,7 +601,7 @@ class ClientSession:
         what = "one response at a time per connection; a barge-in moves the next turn to a warm spare connection"
         return [Log("INFO", f"{conn.name}: no lanes ({reason}): {what}")]
 
-    def _refused(self, conn: ConnectionState) -> Response | None:
+    def _refused(self, conn: ConnectionState[Response]) -> Response | None:
         """The oldest request a ``stream_id`` error answers: sent with a lane, not started."""
         return next(
             (
@@ -604,7 +612,7 @@ class ClientSession:
             None,
         )
 
-    def _refused_lane(self, conn: ConnectionState) -> list[Action]:
+    def _refused_lane(self, conn: ConnectionState[Response]) -> list[Action]:
         """A request refused for its ``stream_id`` goes again on the same connection, without one."""
         refused = self._refused(conn)
         if refused is None:
@@ -612,7 +620,7 @@ class ClientSession:
         _take_off_lane(refused)
         return self._end(refused, refused.retry("the server refuses stream_id; sending it again without one"))
 
-    def _connection_event(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
+    def _connection_event(self, conn: ConnectionState[Response], event: ev.ServerEvent, now: float) -> list[Action]:
         if not isinstance(event, ev.ServerError):
             return self._stray(conn, event)
         if _about_stream_id(event) and not conn.router.named:
@@ -632,7 +640,7 @@ class ClientSession:
         error = ResponsesWSError(f"server error on {conn.name}: {event.message}", code=event.code)
         return [Log("WARNING", str(error)), ReportError(error)]
 
-    def _stray(self, conn: ConnectionState, event: ev.ServerEvent) -> list[Action]:
+    def _stray(self, conn: ConnectionState[Response], event: ev.ServerEvent) -> list[Action]:
         """An event without a lane on a connection whose requests carry one: nobody's to act on."""
         self.stats.events_skipped += 1
         self.stats.stray_events += 1
@@ -642,13 +650,15 @@ class ClientSession:
             return [Log("DEBUG", f"{what} ({conn.stray_events} on this connection)")]
         return [Log("WARNING", f"{what}; stray events are never spoken and never end a response")]
 
-    def _looks_like_cancel_rejection(self, conn: ConnectionState, error: ev.ServerError, now: float) -> bool:
+    def _looks_like_cancel_rejection(self, conn: ConnectionState[Response], error: ev.ServerError, now: float) -> bool:
         if conn.last_cancel_at is None or now - conn.last_cancel_at > CANCEL_REJECTION_WINDOW_SECS:
             return False
         text = f"{error.code} {error.message} {error.param}".lower()
         return "cancel" in text or error.code in (wire.UNKNOWN_EVENT, "unknown_parameter")
 
-    def _expire(self, conn: ConnectionState, reason: str, now: float, but: Response | None = None) -> list[Action]:
+    def _expire(
+        self, conn: ConnectionState[Response], reason: str, now: float, but: Response | None = None
+    ) -> list[Action]:
         """``conn`` takes no more requests: retire it and move what it never started."""
         if conn.status in (ConnectionStatus.EXPIRED, ConnectionStatus.CLOSED):
             return []
@@ -715,7 +725,7 @@ class ClientSession:
             return self._end(response, Failed(AuthenticationError.refused(error.status)))
         return self._request_error(response, error, now, [])
 
-    def closed(self, conn: ConnectionState, code: int | None, reason: str, now: float) -> list[Action]:
+    def closed(self, conn: ConnectionState[Response], code: int | None, reason: str, now: float) -> list[Action]:
         """The socket of ``conn`` is gone: every response on it ends now."""
         if conn.closed:
             return []
@@ -783,7 +793,7 @@ def _take_off_lane(response: Response) -> None:
     response.connection.router.release(response)
 
 
-def _give_up(conn: ConnectionState, status: ConnectionStatus) -> None:
+def _give_up(conn: ConnectionState[Response], status: ConnectionStatus) -> None:
     """``conn`` takes nothing new; one the server already called spent stays so."""
     if conn.usable:
         conn.become(status)
