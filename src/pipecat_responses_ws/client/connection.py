@@ -43,9 +43,9 @@ from ..protocol.errors import (
     UpgradeRequired,
     describe_close,
 )
-from ..protocol.response import ENDINGS, Response, Retry
+from ..protocol.response import ENDINGS, Owner, Response, Retry
 from ..protocol.session import ClientSession
-from .driver import Driver, EventQueue
+from .driver import Driver
 
 # Messages read ahead at most behind a text delta: a bound on how long it is held while the reader
 # parses what has already arrived (a few microseconds each).
@@ -205,7 +205,7 @@ class Connection(Driver):
                     # A word for its owner, the hot path: no list of actions, and unless there is
                     # text to read ahead, ``_express``'s first branch and ``_push`` inline, two
                     # coroutines less (both keep it for text that comes through ``receive``).
-                    queue: EventQueue = response.owner
+                    queue = response.owner
                     if not queue.deliver(event):
                         continue
                     if not queue.coalesce or response.text_deltas == 1 or not (frames and frames[0].fin):
@@ -242,7 +242,7 @@ class Connection(Driver):
         finally:
             self._socket_closed(code, reason)
 
-    async def _express(self, queue: EventQueue, response: Response, delta: ev.TextDelta) -> list[Action] | None:
+    async def _express(self, queue: Owner, response: Response, delta: ev.TextDelta) -> list[Action] | None:
         """Push ``delta`` through the owner's express handler, with what has already arrived behind it.
 
         The response's first delta goes out at once and alone. Behind a later one, when

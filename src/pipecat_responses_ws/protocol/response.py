@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from . import events as ev
 from .chain import InputPlan
@@ -204,6 +205,29 @@ class ResponseStateError(RuntimeError):
     """The session asked for a move the response's state table does not allow."""
 
 
+class Owner(Protocol):
+    """What the I/O layer hangs on a response (``client.driver.EventQueue``) and carries the
+    session's ``Deliver`` and ``Touch`` actions to. The session never calls it.
+
+    ``deliver`` queues a happening, or returns True for text the reader is to hand straight to
+    ``express``, the owner being ``parked``; ``fail`` hands the owner what that raised.
+    """
+
+    express: Callable[[ev.TextDelta], Awaitable[None]] | None
+    coalesce: bool
+
+    @property
+    def parked(self) -> bool: ...
+
+    def deliver(self, happening: Happening) -> TypeGuard[ev.TextDelta]: ...
+
+    def put(self, happening: Happening) -> None: ...
+
+    def touch(self) -> None: ...
+
+    def fail(self, error: BaseException) -> None: ...
+
+
 @dataclass(eq=False)
 class Response:
     """One ``response.create`` on one connection and what the client knows of it."""
@@ -229,7 +253,9 @@ class Response:
     calls_started: int = 0
     resends_context: bool = False  # the first request on a spare that took over
     sent_lane: str | None = None  # the stream_id its create carried
-    owner: Any = None  # the I/O layer's sink for this response's happenings
+    # The I/O layer's sink for this response's happenings, hung once it takes the response (reading
+    # it before then raises AttributeError).
+    owner: Owner = field(init=False, repr=False)
     strays_before: int = 0  # the connection's stray events when this response was sent
     # The sequence number due next, which the text path compares a delta's with; -1 while none was
     # seen, or while events are held (then ``_expected`` is the one due and ``_held`` what came early).
