@@ -246,11 +246,12 @@ class ClientSession:
     def abandon(self, response: Response, now: float) -> list[Action]:
         """The user barged in (or the turn gave up): let go of ``response`` without waiting.
 
-        A response never written is withdrawn and its lane freed at once. A written one is
-        flagged: its events are dropped as they arrive and its terminal frees the lane, so the
-        next turn never waits for it. ``response.cancel`` goes out only when allowed, when this
-        connection's server has not rejected it, and once the response id is known (otherwise
-        when its ``response.created`` shows up). Its tool calls' results are recorded without
+        Its owner is told it ended first. A response never written is then withdrawn and its lane
+        freed at once. A written one is let go of (``Outcome.ABANDONED``): its events are dropped
+        as they arrive and its terminal frees the lane, so the next turn never waits for it.
+        ``response.cancel`` goes out only when allowed, when this connection's server has not
+        rejected it, and once the response id is known (otherwise when its ``response.created``
+        shows up). Its tool calls' results are recorded without
         asking the model for a follow-up.
         """
         actions = self._end(response, None)
