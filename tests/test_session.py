@@ -31,7 +31,10 @@ from pipecat_responses_ws.protocol.response import (
     REORDER_WINDOW,
     Failed,
     Finished,
+    Outcome,
+    Phase,
     Response,
+    ResponseStateError,
     Retried,
     Retry,
     ToolCallReady,
@@ -213,7 +216,66 @@ def test_a_response_never_written_is_withdrawn_at_once() -> None:
     d = Driver()
     response = d.session.open_response(d.conn, USER)
     assert response is not None and d.session.abandon(response, 0.0) == []
-    assert response.finished and d.conn.is_quiet()
+    assert response.off_lane and d.conn.is_quiet()
+
+
+def test_a_response_moves_along_its_lifecycle_and_a_move_off_the_table_names_it() -> None:
+    d = Driver()
+    response = d.session.open_response(d.conn, USER)
+    assert response is not None
+    assert (response.phase, response.outcome) == (Phase.PLANNED, Outcome.PENDING)
+    d.session.create_event(response, {"model": "m"})
+    assert (response.phase, response.outcome) == (Phase.SENT, Outcome.PENDING)
+    d.feed(d.writer(response).created())
+    d.session.abandon(response, 1.0)
+    # The owner hears the end first, then the response is let go of; a second barge-in changes nothing.
+    assert (response.phase, response.outcome, response.abandoned_at) == (Phase.SENT, Outcome.ABANDONED, 1.0)
+    assert response.ended and response.abandoned and d.session.abandon(response, 2.0) == []
+    d.feed(d.writer(response).completed(builders.usage(1, 1)))
+    assert (response.phase, response.outcome) == (Phase.OFF_LANE, Outcome.ABANDONED) and response.off_lane
+    with pytest.raises(ResponseStateError, match=r"^conn#1/1: a response off its lane cannot become sent$"):
+        response.become(Phase.SENT)
+    with pytest.raises(ResponseStateError, match=r"^conn#1/1: a response abandoned cannot become ended$"):
+        response.become(Outcome.ENDED)
+
+
+def test_a_server_error_on_a_created_response_ends_it_for_its_owner_then_lets_it_go() -> None:
+    d = Driver()
+    response, _ = d.start()
+    w = d.writer(response)
+    d.feed(w.created())
+    actions = d.feed(w.error("server_error", "broken off"))
+    (failed,) = delivered(actions)
+    assert isinstance(failed, Failed) and response.outcome is Outcome.ABANDONED and response.phase is Phase.SENT
+    # Its end reaches the owner before the cancel goes out.
+    assert [type(a) for a in actions if isinstance(a, Deliver | SendEvent)] == [Deliver, SendEvent]
+
+
+def test_only_a_response_moves_its_own_lifecycle() -> None:
+    """The session moves a response's states through ``become`` and ``let_go``: nothing else in the
+    package assigns them (a class's own attributes of the same name, ``self.phase``, are its own)."""
+    import ast
+    from pathlib import Path
+
+    import pipecat_responses_ws
+
+    lifecycle = {"phase", "outcome", "abandoned_at"}
+    writers = []
+    for path in sorted(Path(pipecat_responses_ws.__file__).parent.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and node.attr in lifecycle:
+                    who = node.value.id if isinstance(node.value, ast.Name) else ast.unparse(node.value)
+                    if who != "self" or path.name == "response.py":
+                        writers.append(f"{path.name} {function.name}: {who}.{node.attr}")
+    assert sorted(set(writers)) == [
+        "response.py become: self.outcome",
+        "response.py become: self.phase",
+        "response.py let_go: self.abandoned_at",
+    ]
 
 
 def test_stuck_abandoned_lanes_are_retired_never_reused() -> None:
@@ -233,7 +295,7 @@ def test_default_lane_request_scoped_errors_find_their_response_and_others_are_c
     d.session.abandon(old, 0.0)
     assert delivered(d.feed(builders.ResponseEventWriter("resp_old", "m").output_text_delta("m", 0, "x"))) == []
     not_found = delivered(d.feed(builders.error_event(wire.PREVIOUS_RESPONSE_NOT_FOUND, "gone")))
-    assert len(not_found) == 1 and isinstance(not_found[0], Failed) and new.finished
+    assert len(not_found) == 1 and isinstance(not_found[0], Failed) and new.off_lane
     assert [type(a) for a in d.feed(builders.error_event("server_error", "hmm"))] == [Log, ReportError]
 
 
@@ -774,7 +836,7 @@ def test_a_gap_before_anything_was_spoken_sends_the_turn_again_once() -> None:
     rest = []
     for event in events[3 + REORDER_WINDOW + 1 :]:
         rest += d.feed(event)
-    assert not delivered(rest) and turn.finished  # its end, once it came, freed the lane
+    assert not delivered(rest) and turn.off_lane  # its end, once it came, freed the lane
     again = d.session.open_response(d.conn, USER, retry=retry[0])
     assert again is not None and again.retried.gap
     d.session.create_event(again, {})
@@ -795,7 +857,7 @@ def test_a_gap_the_terminal_gives_up_on_before_anything_was_spoken_frees_the_lan
     for event in events:
         actions += d.feed(event)
     assert texts(actions) == [] and [h for h in delivered(actions) if isinstance(h, Retry)]
-    assert turn.finished and d.conn.is_quiet()
+    assert turn.off_lane and d.conn.is_quiet()
 
 
 def test_unknown_and_malformed_events_of_a_response_hold_their_place_in_its_order() -> None:
@@ -870,7 +932,7 @@ def test_an_error_status_ends_the_request_a_missing_parent_once_with_the_full_co
     (failed,) = delivered(
         d.session.refused(refused_key, ev.ServerError(code="invalid_api_key", message="no", status=401), 0)
     )
-    assert isinstance(failed, Failed) and "API key" in str(failed.error) and refused_key.finished
+    assert isinstance(failed, Failed) and "API key" in str(failed.error) and refused_key.off_lane
 
     chains = d.session.connection("unused").chains
     chains.record("resp_0", None, None, USER, [])

@@ -42,7 +42,7 @@ def test_a_closed_spent_or_stuck_connection_is_never_taken_back() -> None:
 
     d, _ = _left_on_a_barge_in()
     d.feed(builders.error_event(wire.CONNECTION_LIMIT_REACHED, "60 minutes"))
-    d.conn.router.finish(next(d.conn.router.responses()))
+    d.conn.router.release(next(d.conn.router.responses()))
     assert not d.session.take_back(d.conn)
 
     d, _ = _left_on_a_barge_in()

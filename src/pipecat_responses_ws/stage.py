@@ -360,7 +360,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
 
     def _abandon(self, conn: Driver, response: Response) -> None:
         """Hand the response to the session's barge-in rule; nothing here awaits the network."""
-        if response.ended and response.finished:
+        if response.ended and response.off_lane:
             return
         conn.abandon(response)
         # A running TTFB would be reported as complete by the interruption; drop it instead.
@@ -473,7 +473,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
                     await conn.send_create(response, fields)
                     ending = await self._await_ending(conn, response)
                 except BaseException:
-                    if not response.finished:
+                    if not response.off_lane:
                         conn.abandon(response)
                     raise
                 if isinstance(ending, Finished):

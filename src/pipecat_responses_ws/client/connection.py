@@ -43,9 +43,9 @@ from ..protocol.errors import (
     UpgradeRequired,
     describe_close,
 )
-from ..protocol.response import ENDINGS, Response, Retry
+from ..protocol.response import ENDINGS, Owner, Response, Retry
 from ..protocol.session import ClientSession
-from .driver import Driver, EventQueue
+from .driver import Driver
 
 # Messages read ahead at most behind a text delta: a bound on how long it is held while the reader
 # parses what has already arrived (a few microseconds each).
@@ -212,7 +212,7 @@ class Connection(Driver):
                 else:
                     # A word for its owner, the hot path: no list of actions. What ``_apply`` does
                     # for one ``Deliver`` of text: queued, or pushed through the express handler.
-                    queue: EventQueue = taken.owner
+                    queue = taken.owner
                     # ``event`` is a text delta: nothing else is handed over without a list.
                     if not queue.deliver_text(event):  # type: ignore[arg-type]
                         continue
@@ -242,7 +242,7 @@ class Connection(Driver):
         finally:
             self._socket_closed(code, reason)
 
-    async def _express(self, queue: EventQueue, response: Response, delta: ev.TextDelta) -> list[Action] | None:
+    async def _express(self, queue: Owner, response: Response, delta: ev.TextDelta) -> list[Action] | None:
         """Push ``delta`` through the owner's express handler, with what has already arrived behind it:
         the one way text reaches an express handler here, from the reader and from ``_apply`` alike.
 

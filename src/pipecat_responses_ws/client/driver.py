@@ -20,14 +20,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..log import logger
 from ..protocol import events as ev
 from ..protocol.actions import Action, Deliver, Log, ReleaseToolResults, ReportError, Retire, SendEvent, Touch
 from ..protocol.connection import ConnectionState, ConnectionStats
 from ..protocol.errors import ResponsesWSError
-from ..protocol.response import ENDINGS, Happening, Response
+from ..protocol.response import ENDINGS, Happening, Owner, Response
 from ..protocol.session import ClientSession
 
 Express = Callable[[ev.TextDelta], Awaitable[None]]
@@ -102,7 +102,7 @@ class EventQueue:
         waiter = self._waiter
         return waiter is not None and not waiter.done() and not self._items
 
-    def deliver(self, happening: Happening) -> bool:
+    def deliver(self, happening: Happening) -> TypeGuard[ev.TextDelta]:
         """Queue ``happening`` and return False; or return True when it is text for the express
         handler, the owner being parked: then the caller runs the handler on it and hands what it
         raises to the owner (``fail``)."""
@@ -214,7 +214,7 @@ class Driver:
     def __init__(
         self,
         session: ClientSession,
-        state: ConnectionState,
+        state: ConnectionState[Response],
         *,
         on_error: Callable[[ResponsesWSError], None] | None = None,
         on_tool_results: Callable[[list[dict[str, Any]]], None] | None = None,
@@ -293,7 +293,7 @@ class Driver:
     def _apply(self, actions: list[Action]) -> Awaitable[list[Action] | None] | None:
         """Carry out the session's decisions; returns the express handling to await, if any, which
         returns the actions of whatever it read past its text (``_express``)."""
-        text: tuple[EventQueue, Response, ev.TextDelta] | None = None
+        text: tuple[Owner, Response, ev.TextDelta] | None = None
         queued = False
         for action in actions:
             if type(action) is Deliver:
@@ -308,7 +308,7 @@ class Driver:
                     queue.put(action.happening)
                     queued = True
                 elif queue.deliver(action.happening):
-                    text = (queue, response, action.happening)  # type: ignore[assignment]
+                    text = (queue, response, action.happening)
                 else:
                     queued = True
             elif type(action) is Touch:
@@ -340,7 +340,7 @@ class Driver:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    async def _express(self, queue: EventQueue, response: Response, delta: ev.TextDelta) -> list[Action] | None:
+    async def _express(self, queue: Owner, response: Response, delta: ev.TextDelta) -> list[Action] | None:
         """Push ``delta`` through the parked owner's express handler; what it raises goes to the
         owner, so this never raises. A transport that reads ahead returns the actions of what it
         read past the text; here nothing is read, so None."""
@@ -348,7 +348,7 @@ class Driver:
         return None
 
     @staticmethod
-    async def _push(queue: EventQueue, text: ev.TextDelta) -> bool:
+    async def _push(queue: Owner, text: ev.TextDelta) -> bool:
         """Run the parked owner's express handler on ``text``; what it raises goes to the owner
         (then False), so the reader goes on."""
         express = queue.express

@@ -29,7 +29,7 @@ class Touch:
 class SendEvent:
     """Write ``payload`` on ``connection`` without awaiting it (best effort)."""
 
-    connection: ConnectionState
+    connection: ConnectionState[Response]
     payload: dict[str, Any]
 
 
@@ -48,7 +48,7 @@ class Retire:
     after a short grace (closing it also stops the server generating what nobody will hear).
     """
 
-    connection: ConnectionState
+    connection: ConnectionState[Response]
     reason: str
     soon: bool = False
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Generic
 
 from .chain import ServerChains
-from .lanes import LaneRouter
+from .lanes import LaneRouter, R
 
 
 class ConnectionStatus(enum.Enum):
@@ -72,13 +73,17 @@ class ConnectionStats:
     abandoned_output_tokens: int = 0
 
 
-class ConnectionState:
-    """What the client knows of one connection: its lanes, its server's cache, what it has shown."""
+class ConnectionState(Generic[R]):
+    """What the client knows of one connection: its lanes, its server's cache, what it has shown.
+
+    Generic in what its lanes hold: the session's ``Response``, which names its connection in
+    turn. Neither this module nor :mod:`.lanes` imports :mod:`.response`, so the three are not a circle.
+    """
 
     def __init__(self, name: str, *, named_lanes: bool | None, lane_prefix: str, pool_size: int) -> None:
         """``named_lanes``: as ``SessionOptions.named_lanes``."""
         self.name = name
-        self.router = LaneRouter(named=named_lanes is not False, prefix=lane_prefix, pool_size=pool_size)
+        self.router: LaneRouter[R] = LaneRouter(named=named_lanes is not False, prefix=lane_prefix, pool_size=pool_size)
         # Whether this connection's server multiplexes lanes; None until its first answer shows it.
         self.lanes: bool | None = named_lanes
         self.chains = ServerChains()

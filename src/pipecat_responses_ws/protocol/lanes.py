@@ -2,8 +2,12 @@
 
 Only lifecycle events carry a response id; every event of a named lane carries its
 ``stream_id``, and a lane is FIFO. So a response is identified by its lane and its place in the
-lane's queue, and an abandoned response is nothing more than a flag checked inline: its events
+lane's queue, and an abandoned response is nothing more than a state checked inline: its events
 are dropped as they arrive and its terminal event frees the lane. No drain, no waiting.
+
+The router holds whatever it is given that has a lane, a place in the order sent and, once
+known, a response id (:class:`Queued`); it reads them and never changes them. What a response's
+lifecycle becomes is the session's to say.
 
 On the default lane (for gateways without ``stream_id``) every response shares one FIFO; the
 next request is sent at once and queues on the server behind the abandoned one, whose events are
@@ -15,17 +19,36 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
 from . import events as ev
 from . import wire
-from .response import Response
 
 # Errors that answer a create without a response being created: the request is over.
 REQUEST_SCOPED_ERRORS = frozenset({wire.PREVIOUS_RESPONSE_NOT_FOUND, wire.STREAM_LIMIT_REACHED, wire.INVALID_STREAM_ID})
 
 
+class Queued(Protocol):
+    """What the router reads of a response it holds."""
+
+    @property
+    def lane(self) -> str | None: ...
+
+    @property
+    def serial(self) -> int: ...  # its place in the order responses were sent
+
+    @property
+    def response_id(self) -> str | None: ...  # None until the server created it
+
+    @property
+    def abandoned_at(self) -> float | None: ...  # when its owner let go of it, if it did
+
+
+R = TypeVar("R", bound=Queued)
+
+
 @dataclass
-class LaneRouter:
+class LaneRouter(Generic[R]):
     """Routes events to responses and hands out lanes. Pure state; the socket lives elsewhere."""
 
     named: bool = True
@@ -34,7 +57,7 @@ class LaneRouter:
     max_named_lanes: int = wire.MAX_NAMED_LANES
     max_in_flight: int = wire.MAX_IN_FLIGHT_RESPONSES
     # Each lane's responses in the order they were sent: the first is the one its events belong to.
-    queues: dict[str | None, deque[Response]] = field(default_factory=dict)
+    queues: dict[str | None, deque[R]] = field(default_factory=dict)
     _retired: set[str | None] = field(default_factory=set)
     # Responses holding a lane, kept rather than summed: the connection asks after every event.
     in_flight: int = field(default=0, init=False)
@@ -43,10 +66,10 @@ class LaneRouter:
 
     def open(
         self,
-        make: Callable[[str | None], Response],
+        make: Callable[[str | None], R],
         staleness: Callable[[str | None], int] | None = None,
         avoid: str | None = None,
-    ) -> Response | None:
+    ) -> R | None:
         """A response made by ``make`` on a free lane, or None when none can start at once.
 
         ``avoid`` is the lane holding the parent we continue from: forking onto another lane
@@ -74,13 +97,13 @@ class LaneRouter:
             return self._enqueue(make(avoid))
         return None
 
-    def _enqueue(self, response: Response) -> Response:
+    def _enqueue(self, response: R) -> R:
         self.queues.setdefault(response.lane, deque()).append(response)
         self.in_flight += 1
         return response
 
-    def retire_stuck(self, now: float, older_than: float) -> list[Response]:
-        """Abandoned responses that never ended: give up on their lanes (never reused)."""
+    def retire_stuck(self, now: float, older_than: float) -> list[R]:
+        """Abandoned responses that never ended, released: their lanes are given up (never reused)."""
         stuck = [
             response
             for response in self.responses()
@@ -88,21 +111,20 @@ class LaneRouter:
         ]
         for response in stuck:
             self._retired.add(response.lane)
-            self.finish(response)
+            self.release(response)
         return stuck
 
-    def go_lane_free(self) -> None:
-        """The server ignores or refuses lanes: what is in flight shares one FIFO, in the order it was sent."""
+    def go_lane_free(self) -> list[R]:
+        """The server ignores or refuses lanes: what is in flight shares one FIFO, in the order it
+        was sent; returned so that the session can take their lanes off them."""
         in_flight = sorted(self.responses(), key=lambda response: response.serial)
-        for response in in_flight:
-            response.lane = None  # what it ends with is the connection's one cached response
         self.queues = {None: deque(in_flight)} if in_flight else {}
         self._retired.clear()
         self.named = False
+        return in_flight
 
-    def finish(self, response: Response) -> None:
+    def release(self, response: R) -> None:
         """``response`` no longer holds its lane (its terminal was read, or it was never sent)."""
-        response.finished = True
         queue = self.queues.get(response.lane if self.named else None)
         if queue and response in queue:
             queue.remove(response)
@@ -110,7 +132,7 @@ class LaneRouter:
 
     # -- receiving ------------------------------------------------------------------------
 
-    def owner(self, event: ev.ServerEvent) -> Response | None:
+    def owner(self, event: ev.ServerEvent) -> R | None:
         """The response ``event`` belongs to; None when nobody owns it or it is connection-level."""
         if self.named:
             queue = self.queues.get(event.stream_id) if event.stream_id is not None else None
@@ -134,7 +156,7 @@ class LaneRouter:
 
     # -- inspection -----------------------------------------------------------------------
 
-    def responses(self) -> Iterator[Response]:
+    def responses(self) -> Iterator[R]:
         for queue in list(self.queues.values()):
             yield from list(queue)
 

@@ -23,6 +23,7 @@ from typing import Generic, Protocol, TypeVar
 from . import wire
 from .actions import Log
 from .connection import GIVEN_UP, ConnectionState, ConnectionStatus
+from .response import Response
 from .session import CANCEL_HONOURED_WITHIN_SECS, STUCK_LANE_SECS, ClientSession
 
 CLOSE_OLD_CONNECTION_AFTER_SECS = 30.0
@@ -40,7 +41,7 @@ class Pooled(Protocol):
     """A connection as the pool sees it: what the session knows of it, and when it opened."""
 
     @property
-    def state(self) -> ConnectionState: ...
+    def state(self) -> ConnectionState[Response]: ...
 
     @property
     def opened_at(self) -> float: ...
@@ -346,7 +347,7 @@ class Pool(Generic[C]):
         return held
 
 
-def may_come_back(state: ConnectionState) -> bool:
+def may_come_back(state: ConnectionState[Response]) -> bool:
     """Given up on a barge-in, but still open and unspent: it serves again once its abandoned
     answer has ended."""
     return state.status is ConnectionStatus.LEFT_ON_BARGE_IN

@@ -17,20 +17,29 @@ event. The rules that keep a misbehaving server from making us speak twice live 
   works and a stray delta left over on the lane is not spoken;
 - a function call is ready once, at its first ``output_item.done``; a call whose item never
   completed, or whose arguments do not parse, is never ready.
+
+Its lifecycle is two states, each moving along a table as ``h11``'s do (and as a connection's
+``ConnectionStatus`` does): its :class:`Phase` on the lane (planned, sent, off its lane) and its
+:class:`Outcome` for the owner (pending, ended, abandoned). Only the session moves them, through
+:meth:`Response.become` and :meth:`Response.let_go`; a move the table does not allow raises
+``ResponseStateError`` naming the response and both states. Everything else only reads them.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from . import events as ev
 from .chain import InputPlan
 from .errors import ResponsesWSError
 
 if TYPE_CHECKING:
-    # A response knows its connection and a connection's lanes hold its responses: types only.
+    # A response knows its connection; the connection's lanes hold responses of a type they are
+    # given (``ConnectionState[Response]``), so connection.py never names this module.
     from .connection import ConnectionState
 
 
@@ -163,11 +172,70 @@ def _names_another(named: str | None, known: str | None) -> bool:
     return named is not None and known is not None and named != known
 
 
+class Phase(enum.Enum):
+    """Where a response stands on its lane (without lanes, the connection's one queue)."""
+
+    PLANNED = "planned"  # holds its lane; its create has not been written
+    SENT = "sent"  # its create may have left: it must be let go of, never silently forgotten
+    OFF_LANE = "off its lane"  # its lane no longer waits for it: its end was read, or it was never sent
+
+
+class Outcome(enum.Enum):
+    """What a response's owner knows of it."""
+
+    PENDING = "pending"  # the owner waits for how it ends
+    ENDED = "ended"  # the owner was told how it ended (or gave up on it)
+    # Let go of while the server still ran it: its events are dropped as they come, and a
+    # ``response.cancel`` may go out. Always after ``ENDED``: the owner hears its end first.
+    ABANDONED = "abandoned"
+
+
+# Where each state may go next; anything else is a bug in the session, said as such.
+_MOVES: dict[Phase | Outcome, frozenset[Phase | Outcome]] = {
+    Phase.PLANNED: frozenset({Phase.SENT, Phase.OFF_LANE}),
+    Phase.SENT: frozenset({Phase.OFF_LANE}),
+    Phase.OFF_LANE: frozenset(),
+    Outcome.PENDING: frozenset({Outcome.ENDED}),
+    Outcome.ENDED: frozenset({Outcome.ABANDONED}),
+    Outcome.ABANDONED: frozenset(),
+}
+
+
+class ResponseStateError(RuntimeError):
+    """The session asked for a move the response's state table does not allow."""
+
+
+class Owner(Protocol):
+    """What the I/O layer hangs on a response (``client.driver.EventQueue``) and carries the
+    session's ``Deliver`` and ``Touch`` actions to. The session never calls it.
+
+    ``deliver`` queues a happening, or returns True for text the reader is to hand straight to
+    ``express``, the owner being ``parked`` (``deliver_text``: the same for a text delta); ``fail``
+    hands the owner what that raised.
+    """
+
+    express: Callable[[ev.TextDelta], Awaitable[None]] | None
+    coalesce: bool
+
+    @property
+    def parked(self) -> bool: ...
+
+    def deliver(self, happening: Happening) -> TypeGuard[ev.TextDelta]: ...
+
+    def deliver_text(self, text: ev.TextDelta) -> bool: ...
+
+    def put(self, happening: Happening) -> None: ...
+
+    def touch(self) -> None: ...
+
+    def fail(self, error: BaseException) -> None: ...
+
+
 @dataclass(eq=False)
 class Response:
     """One ``response.create`` on one connection and what the client knows of it."""
 
-    connection: ConnectionState
+    connection: ConnectionState[Response]
     lane: str | None
     serial: int
     plan: InputPlan
@@ -178,17 +246,19 @@ class Response:
     # How the turn got here: a retry inherits what its predecessor already used up.
     retried: Retried = Retried()
     response_id: str | None = None
-    sent: bool = False
-    abandoned: bool = False
-    abandoned_at: float | None = None
+    # Its lifecycle (see the module's doc): moved by ``become`` and ``let_go`` only, read by all. Plain
+    # attributes rather than properties: the text path compares ``outcome`` once per word.
+    phase: Phase = Phase.PLANNED
+    outcome: Outcome = Outcome.PENDING
+    abandoned_at: float | None = None  # when it was let go of (``Outcome.ABANDONED``)
     cancel_sent: bool = False
-    finished: bool = False  # its lane no longer waits for it
-    ended: bool = False  # its owner was told how it ended
     text_deltas: int = 0  # text deltas delivered to the owner
     calls_started: int = 0
     resends_context: bool = False  # the first request on a spare that took over
     sent_lane: str | None = None  # the stream_id its create carried
-    owner: Any = None  # the I/O layer's sink for this response's happenings
+    # The I/O layer's sink for this response's happenings, hung once it takes the response (reading
+    # it before then raises AttributeError).
+    owner: Owner = field(init=False, repr=False)
     strays_before: int = 0  # the connection's stray events when this response was sent
     # The sequence number due next, which the text path compares a delta's with; -1 while none was
     # seen, or while events are held (then ``_expected`` is the one due and ``_held`` what came early).
@@ -198,6 +268,36 @@ class Response:
     _announced: dict[str, tuple[str, str] | None] = field(default_factory=dict)  # item id -> function call
     _done_items: set[str] = field(default_factory=set)
     _ready_calls: set[str] = field(default_factory=set)
+
+    def become(self, state: Phase | Outcome) -> None:
+        """Move to ``state``: on the lane (a ``Phase``) or for the owner (an ``Outcome``). Only the
+        session calls this."""
+        current = self.phase if isinstance(state, Phase) else self.outcome
+        if state not in _MOVES[current]:
+            raise ResponseStateError(f"{self.key}: a response {current.value} cannot become {state.value}")
+        if isinstance(state, Phase):
+            self.phase = state
+        else:
+            self.outcome = state
+
+    def let_go(self, now: float) -> None:
+        """Abandoned at ``now``, its owner told already: only the session calls this."""
+        self.become(Outcome.ABANDONED)
+        self.abandoned_at = now
+
+    @property
+    def ended(self) -> bool:
+        """Its owner was told how it ended (or gave up on it): nothing more of it is delivered."""
+        return self.outcome is not Outcome.PENDING
+
+    @property
+    def abandoned(self) -> bool:
+        return self.outcome is Outcome.ABANDONED
+
+    @property
+    def off_lane(self) -> bool:
+        """Its lane no longer waits for it."""
+        return self.phase is Phase.OFF_LANE
 
     @property
     def key(self) -> str:

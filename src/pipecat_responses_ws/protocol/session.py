@@ -10,7 +10,8 @@ Everything about a response's fate is decided here: which lane it takes and whic
 response it continues (:mod:`.lanes`, :mod:`.chain`), which events are its own
 (:mod:`.response`), when ``response.cancel`` is sent, when a turn may be sent again (only
 before anything was audible and before any tool started), and when a connection is done.
-What happens on barge-in is :meth:`ClientSession.abandon`.
+What happens on barge-in is :meth:`ClientSession.abandon`. The session is the one writer of a
+response's lifecycle (its ``Phase`` and ``Outcome``) and of a connection's status.
 """
 
 from __future__ import annotations
@@ -32,7 +33,19 @@ from .errors import (
     ResponsesWSError,
     describe_close,
 )
-from .response import ENDINGS, Failed, Finished, Happening, Response, Retried, Retry, Skipped, ToolCallReady
+from .response import (
+    ENDINGS,
+    Failed,
+    Finished,
+    Happening,
+    Outcome,
+    Phase,
+    Response,
+    Retried,
+    Retry,
+    Skipped,
+    ToolCallReady,
+)
 from .tool_results import ToolResultGate
 
 # How long after sending response.cancel a connection-level error is taken as its rejection.
@@ -114,17 +127,17 @@ class ClientSession:
         self.cancel_honoured: bool | None = None
         self._lanes_logged: bool | None = None
 
-    def connection(self, name: str) -> ConnectionState:
+    def connection(self, name: str) -> ConnectionState[Response]:
         """A new connection's state (its socket is the I/O layer's)."""
         return self._connection_state(name, self.options.named_lanes)
 
-    def _connection_state(self, name: str, named_lanes: bool | None) -> ConnectionState:
+    def _connection_state(self, name: str, named_lanes: bool | None) -> ConnectionState[Response]:
         options = self.options
         return ConnectionState(
             name, named_lanes=named_lanes, lane_prefix=options.lane_prefix, pool_size=options.pool_size
         )
 
-    def http_request(self, name: str, chains: ServerChains | None = None) -> ConnectionState:
+    def http_request(self, name: str, chains: ServerChains | None = None) -> ConnectionState[Response]:
         """The state of one HTTP request: one response, no lanes, no ``response.cancel`` (a barge-in
         closes the stream, which is all the server needs to stop). ``chains``: what the server
         stores across requests (``store: true``), shared by every request; without it each
@@ -140,7 +153,7 @@ class ClientSession:
 
     def open_response(
         self,
-        conn: ConnectionState,
+        conn: ConnectionState[Response],
         full_input: list[dict[str, Any]],
         *,
         retry: Retry | None = None,
@@ -196,7 +209,7 @@ class ClientSession:
                 conn.become(ConnectionStatus.OPEN)
                 response.resends_context = True
                 self.stats.input_items_resent += len(plan.input)
-        response.sent = True
+        response.become(Phase.SENT)
         response.strays_before = response.connection.stray_events
         return payload
 
@@ -206,14 +219,16 @@ class ClientSession:
             if response.resends_context:
                 self.stats.bytes_resent += size
 
-    def taken_over(self, conn: ConnectionState) -> None:
+    def taken_over(self, conn: ConnectionState[Response]) -> None:
         """``conn``, a warm spare, took over from a connection given up on a barge-in."""
         conn.become(ConnectionStatus.TAKEN_OVER)
 
-    def retire_stuck(self, conn: ConnectionState, now: float) -> list[Action]:
+    def retire_stuck(self, conn: ConnectionState[Response], now: float) -> list[Action]:
         stuck = conn.router.retire_stuck(now, STUCK_LANE_SECS)
         if not stuck:
             return []
+        for response in stuck:
+            response.become(Phase.OFF_LANE)  # the router let go of their lanes
         if conn.status is ConnectionStatus.LEFT_ON_BARGE_IN:
             # Never taken back: its lanes look quiet, but the server may still be running the answer.
             conn.become(ConnectionStatus.RETIRING)
@@ -231,28 +246,29 @@ class ClientSession:
     def abandon(self, response: Response, now: float) -> list[Action]:
         """The user barged in (or the turn gave up): let go of ``response`` without waiting.
 
-        A response never written is withdrawn and its lane freed at once. A written one is
-        flagged: its events are dropped as they arrive and its terminal frees the lane, so the
-        next turn never waits for it. ``response.cancel`` goes out only when allowed, when this
-        connection's server has not rejected it, and once the response id is known (otherwise
-        when its ``response.created`` shows up). Its tool calls' results are recorded without
+        Its owner is told it ended first. A response never written is then withdrawn and its lane
+        freed at once. A written one is let go of (``Outcome.ABANDONED``): its events are dropped
+        as they arrive and its terminal frees the lane, so the next turn never waits for it.
+        ``response.cancel`` goes out only when allowed, when this connection's server has not
+        rejected it, and once the response id is known (otherwise when its ``response.created``
+        shows up). Its tool calls' results are recorded without
         asking the model for a follow-up.
         """
         actions = self._end(response, None)
-        if response.finished:
+        phase = response.phase
+        if phase is Phase.OFF_LANE:
             return actions
-        if not response.sent:
-            response.connection.router.finish(response)
+        if phase is Phase.PLANNED:
+            _take_off_lane(response)
             return actions
-        if not response.abandoned:
-            response.abandoned = True
-            response.abandoned_at = now
+        if response.outcome is not Outcome.ABANDONED:
+            response.let_go(now)
             actions += self._cancel(response, now)
             if not response.connection.router.named:
                 actions += self._leave_laneless(response.connection)
         return actions
 
-    def _leave_laneless(self, conn: ConnectionState) -> list[Action]:
+    def _leave_laneless(self, conn: ConnectionState[Response]) -> list[Action]:
         """Without lanes the next request would queue behind the abandoned answer. Stay only where
         the endpoint has shown that it stops an answer soon after a cancel; otherwise a spare takes over."""
         if conn.closed or conn.status in GIVEN_UP:
@@ -267,7 +283,7 @@ class ClientSession:
         _give_up(conn, ConnectionStatus.LEFT_ON_BARGE_IN)
         return [Retire(conn, "barge-in on a connection without lanes", soon=True)]
 
-    def take_back(self, conn: ConnectionState) -> bool:
+    def take_back(self, conn: ConnectionState[Response]) -> bool:
         """Whether ``conn``, left on a barge-in and still the only connection to be had, may take new
         responses again: yes once the abandoned answer has ended (nothing queues behind it) while the
         connection is open and unspent."""
@@ -294,7 +310,7 @@ class ClientSession:
 
     # -- what the server said -----------------------------------------------------------------
 
-    def dispatch(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> Response | list[Action]:
+    def dispatch(self, conn: ConnectionState[Response], event: ev.ServerEvent, now: float) -> Response | list[Action]:
         """What one server event calls for, for a reader that hands text on without a list: the
         response whose owner is simply handed ``event``, the one thing nearly every event calls for
         (a text delta, one per word), decided without making a list of actions; otherwise the
@@ -319,7 +335,7 @@ class ClientSession:
                     return self._text(response, event, [])
         return self.receive(conn, event, now)
 
-    def receive(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
+    def receive(self, conn: ConnectionState[Response], event: ev.ServerEvent, now: float) -> list[Action]:
         """The actions one server event calls for."""
         if isinstance(event, ev.MalformedEvent | ev.UnknownEvent):
             return self._skipped(conn, event, now)
@@ -335,17 +351,19 @@ class ClientSession:
         reason = response.accept(event)
         if (
             reason is None
-            and not response.abandoned  # nothing of it is spoken: its order does not matter
+            and response.outcome is not Outcome.ABANDONED  # nothing of it is spoken: its order does not matter
             and not (type(event) is ev.ServerError or response.take_sequence(event.sequence_number))
         ):
             return actions + self._reordered(conn, response, event, now)
         if reason is not None:
             self.stats.events_skipped += 1
-            level = "DEBUG" if response.abandoned else "WARNING"
+            level = "DEBUG" if response.outcome is Outcome.ABANDONED else "WARNING"
             return [*actions, Log(level, f"{conn.name}: skipped an event on lane {response.lane}: {reason}")]
         return self._act(conn, response, event, now, actions)
 
-    def _skipped(self, conn: ConnectionState, event: ev.MalformedEvent | ev.UnknownEvent, now: float) -> list[Action]:
+    def _skipped(
+        self, conn: ConnectionState[Response], event: ev.MalformedEvent | ev.UnknownEvent, now: float
+    ) -> list[Action]:
         """A malformed or unknown event: said, and skipped. Numbered within a response, it still
         holds its place in that response's order, or the events after it would wait for it as lost."""
         self.stats.events_skipped += 1
@@ -360,11 +378,13 @@ class ClientSession:
         if event.sequence_number is None or (conn.router.named and event.stream_id is None):
             return actions
         response = conn.router.owner(event)
-        if response is None or response.abandoned or response.take_sequence(event.sequence_number):
+        if response is None or response.outcome is Outcome.ABANDONED or response.take_sequence(event.sequence_number):
             return actions
         return actions + self._reordered(conn, response, event, now)
 
-    def _reordered(self, conn: ConnectionState, response: Response, event: ev.ServerEvent, now: float) -> list[Action]:
+    def _reordered(
+        self, conn: ConnectionState[Response], response: Response, event: ev.ServerEvent, now: float
+    ) -> list[Action]:
         """``event`` is not the one due next on its response: act on what is now in order."""
         ordered = response.order(event)
         if ordered.skipped is not None:
@@ -384,12 +404,16 @@ class ClientSession:
         if not ordered.events:
             actions.append(Touch(response))  # held: a sign of life all the same
         for early in ordered.events:
+            if response.phase is Phase.OFF_LANE:
+                break  # its end came: what follows it in its order is nobody's
             if isinstance(early, ev.MalformedEvent | ev.UnknownEvent):
                 continue  # skipped already; it only held its place
             actions = self._act(conn, response, early, now, actions)
         return actions
 
-    def _lost(self, conn: ConnectionState, response: Response, lost: tuple[int, ...], now: float) -> list[Action]:
+    def _lost(
+        self, conn: ConnectionState[Response], response: Response, lost: tuple[int, ...], now: float
+    ) -> list[Action]:
         """Events of ``response`` never came: say which, and send the turn again while nothing was spoken."""
         self.stats.sequence_gaps += 1
         numbers = ", ".join(str(n) for n in lost)
@@ -402,20 +426,24 @@ class ClientSession:
         return [Log("WARNING", f"{where}: the answer may miss what they carried (words, or a call)")]
 
     def _act(
-        self, conn: ConnectionState, response: Response, event: ev.ServerEvent, now: float, learned: list[Action]
+        self,
+        conn: ConnectionState[Response],
+        response: Response,
+        event: ev.ServerEvent,
+        now: float,
+        learned: list[Action],
     ) -> list[Action]:
         """What ``event``, in its response's order, amounts to."""
-        router = conn.router
         if type(event) is ev.TextDelta:
             if self._text(response, event, learned) is response:
                 learned.append(Deliver(response, event))
             return learned
         if isinstance(event, ev.ItemEvent):
             # Parts, ``*.done`` and argument deltas change nothing here: only a sign of life.
-            if not response.abandoned:
+            if response.outcome is not Outcome.ABANDONED:
                 learned.append(Touch(response))
             return learned
-        abandoned = response.abandoned
+        abandoned = response.outcome is Outcome.ABANDONED
         happening = response.feed(event)
         actions: list[Action] = learned
         if isinstance(event, ev.ResponseCreated):
@@ -428,9 +456,9 @@ class ClientSession:
         elif isinstance(event, ev.ServerError):
             if abandoned:
                 if not response.created:
-                    router.finish(response)
+                    _take_off_lane(response)
                 return actions
-            happening = self._request_error(response, event, now, actions)
+            return self._request_error(response, event, now, actions)
         if abandoned:
             return actions
         if happening is None:
@@ -448,7 +476,7 @@ class ClientSession:
         :meth:`dispatch` and :meth:`receive` alike): ``response`` when the delta is words for its
         owner (then counted); otherwise ``actions``, with a sign of life for empty text, and
         nothing for the text of a response abandoned or ended (nobody is to hear it)."""
-        if response.abandoned or response.ended:
+        if response.outcome is not Outcome.PENDING:
             return actions
         if not delta.delta:
             actions.append(Touch(response))
@@ -460,8 +488,8 @@ class ClientSession:
 
     def _ended(self, response: Response, event: ev.ResponseEnded, now: float) -> Happening | None:
         conn = response.connection
-        conn.router.finish(response)
-        if response.abandoned:
+        _take_off_lane(response)
+        if response.outcome is Outcome.ABANDONED:
             usage = event.usage or {}
             conn.stats.abandoned_output_tokens += _int(usage.get("output_tokens"))
             if response.abandoned_at is not None:
@@ -487,14 +515,24 @@ class ClientSession:
         )
         return Failed(error, event.usage)
 
-    def _request_error(self, response: Response, event: ev.ServerError, now: float, actions: list[Action]) -> Happening:
-        conn = response.connection
-        if not response.created:
-            conn.router.finish(response)  # answered without a response: the lane is free
-        else:
-            # The server broke the response off: whatever else it sends is not to be spoken.
-            response.abandoned, response.abandoned_at = True, now
+    def _request_error(
+        self, response: Response, event: ev.ServerError, now: float, actions: list[Action]
+    ) -> list[Action]:
+        """An error that answers ``response``'s request: its owner hears how it ended; then, if the
+        server had created it, it is let go of (whatever else it sends is not to be spoken)."""
+        created = response.created
+        if not created:
+            _take_off_lane(response)  # answered without a response: the lane is free
+        actions += self._end(response, self._request_failure(response, event, now, actions))
+        if created:
+            response.let_go(now)
             actions += self._cancel(response, now)
+        return actions
+
+    def _request_failure(
+        self, response: Response, event: ev.ServerError, now: float, actions: list[Action]
+    ) -> Retry | Failed:
+        conn = response.connection
         code = event.code
         if code == wire.PREVIOUS_RESPONSE_NOT_FOUND:
             parent = response.plan.previous_response_id
@@ -512,7 +550,7 @@ class ClientSession:
 
     # -- lanes, found out rather than assumed --------------------------------------------------
 
-    def _learn_lanes(self, conn: ConnectionState, event: ev.ServerEvent) -> list[Action]:
+    def _learn_lanes(self, conn: ConnectionState[Response], event: ev.ServerEvent) -> list[Action]:
         """What ``event`` shows of lane support, on a connection whose requests carry lanes.
 
         Only an answer to a create can show that the server ignores ``stream_id``: its
@@ -536,11 +574,14 @@ class ClientSession:
         if self.options.named_lanes is True:
             return self._lanes_forced_in_vain(conn, event, reason)
         conn.lanes = False
-        conn.router.go_lane_free()
+        for response in conn.router.go_lane_free():
+            response.lane = None  # what it ends with is the connection's one cached response
         conn.chains.keep_latest()
         return self._lanes_decided(conn, False, reason)
 
-    def _lanes_forced_in_vain(self, conn: ConnectionState, event: ev.ServerEvent, reason: str) -> list[Action]:
+    def _lanes_forced_in_vain(
+        self, conn: ConnectionState[Response], event: ev.ServerEvent, reason: str
+    ) -> list[Action]:
         """``lanes=True`` on a server that ignores or refuses ``stream_id``: the request it answers
         ends now, saying why and what to set, rather than after its first-event timeout."""
         advice = "this endpoint has no lanes: pass lanes='auto' (the default) or lanes=False"
@@ -550,12 +591,12 @@ class ClientSession:
             actions.append(Log("WARNING", f"{conn.name}: {reason}; {advice}"))
         refused = self._refused(conn)
         if refused is not None:
-            conn.router.finish(refused)
+            _take_off_lane(refused)
             code = event.code if isinstance(event, ev.ServerError) else None
             actions += self._end(refused, Failed(ResponsesWSError(f"{reason}; {advice}", code=code, lane=refused.lane)))
         return actions
 
-    def _lanes_decided(self, conn: ConnectionState, lanes: bool, reason: str) -> list[Action]:
+    def _lanes_decided(self, conn: ConnectionState[Response], lanes: bool, reason: str) -> list[Action]:
         if self._lanes_logged is lanes:
             return []  # said once; only a change is news
         self._lanes_logged = lanes
@@ -564,22 +605,26 @@ class ClientSession:
         what = "one response at a time per connection; a barge-in moves the next turn to a warm spare connection"
         return [Log("INFO", f"{conn.name}: no lanes ({reason}): {what}")]
 
-    def _refused(self, conn: ConnectionState) -> Response | None:
+    def _refused(self, conn: ConnectionState[Response]) -> Response | None:
         """The oldest request a ``stream_id`` error answers: sent with a lane, not started."""
         return next(
-            (r for r in conn.router.responses() if r.sent_lane is not None and not r.created and not r.ended),
+            (
+                r
+                for r in conn.router.responses()
+                if r.sent_lane is not None and not r.created and r.outcome is Outcome.PENDING
+            ),
             None,
         )
 
-    def _refused_lane(self, conn: ConnectionState) -> list[Action]:
+    def _refused_lane(self, conn: ConnectionState[Response]) -> list[Action]:
         """A request refused for its ``stream_id`` goes again on the same connection, without one."""
         refused = self._refused(conn)
         if refused is None:
             return []
-        conn.router.finish(refused)
+        _take_off_lane(refused)
         return self._end(refused, refused.retry("the server refuses stream_id; sending it again without one"))
 
-    def _connection_event(self, conn: ConnectionState, event: ev.ServerEvent, now: float) -> list[Action]:
+    def _connection_event(self, conn: ConnectionState[Response], event: ev.ServerEvent, now: float) -> list[Action]:
         if not isinstance(event, ev.ServerError):
             return self._stray(conn, event)
         if _about_stream_id(event) and not conn.router.named:
@@ -599,7 +644,7 @@ class ClientSession:
         error = ResponsesWSError(f"server error on {conn.name}: {event.message}", code=event.code)
         return [Log("WARNING", str(error)), ReportError(error)]
 
-    def _stray(self, conn: ConnectionState, event: ev.ServerEvent) -> list[Action]:
+    def _stray(self, conn: ConnectionState[Response], event: ev.ServerEvent) -> list[Action]:
         """An event without a lane on a connection whose requests carry one: nobody's to act on."""
         self.stats.events_skipped += 1
         self.stats.stray_events += 1
@@ -609,13 +654,15 @@ class ClientSession:
             return [Log("DEBUG", f"{what} ({conn.stray_events} on this connection)")]
         return [Log("WARNING", f"{what}; stray events are never spoken and never end a response")]
 
-    def _looks_like_cancel_rejection(self, conn: ConnectionState, error: ev.ServerError, now: float) -> bool:
+    def _looks_like_cancel_rejection(self, conn: ConnectionState[Response], error: ev.ServerError, now: float) -> bool:
         if conn.last_cancel_at is None or now - conn.last_cancel_at > CANCEL_REJECTION_WINDOW_SECS:
             return False
         text = f"{error.code} {error.message} {error.param}".lower()
         return "cancel" in text or error.code in (wire.UNKNOWN_EVENT, "unknown_parameter")
 
-    def _expire(self, conn: ConnectionState, reason: str, now: float, but: Response | None = None) -> list[Action]:
+    def _expire(
+        self, conn: ConnectionState[Response], reason: str, now: float, but: Response | None = None
+    ) -> list[Action]:
         """``conn`` takes no more requests: retire it and move what it never started."""
         if conn.status in (ConnectionStatus.EXPIRED, ConnectionStatus.CLOSED):
             return []
@@ -625,9 +672,9 @@ class ClientSession:
             Retire(conn, reason),
         ]
         for response in conn.router.responses():
-            if response is but or response.abandoned or response.created or response.ended:
+            if response is but or response.created or response.outcome is not Outcome.PENDING:
                 continue
-            conn.router.finish(response)  # the server will not run it
+            _take_off_lane(response)  # the server will not run it
             error = ConnectionLost(reason, code=wire.CONNECTION_LIMIT_REACHED, lane=response.lane)
             actions += self._end(response, self._replay_or_fail(response, reason, error))
         return actions
@@ -667,7 +714,8 @@ class ClientSession:
     def send_failed(self, response: Response, reason: str, now: float) -> list[Action]:
         """Writing ``response``'s create failed: the socket is gone (or was dropped for blocking)."""
         conn = response.connection
-        conn.router.finish(response)
+        if response.phase is not Phase.OFF_LANE:  # it is when the socket's close was read first
+            _take_off_lane(response)
         error = ConnectionLost(reason, phase="send", lane=response.lane)
         actions = self._end(response, self._replay_or_fail(response, reason, error))
         # Nothing more goes on it, so the resend really takes a fresh connection.
@@ -677,13 +725,11 @@ class ClientSession:
         """Over HTTP: the request was answered with an error status instead of a stream, so
         nothing was generated; ``error`` carries the status and the API's error body."""
         if error.status in (401, 403):
-            response.connection.router.finish(response)
+            _take_off_lane(response)
             return self._end(response, Failed(AuthenticationError.refused(error.status)))
-        actions: list[Action] = []
-        happening = self._request_error(response, error, now, actions)
-        return actions + self._end(response, happening)
+        return self._request_error(response, error, now, [])
 
-    def closed(self, conn: ConnectionState, code: int | None, reason: str, now: float) -> list[Action]:
+    def closed(self, conn: ConnectionState[Response], code: int | None, reason: str, now: float) -> list[Action]:
         """The socket of ``conn`` is gone: every response on it ends now."""
         if conn.closed:
             return []
@@ -692,10 +738,11 @@ class ClientSession:
         conn.close_reason = described
         actions: list[Action] = [Retire(conn, f"connection closed ({described})")]
         for response in conn.router.responses():
-            conn.router.finish(response)
-            if response.abandoned and response.cancel_sent and self.cancel_honoured is None:
+            _take_off_lane(response)
+            outcome = response.outcome
+            if outcome is Outcome.ABANDONED and response.cancel_sent and self.cancel_honoured is None:
                 self.cancel_honoured = False  # the cancelled answer never ended while the socket lived
-            if response.abandoned or response.ended:
+            if outcome is not Outcome.PENDING:
                 continue
             error = ConnectionLost(
                 f"the connection closed mid-response ({described})",
@@ -720,7 +767,7 @@ class ClientSession:
         """Deliver ``happening``; when it ends the response (or on abandon, ``None``), settle its tools."""
         actions: list[Action] = []
         if happening is not None:
-            if response.ended:
+            if response.outcome is not Outcome.PENDING:
                 return actions
             if isinstance(happening, ToolCallReady):
                 if response.out_of_band:
@@ -734,16 +781,23 @@ class ClientSession:
             actions.append(Deliver(response, happening))
             if not isinstance(happening, ENDINGS):
                 return actions
-        elif response.ended:
+        elif response.outcome is not Outcome.PENDING:
             return actions
-        response.ended = True
+        response.become(Outcome.ENDED)
         released = self.tools.close(response.key, run_llm=isinstance(happening, Finished))
         if released:
             actions.append(ReleaseToolResults(released))
         return actions
 
 
-def _give_up(conn: ConnectionState, status: ConnectionStatus) -> None:
+def _take_off_lane(response: Response) -> None:
+    """``response``'s lane no longer waits for it: its end was read, it was never sent, or nothing
+    more of it will come."""
+    response.become(Phase.OFF_LANE)
+    response.connection.router.release(response)
+
+
+def _give_up(conn: ConnectionState[Response], status: ConnectionStatus) -> None:
     """``conn`` takes nothing new; one the server already called spent stays so."""
     if conn.usable:
         conn.become(status)
