@@ -71,6 +71,7 @@ class SessionDriver(ABC):
             elif isinstance(action, Dropped):
                 record = self._records.pop(action.job.response_id)
                 self._shared.records.responses.remove(record)
+                self._shared.records.notify()
             elif isinstance(action, Cancel):
                 self._cancel(action)
             elif isinstance(action, Steer) and action.job.response_id in self._runners:
@@ -150,7 +151,8 @@ class SessionDriver(ABC):
             argument_delta_chars=delta_chars,
         )
         record.status, record.created_at, record.input_tokens = job.status, time.monotonic(), input_tokens
-        runner = ResponseRunner(self, job, stream, fault, record)
+        self._shared.records.notify()
+        runner = ResponseRunner(self, job, stream, fault, record, self._shared.records.notify)
         self._runners[job.response_id] = runner
         self._spawn(runner.run(), self._response_tasks)
         logger.debug("emulator connection {} starts {} on lane {}", self.connection_id, job.response_id, job.lane)

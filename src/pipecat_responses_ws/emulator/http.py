@@ -47,7 +47,7 @@ from .http_wire import (
     sse,
     stream_error,
 )
-from .records import HttpRequest, ReceivedFrame
+from .records import HttpRequest, ReceivedFrame, Records
 from .session import ConnectionState, Job, Send, Start
 from .settings import Shared
 from .stream import Event
@@ -86,11 +86,12 @@ class HttpExchange(SessionDriver):
         if refused:
             # Nothing was generated (an invalid create, an unknown previous_response_id): an HTTP error.
             await self.apply([action for action in actions if not isinstance(action, Send)])
-            return _refuse(self._record, refusal(refused[0]))
+            return _refuse(self._shared.records, self._record, refusal(refused[0]))
         self._job = next(action.job for action in actions if isinstance(action, Start))
         if stream:
             self._stream = web.StreamResponse(headers=SSE_HEADERS)
             self._record.status = self._stream.status
+            self._shared.records.notify()
             await self._stream.prepare(self._request)
         await self.apply(actions)
         try:
@@ -105,11 +106,12 @@ class HttpExchange(SessionDriver):
             # aiohttp ends the body (the last chunk) once this returns.
             return self._stream
         if isinstance(self._answer, Decision):
-            return _refuse(self._record, self._answer)
+            return _refuse(self._shared.records, self._record, self._answer)
         if self._answer is None:
             # The connection was aborted (a drop): whatever is returned now never reaches the client.
             return web.Response(status=500)
         self._record.status = 200
+        self._shared.records.notify()
         return web.json_response(self._answer)
 
     async def _end_stream(self) -> None:
@@ -126,6 +128,7 @@ class HttpExchange(SessionDriver):
             return
         self._closing = True
         self._record.closed_at = time.monotonic()
+        self._shared.records.notify()
         if self._job is not None:
             self._mark_cancelled(self._job.response_id, self._record.closed_at)
         self._cut_responses()
@@ -206,7 +209,7 @@ class HttpEndpoint:
             authorization, api_key_header, api_key=settings.api_key
         )
         if refused is not None:
-            return _refuse(record, refused)
+            return _refuse(self._shared.records, record, refused)
         # Read from the stream itself: request.read() would refuse a body over 1 MiB, and a
         # conversation sent in full grows past that (the WebSocket side takes 32 MiB frames).
         raw = await request.content.read()
@@ -217,10 +220,11 @@ class HttpEndpoint:
         payload = (body if compacting else as_create(body)) if isinstance(body, dict) else None
         records.add_frame(ReceivedFrame(record.connection_id, time.monotonic(), payload, text, None))
         if not isinstance(body, dict):
-            return _refuse(record, body)
+            return _refuse(self._shared.records, record, body)
         if compacting:
             return self._compact(record, body)
         record.stream = body.get("stream", False)
+        records.notify()
         logger.debug("emulator HTTP request {} creates a response (stream: {})", record.connection_id, record.stream)
         exchange = HttpExchange(self._shared, record, request, bearer_token(authorization) or azure_key(api_key_header))
         self.exchanges[record.connection_id] = exchange
@@ -233,8 +237,9 @@ class HttpEndpoint:
     def _compact(self, record: HttpRequest, body: dict[str, Any]) -> web.Response:
         answer = compact(body, self._shared.store, self._shared.new_id)
         if answer.get("type") == wire.ERROR:
-            return _refuse(record, refusal(answer))
+            return _refuse(self._shared.records, record, refusal(answer))
         record.status = 200
+        self._shared.records.notify()
         logger.debug("emulator HTTP request {} compacted {} items", record.connection_id, len(answer["output"]))
         return web.json_response(answer)
 
@@ -246,7 +251,8 @@ class HttpEndpoint:
         await asyncio.gather(*(exchange.wait_closed() for exchange in exchanges))
 
 
-def _refuse(record: HttpRequest, decision: Decision) -> web.Response:
+def _refuse(records: Records, record: HttpRequest, decision: Decision) -> web.Response:
     record.status = decision.status
+    records.notify()
     logger.debug("emulator refused HTTP request {} with {}", record.connection_id, decision.status)
     return web.Response(status=decision.status, text=decision.body, content_type="application/json")

@@ -12,11 +12,12 @@ WebSocket connections', so the two never collide).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..changes import Changes, until
 
 _SECRET_HEADERS = frozenset({"authorization", "api-key", "openai-api-key", "x-api-key"})
 
@@ -150,7 +151,9 @@ class Records:
         self.http_requests: list[HttpRequest] = []
         self.faults: list[InjectedFault] = []
         self._sent: list[SentEvent] = []
-        self._changed = asyncio.Event()
+        # Notified on every change to anything recorded, so waits on the records (the emulator's
+        # own ``wait_for``, a harness's conversation) wake on it.
+        self.changes = Changes()
 
     # -- writing (emulator side) ----------------------------------------------------------------
 
@@ -167,8 +170,8 @@ class Records:
         self.notify()
 
     def notify(self) -> None:
-        """Wake ``wait_for`` callers; called whenever anything recorded changes."""
-        self._changed.set()
+        """Wake the waits on the records; called whenever anything recorded changes."""
+        self.changes.notify()
 
     # -- reading (test side) --------------------------------------------------------------------
 
@@ -192,20 +195,13 @@ class Records:
 
     # The timeout is part of the call so a failing test says what it waited for.
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        """Return once ``predicate()`` holds; re-checked whenever a record changes, and every 50 ms."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not predicate():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                name = getattr(predicate, "__qualname__", repr(predicate))
-                raise TimeoutError(
-                    f"condition {name} still false after {timeout:.2f}s "
-                    f"({len(self.frames)} frames received, {len(self._sent)} events sent, "
-                    f"{len(self.responses)} responses)"
-                )
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
-            except TimeoutError:
-                pass
+        """Return once ``predicate()`` holds; checked again whenever a record changes."""
+        name = getattr(predicate, "__qualname__", repr(predicate))
+        try:
+            await until(predicate, timeout, name, self.changes)
+        except TimeoutError:
+            raise TimeoutError(
+                f"condition {name} still false after {timeout:.2f}s "
+                f"({len(self.frames)} frames received, {len(self._sent)} events sent, "
+                f"{len(self.responses)} responses)"
+            ) from None

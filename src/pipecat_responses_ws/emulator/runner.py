@@ -10,6 +10,7 @@ import asyncio
 import json
 import math
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from websockets.exceptions import ConnectionClosed
@@ -56,12 +57,22 @@ class Outlet(Protocol):
 
 
 class ResponseRunner:
-    def __init__(self, outlet: Outlet, job: Job, stream: ResponseStream, fault: Fault | None, record: ResponseRecord):
+    def __init__(
+        self,
+        outlet: Outlet,
+        job: Job,
+        stream: ResponseStream,
+        fault: Fault | None,
+        record: ResponseRecord,
+        recorded: Callable[[], None],
+    ):
+        """``recorded`` is called after each change the runner makes to ``record``."""
         self.job = job
         self.stream = stream
         self._outlet = outlet
         self._fault = fault
         self._record = record
+        self._recorded = recorded
         self._wake = asyncio.Event()
         # A duplicating fault's last matching event sent before its trigger, repeated at the terminal.
         self._copy: Event | None = None
@@ -110,6 +121,7 @@ class ResponseRunner:
             await self._outlet.send(event)
             self._record.output_tokens_generated = stream.tokens
             self._record.text = stream.text
+            self._recorded()
             if pending is not None and timing is Timing.REPEAT and _duplicated_by(pending, event):
                 if sent > trigger:
                     pending = None
@@ -252,6 +264,7 @@ class ResponseRunner:
         self._record.status = writer.status
         self._record.end_reason = self.stream.end_reason
         self._record.finished_at = time.monotonic()
+        self._recorded()
 
 
 def _duplicated_by(fault: Fault, event: Event) -> bool:
