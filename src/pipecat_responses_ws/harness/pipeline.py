@@ -3,6 +3,10 @@
 ``user aggregator → probe → LLM → probe → assistant aggregator``: the probes record what crosses
 them (text, interruptions, tool frames, errors, metrics) with ``time.monotonic()``, so tests and
 the harness can ask "which text reached the speaker, when, and in which turn".
+
+Waits (:meth:`Conversation.wait_for`) wake on every frame through either probe and on every frame
+the assistant aggregator passes on (it has updated the context by then), and on whatever else
+the conversation was told to :meth:`~Conversation.follow` (an emulator's records, a client).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
+from ..changes import Changes, until
+
 
 @dataclass(frozen=True)
 class Seen:
@@ -62,6 +68,20 @@ class Probe(FrameProcessor):
             self.seen.append(seen)
         if self._on_seen is not None:
             self._on_seen(seen)
+        await self.push_frame(frame, direction)
+
+
+class Notifier(FrameProcessor):
+    """Passes every frame on and notifies ``changes``, in the pushing processor's own call."""
+
+    def __init__(self, name: str, changes: Changes) -> None:
+        # Direct mode: no queue and no task of its own, so it costs the pipeline a call per frame.
+        super().__init__(name=name, enable_direct_mode=True)
+        self._changes = changes
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        self._changes.notify()
         await self.push_frame(frame, direction)
 
 
@@ -105,13 +125,17 @@ class Conversation:
     on_downstream: Callable[[Seen], None] | None = None
 
     def __post_init__(self) -> None:
+        # Notified on every frame through either probe and after the assistant aggregator; the
+        # waits wake on it and on whatever ``follow`` adds.
+        self.changes = Changes()
+        self._followed = [self.changes]
         self.pair = LLMContextAggregatorPair(
             self.context, user_params=self.user_params, assistant_params=self.assistant_params
         )
         self.upstream = Probe("probe-before-llm", on_seen=self._follow_upstream, keep=self.keep_frames)
         self.contexts_sent = 0  # LLMContextFrames that reached the LLM, and when the last one did
         self.last_context_at = 0.0
-        # Brackets and text are kept up to date as frames pass, so the waits that poll them cost
+        # Brackets and text are kept up to date as frames pass, so the waits that check them cost
         # microseconds: the harness must not add its own work to the latencies it measures.
         self._turns: list[TurnRecord] = []
         self._text = ""
@@ -125,6 +149,9 @@ class Conversation:
                 self.downstream,
                 *self.listeners,
                 self.pair.assistant(),
+                # The context's changes have no frame of their own past the probes: the assistant
+                # aggregator has added its message by the time it passes a frame on.
+                Notifier("after-assistant-aggregator", self.changes),
             ]
         )
         params = PipelineParams(enable_metrics=self.metrics, enable_usage_metrics=self.metrics)
@@ -182,12 +209,13 @@ class Conversation:
         await self.worker.queue_frame(InterruptionFrame())
         return now
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-            await asyncio.sleep(0.002)
+    def follow(self, *changes: Changes) -> None:
+        """Wake this conversation's waits on ``changes`` too (an emulator's records, a client's pool)."""
+        self._followed.extend(changes)
+
+    async def wait_for(self, predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+        """Return once ``predicate()`` holds: checked now, on every frame and after each change followed."""
+        await until(predicate, timeout, what, *self._followed)
 
     async def wait_turns_ended(self, count: int, timeout: float = 10.0) -> None:
         await self.wait_for(lambda: sum(t.ended is not None for t in self.turns()) >= count, timeout, f"{count} turns")
@@ -211,8 +239,11 @@ class Conversation:
         if isinstance(seen.frame, LLMContextFrame):
             self.contexts_sent += 1
             self.last_context_at = seen.time
+        self.changes.notify()
 
     def _follow(self, seen: Seen) -> None:
+        # The waits run in their own tasks, after this frame's bookkeeping below.
+        self.changes.notify()
         if self.on_downstream is not None:
             self.on_downstream(seen)
         frame, turns = seen.frame, self._turns
