@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..changes import Changes
 from ..log import logger
 from ..protocol import wire
 from ..protocol.actions import Log
@@ -91,6 +92,9 @@ class ResponsesClient:
         self._reconnecting: asyncio.Task[None] | None = None
         # Set, and replaced, whenever the current connection changes or one given up may come back.
         self._changed = asyncio.Event()
+        # Notified once each decision of the pool is carried out (a spare kept or lost, a takeover,
+        # a swap): for whoever watches which connections the client holds. Never per event.
+        self.changes = Changes()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._busy = 0  # turns in progress; rollover waits for zero
 
@@ -228,6 +232,7 @@ class ResponsesClient:
             elif isinstance(action, Reconnect):
                 if self._reconnecting is None or self._reconnecting.done():
                     self._reconnecting = self._spawn(self._reconnect_with_backoff())
+        self.changes.notify()
 
     # -- connecting -----------------------------------------------------------------------
 
