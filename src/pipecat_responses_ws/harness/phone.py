@@ -34,6 +34,7 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 
+from ..changes import Changes
 from .speech import RATE, Provenance
 
 MIC_CHUNK = RATE // 50  # samples the caller's side sends at a time: 20 ms, as telephony does
@@ -171,9 +172,10 @@ class PhoneLine(BaseTransport):
         self.caller = caller
         self.provenance = Provenance(self.chunk_bytes)
         self.heard: list[Played] = []
-        # Kept as chunks play, so a runner polling "has the caller heard it yet" pays nothing per poll.
+        # Kept as chunks play, so a runner asking "has the caller heard it yet" pays nothing per check.
         self.first_heard: dict[str, float] = {}  # a response's source → its first audible chunk's start
         self.last_audible = 0.0  # when the last audible chunk ended
+        self.changes = Changes()  # notified as each chunk is played
         self._params = TransportParams(
             audio_in_enabled=True,
             audio_in_sample_rate=RATE,
@@ -189,6 +191,7 @@ class PhoneLine(BaseTransport):
         if played.source is not None:  # only audio has a source; silence has none
             self.first_heard.setdefault(played.source, played.start)
             self.last_audible = played.end
+        self.changes.notify()
 
     @property
     def chunk_bytes(self) -> int:

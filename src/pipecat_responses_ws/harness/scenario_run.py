@@ -62,6 +62,7 @@ class ScenarioRun:
 
     def __init__(self, emu: Emulator, conv: Conversation, wait: float = WAIT, reply_gap: float = REPLY_GAP) -> None:
         self.emu, self.conv, self.patience, self.reply_gap = emu, conv, wait, reply_gap
+        conv.follow(emu.records.changes)  # the phases are the server's as well as the pipeline's
         self.tool_runs: list[ToolRun] = []
         self.slow_tools: set[int] = set()
         self.tool_started: dict[int, asyncio.Event] = {}
@@ -77,13 +78,14 @@ class ScenarioRun:
         found = re.fullmatch(r"City(\d+)x\d+", str(params.arguments.get("city", "")))
         n = int(found.group(1)) if found else 0
         self.tool_started.setdefault(n, asyncio.Event()).set()
+        self.conv.changes.notify()  # a barge-in waiting for its tool to start
         if n in self.slow_tools:
             await asyncio.sleep(TOOL_SLEEP)
         await params.result_callback({"result": f"t{n}r"})
 
     def bracket_with(self, tag: str, since: int) -> Any:
-        # Polled every 2 ms inside the latencies being measured, so it stops at the first match
-        # instead of listing every tag of every bracket.
+        # Checked on every frame inside the latencies being measured, so it stops at the first
+        # match instead of listing every tag of every bracket.
         found = tag_finder(tag)
         return next((t for t in self.conv.turns()[since:] if found(t.text)), None)
 

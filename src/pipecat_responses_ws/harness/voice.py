@@ -84,6 +84,7 @@ class VoiceRun(ScenarioRun):
             audio_rate=RATE,
         )
         super().__init__(emu, conv, wait, reply_gap)
+        conv.follow(self.line.changes)
         self.marks: list[BargeInMark] = []
         self.origin = time.monotonic()
         self._turn = 0
@@ -119,7 +120,10 @@ class VoiceRun(ScenarioRun):
                 await self.conv.wait_for(lambda: line.last_audible > first_text, AUDIO_STARTS, "the answer's audio")
             except TimeoutError:
                 return
-        await self.conv.wait_for(lambda: time.monotonic() - line.last_audible > QUIET, 60, "the bot to stop speaking")
+        # Woken when the line could have been quiet long enough: each chunk played moves that moment on.
+        await self.conv.wait_for(
+            lambda: line.changes.reached(line.last_audible + QUIET), 60, "the bot to stop speaking"
+        )
 
     def phase_reached(self, turn: Turn, since: int, before: RunProgress) -> Callable[[], bool]:
         """When the caller starts to speak again; the VAD's interruption follows a fifth of a second later."""
@@ -127,7 +131,7 @@ class VoiceRun(ScenarioRun):
 
         def heard_for(seconds: float) -> bool:
             first = line.first_heard.get(tag)
-            return first is not None and time.monotonic() - first >= seconds
+            return first is not None and line.changes.reached(first + seconds)
 
         if turn.phase == "before_request":
             return lambda: True  # at once: the turn has only just been handed to the LLM
