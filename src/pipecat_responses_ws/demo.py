@@ -37,6 +37,7 @@ from pipecat.services.llm_service import FunctionCallParams
 
 from . import interrupt
 from .arguments import log_level
+from .changes import Changes
 from .client.connection import Connection
 from .emulator import Emulator, Reply, ToolCall
 from .harness.pipeline import Conversation
@@ -68,9 +69,18 @@ class TranscriptPrinter(FrameProcessor):
     def __init__(self, out: TextIO) -> None:
         super().__init__(name="transcript")
         self._out = out
+        self.printed = 0  # frames handled on their way downstream
+        self.changes = Changes()  # notified as each is
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
+        self._print(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM:
+            self.printed += 1
+            self.changes.notify()
+        await self.push_frame(frame, direction)
+
+    def _print(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, LLMFullResponseStartFrame):
             self._write("\n  bot: ")
         elif isinstance(frame, LLMTextFrame):
@@ -81,7 +91,6 @@ class TranscriptPrinter(FrameProcessor):
             self._write("  [user barges in]")
         elif isinstance(frame, LLMFullResponseEndFrame):
             self._out.flush()
-        await self.push_frame(frame, direction)
 
     def _write(self, text: str) -> None:
         self._out.write(text)
@@ -167,19 +176,21 @@ async def run_demo(*, interactive: bool, use_openai: bool, model: str, out: Text
         settings = ResponsesWSLLMService.Settings(model=model, system_instruction=INSTRUCTIONS)
         llm = ResponsesWSLLMService(api_key=key, ws_url=url, settings=settings)
         _register_tools(llm)
-        conv = Conversation(llm, context=LLMContext(tools=_tools()), listeners=[TranscriptPrinter(out)])
+        printer = TranscriptPrinter(out)
+        conv = Conversation(llm, context=LLMContext(tools=_tools()), listeners=[printer])
+        conv.follow(printer.changes)
         async with conv:
             if interactive:
-                await _interactive(conv, out, offline=emulator is not None)
+                await _interactive(conv, printer, out, offline=emulator is not None)
             else:
                 if emulator is not None:
                     emulator.queue_replies(*_script())
-                await _scripted(conv, out)
+                await _scripted(conv, printer, out)
             _summary(conv, llm, out, emulator)
     return 0
 
 
-async def _scripted(conv: Conversation, out: TextIO) -> None:
+async def _scripted(conv: Conversation, printer: TranscriptPrinter, out: TextIO) -> None:
     """The scripted turns; the first error the service reports ends them (:class:`AnswerFailed`).
 
     The script expects none, so an error (a refused key, no network) means no answer is coming.
@@ -190,11 +201,14 @@ async def _scripted(conv: Conversation, out: TextIO) -> None:
         await conv.say(text)
         if barge_at is not None:
             await _unless_failed(conv, lambda: barge_at in conv.text(), f"text {barge_at!r}")  # noqa: B023
+            interruptions = len(conv.frames(InterruptionFrame))
             await conv.interrupt()
-            await asyncio.sleep(0.05)  # the barge-in shows in the transcript before the next words
+            # The barge-in shows in the transcript before the next words.
+            await conv.wait_for(lambda: len(conv.frames(InterruptionFrame)) > interruptions, 5, "the barge-in")  # noqa: B023
+            await conv.wait_for(lambda: _printed(conv, printer), 5, "the transcript")
             continue
         await _unless_failed(conv, lambda: _settled(conv, before), "the answer")  # noqa: B023
-        await asyncio.sleep(0.05)  # let the printer, after the probe, catch up
+        await conv.wait_for(lambda: _printed(conv, printer), 5, "the transcript")
 
 
 async def _unless_failed(conv: Conversation, predicate: Callable[[], bool], what: str) -> None:
@@ -213,13 +227,18 @@ def _refused_key(error: ErrorFrame) -> bool:
     return isinstance(error.exception, AuthenticationError)
 
 
+def _printed(conv: Conversation, printer: TranscriptPrinter) -> bool:
+    """The printer, after the probe, has handled every frame the probe passed downstream."""
+    return printer.printed >= sum(s.direction is FrameDirection.DOWNSTREAM for s in conv.downstream.seen)
+
+
 def _settled(conv: Conversation, before: int) -> bool:
     """The turn and any tool follow-ups it set off have finished answering."""
     turns = conv.turns()[before:]
     return bool(turns) and all(t.ended for t in turns) and bool(turns[-1].text)
 
 
-async def _interactive(conv: Conversation, out: TextIO, *, offline: bool) -> None:
+async def _interactive(conv: Conversation, printer: TranscriptPrinter, out: TextIO, *, offline: bool) -> None:
     """Read lines while the bot talks, so typing is a barge-in; show the prompt once the answer is done.
 
     The next "user:" prompt is written only when the answer (and any tool follow-up) has settled,
@@ -247,7 +266,7 @@ async def _interactive(conv: Conversation, out: TextIO, *, offline: bool) -> Non
             before, errors = len(conv.turns()), len(conv.errors())
             await conv.say(line)
             reading = _read_line()
-            answering = asyncio.ensure_future(_answered(conv, before, errors))
+            answering = asyncio.ensure_future(_answered(conv, printer, before, errors))
             await asyncio.wait({reading, answering}, return_when=asyncio.FIRST_COMPLETED)
             _raise_first_error(conv, since=0, refused_key_only=True)  # no answer will ever come
             if answering.done() and not reading.done():
@@ -282,7 +301,7 @@ def _read_line() -> asyncio.Future[str]:
     return line
 
 
-async def _answered(conv: Conversation, before: int, errors: int) -> None:
+async def _answered(conv: Conversation, printer: TranscriptPrinter, before: int, errors: int) -> None:
     """The answer settled (or failed), and the printer, after the probe, has caught up with it."""
     with contextlib.suppress(TimeoutError):
         await conv.wait_for(
@@ -290,7 +309,7 @@ async def _answered(conv: Conversation, before: int, errors: int) -> None:
             timeout=60,
             what="the answer",
         )
-    await asyncio.sleep(0.05)
+        await conv.wait_for(lambda: _printed(conv, printer), 5, "the transcript")
 
 
 def _prompt(out: TextIO, gap: str = "\n\n") -> None:
