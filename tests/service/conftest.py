@@ -59,6 +59,7 @@ async def session(
             setup(llm)
         context = LLMContext(tools=tools) if tools is not None else LLMContext()
         async with Conversation(llm, context=context) as conversation:
+            conversation.follow(emu.records.changes)
             yield emu, llm, conversation
 
 
@@ -85,6 +86,7 @@ async def http_session(
             setup(llm)
         context = LLMContext(tools=tools) if tools is not None else LLMContext()
         async with Conversation(llm, context=context) as conversation:
+            conversation.follow(emu.records.changes)
             yield emu, llm, conversation
 
 

@@ -6,7 +6,6 @@ runs the same scenario beside ours.
 
 from __future__ import annotations
 
-import asyncio
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from pipecat.services.openai.responses.llm import OpenAIResponsesLLMService
 from pipecat.utils import deprecation
 
 from pipecat_responses_ws import ResponsesHTTPLLMService, ResponsesWSLLMService
+from pipecat_responses_ws.changes import Changes, until, within
 from pipecat_responses_ws.emulator import Emulator, Reply, ToolCall
 from pipecat_responses_ws.harness.pipeline import Conversation
 
@@ -95,6 +95,7 @@ async def test_calls_arriving_in_one_read_fire_on_function_calls_started_once(wh
     # Streamed with no pause between tokens, both calls' output_item.done are written back to back
     # and read together: both calls reach the stage before either is dispatched.
     fired: list[list[str]] = []
+    firing = Changes()
 
     def setup(llm: LLMService[Any]) -> None:
         async def weather(params: FunctionCallParams) -> None:
@@ -105,6 +106,7 @@ async def test_calls_arriving_in_one_read_fire_on_function_calls_started_once(wh
         @llm.event_handler("on_function_calls_started")
         async def started(_service: Any, calls: list[Any]) -> None:
             fired.append([c.function_name for c in calls])
+            firing.notify()
 
     context = LLMContext(tools=weather_tools("get_weather", "get_time"))
     async with running(which, context=context, setup=setup) as (emu, _llm, talk):
@@ -118,8 +120,10 @@ async def test_calls_arriving_in_one_read_fire_on_function_calls_started_once(wh
             )
             await talk.say("Weather and time in Paris?")
             await talk.wait_text(f"noon {n}.")
-        await talk.wait_for(lambda: len(fired) >= 3, 2, "the event handlers")
-        await asyncio.sleep(0.05)  # a second firing would be a task too
+        await until(lambda: len(fired) >= 3, 2, "the event handlers", firing)
+        # A second firing would be a task too, and nothing shows that it will never run: a bounded
+        # wait for it, over at once if it comes.
+        assert not await within(lambda: len(fired) > 3, 0.05, firing), fired
     assert [names[0] for names in fired] == ["get_weather"] * 3, fired  # once per response, with its first call
 
 
@@ -136,6 +140,16 @@ def _ttfb_and_ttfat(talk: Conversation) -> tuple[list[float], list[tuple[float, 
             elif isinstance(data, TTFATMetricsData):
                 ttfat.append((data.ttfat, data.ttfb))
     return ttfb, ttfat
+
+
+async def _metrics_reported(talk: Conversation, responses: int) -> None:
+    """Wait for a TTFB and a TTFAT per response: the metrics frames may trail the response's end."""
+
+    def reported() -> bool:
+        ttfb, ttfat = _ttfb_and_ttfat(talk)
+        return len(ttfb) >= responses and len(ttfat) >= responses
+
+    await talk.wait_for(reported, 2, f"the metrics of {responses} responses")
 
 
 @pytest.mark.parametrize("which", SERVICES)
@@ -156,7 +170,7 @@ async def test_ttfat_is_reported_per_turn_as_the_builtin_does(which: str) -> Non
         await talk.wait_turns_ended(1)
         await talk.say("Weather in Paris?")
         await talk.wait_turns_ended(3)
-        await asyncio.sleep(0.05)
+        await _metrics_reported(talk, 3)
     ttfb, ttfat = _ttfb_and_ttfat(talk)
     assert len(ttfb) == 3, ttfb
     # One per response: the text, the tool call (the call is the answer), the text after it.
@@ -173,7 +187,7 @@ async def test_ttfat_counts_the_thinking_before_the_first_word(which: str) -> No
         emu.queue_replies(Reply(text="Done thinking.", reasoning="Let me think about this for a while, word by word."))
         await talk.say("Hello there.")
         await talk.wait_turns_ended(1)
-        await asyncio.sleep(0.05)
+        await _metrics_reported(talk, 1)
     ttfb, ttfat = _ttfb_and_ttfat(talk)
     assert len(ttfb) == 1 and len(ttfat) == 1, (ttfb, ttfat)
     value, its_ttfb = ttfat[0]
@@ -186,7 +200,7 @@ async def test_ttfat_is_reported_over_http_too() -> None:
         async with Conversation(llm) as talk:
             await talk.say("Hello there.")
             await talk.wait_turns_ended(1)
-            await asyncio.sleep(0.05)
+            await _metrics_reported(talk, 1)
     ttfb, ttfat = _ttfb_and_ttfat(talk)
     assert len(ttfb) == 1 and len(ttfat) == 1, (ttfb, ttfat)
     assert ttfat[0][0] >= ttfat[0][1] > 0

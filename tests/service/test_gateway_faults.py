@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import pytest
 from loguru import logger
 
+from pipecat_responses_ws.changes import Changes
 from pipecat_responses_ws.emulator import Fault, Reply, ToolCall
 
 from .conftest import LONG_TEXT, session, weather_tools
@@ -25,11 +26,23 @@ TEXT = "One two three four five six."
 MOVED_IN_TIME_SECS = 3.0
 
 
+class LogLines(list[str]):
+    """Loguru lines as formatted for a sink, and the changes a wait for one wakes on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes = Changes()
+
+    def write(self, line: str) -> None:
+        self.append(line)
+        self.changes.notify()
+
+
 @contextmanager
-def captured_logs(level: str = "DEBUG") -> Iterator[list[str]]:
-    """Every loguru line written while the block runs, as formatted for a sink."""
-    lines: list[str] = []
-    sink_id = logger.add(lines.append, level=level)
+def captured_logs(level: str = "DEBUG") -> Iterator[LogLines]:
+    """Every loguru line written while the block runs."""
+    lines = LogLines()
+    sink_id = logger.add(lines.write, level=level)
     try:
         yield lines
     finally:

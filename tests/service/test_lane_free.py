@@ -74,6 +74,7 @@ async def test_forced_lanes_on_a_server_without_them_say_why() -> None:
             llm,
             conv,
         ):
+            conv.follow(lines.changes)
             emu.queue_replies(Reply(text="Hello there."))
             await conv.say("Hi")
             await conv.wait_for(lambda: any("lanes='auto'" in line for line in lines), 8, "the warning")
@@ -85,6 +86,7 @@ async def test_a_barge_in_without_lanes_moves_to_the_spare_and_closes_the_old_co
         llm,
         conv,
     ):
+        conv.follow(llm.client.changes)  # a spare kept, a takeover
         emu.queue_replies(Reply(text="Hello there."), Reply(text=LONG_TEXT), Reply(text="Fresh answer here."))
         await conv.say("Hi")
         await conv.wait_turns_ended(1)
@@ -118,6 +120,7 @@ async def test_where_the_server_stops_cancelled_answers_a_barge_in_stays_on_its_
         emu.queue_replies(
             Reply(text=LONG_TEXT), Reply(text="First fresh answer."), Reply(text=again), Reply(text="Fresh again.")
         )
+        conv.follow(llm.client.changes)  # a spare kept
         await conv.wait_for(lambda: llm.client.spare is not None, 3, "a warm spare")
         for marker, fresh in (("word3", "First fresh answer."), ("again3", "Fresh again.")):
             await conv.say("Tell me everything.")

@@ -28,6 +28,7 @@ from pipecat.utils.context.llm_context_summarization import (
 )
 
 from pipecat_responses_ws import ResponsesWSLLMService
+from pipecat_responses_ws.changes import Changes, until, within
 from pipecat_responses_ws.emulator import Emulator, Fault, Reply, ToolCall
 from pipecat_responses_ws.harness.pipeline import Conversation
 
@@ -124,6 +125,7 @@ async def test_service_tier_argument_is_sent(which: str) -> None:
 @pytest.mark.parametrize("which", SERVICES)
 async def test_parallel_calls_fire_on_function_calls_started_once(which: str) -> None:
     fired: list[list[str]] = []
+    firing = Changes()
 
     def setup(llm: LLMService[Any]) -> None:
         async def weather(params: FunctionCallParams) -> None:
@@ -134,6 +136,7 @@ async def test_parallel_calls_fire_on_function_calls_started_once(which: str) ->
         @llm.event_handler("on_function_calls_started")
         async def started(_service: Any, calls: list[Any]) -> None:
             fired.append([c.function_name for c in calls])
+            firing.notify()
 
     emulator_script = [
         Reply(calls=[ToolCall("get_weather", {"city": "Paris"}), ToolCall("get_time", {"city": "Paris"})]),
@@ -144,7 +147,10 @@ async def test_parallel_calls_fire_on_function_calls_started_once(which: str) ->
         emu.queue_replies(*emulator_script)
         await talk.say("Weather and time in Paris?")
         await talk.wait_text("noon")
-        await asyncio.sleep(0.05)  # event handlers run as tasks
+        await until(lambda: fired, 2, "the event handler", firing)  # event handlers run as tasks
+        # A firing per call would be tasks too, and nothing shows that they will never run: a
+        # bounded wait for one, over at once if it comes.
+        assert not await within(lambda: len(fired) > 1, 0.05, firing), fired
     assert len(fired) == 1, fired  # one "let me check" filler, not one per call
     assert fired[0][0] == "get_weather"
 
@@ -218,17 +224,21 @@ def test_base_url_and_a_different_ws_url_are_refused() -> None:
 
 async def test_a_late_first_event_fires_on_completion_timeout() -> None:
     fired: list[bool] = []
+    firing = Changes()
 
     def setup(llm: LLMService[Any]) -> None:
         @llm.event_handler("on_completion_timeout")
         async def timeout(_service: Any) -> None:
             fired.append(True)
+            firing.notify()
 
     async with running("ours", setup=setup, first_event_timeout=0.3) as (emu, _llm, talk):
         emu.queue_replies(Reply(text="Late.", fault=Fault("delay_created", seconds=2.0)))
         await talk.say("Hello there.")
         await talk.wait_for(lambda: bool(talk.errors()), 5, "the timeout error")
-        await asyncio.sleep(0.05)
+        await until(lambda: fired, 2, "on_completion_timeout", firing)  # event handlers run as tasks
+        # A second firing would be a task too: a bounded wait for it, over at once if it comes.
+        assert not await within(lambda: len(fired) > 1, 0.05, firing), fired
     assert fired == [True]
 
 
@@ -362,6 +372,7 @@ async def test_summarization_shrinks_the_context(which: str) -> None:
         @talk.pair.assistant().event_handler("on_summary_applied")
         async def on_applied(_aggregator: Any, _summarizer: Any, event: Any) -> None:
             applied.append(event)
+            talk.changes.notify()
 
         for n in range(5):
             await talk.say(f"Tell me about topic {n}.")
@@ -397,6 +408,7 @@ async def test_works_as_frontend_and_backend_of_llm_with_backend() -> None:
             return any("Backend: It is sunny in Paris." in str(c.get("input")) for c in front.records.creates())
 
         async with Conversation(composite) as talk:
+            talk.follow(front.records.changes)
             await talk.say("Please delegate the weather check for Paris.")
             await talk.wait_for(relayed, 10, "the backend's result relayed to the frontend")
             # (A delegation still running when the pipeline ends is reported as stopped: not checked.)
@@ -463,7 +475,9 @@ async def test_a_text_turn_and_a_tool_turn_give_the_same_frames_and_context_on_b
             await talk.say("Weather in Paris?")
             await talk.wait_text("It is clear.")
             await talk.wait_turns_ended(3)
-            await asyncio.sleep(0.1)  # the assistant aggregator settles the context
+            await talk.wait_for(
+                lambda: any(m.get("content") == "It is clear." for m in talk.messages()), 2, "the context"
+            )
             messages = [{k: m.get(k) for k in ("role", "content")} for m in talk.messages()]
             seen[which] = (_kinds(talk), messages)
     ours, builtin = seen["ours"], seen["pipecat"]

@@ -52,6 +52,7 @@ async def session(
             connect_timeout=0.5,  # what a hung upgrade costs each time
         )
         async with Conversation(llm, context=LLMContext()) as conversation:
+            conversation.follow(emu.records.changes)
             yield emu, llm, conversation
 
 

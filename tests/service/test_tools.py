@@ -7,15 +7,27 @@ import time
 
 import pytest
 
+from pipecat_responses_ws.changes import Changes
 from pipecat_responses_ws.emulator import Fault, Reply, ToolCall
 
 from .conftest import session, weather_tools
 
 
-def _registering(log: list, *, delay: float = 0.0, fail: bool = False, cancel_on_interruption: bool = True):
+def _registering(
+    log: list,
+    *,
+    delay: float = 0.0,
+    fail: bool = False,
+    cancel_on_interruption: bool = True,
+    logged: Changes | None = None,
+):
+    """``logged`` is notified as each call is logged."""
+
     def register(llm) -> None:
         async def handler(params) -> None:
             log.append((time.monotonic(), params.function_name, dict(params.arguments)))
+            if logged is not None:
+                logged.notify()
             if delay:
                 await asyncio.sleep(delay)
             if fail:
@@ -116,11 +128,10 @@ async def test_an_unknown_tool_gets_an_answer_not_a_hang() -> None:
 @pytest.mark.slow
 async def test_async_tool_lets_the_conversation_go_on() -> None:
     log: list = []
-    async with session(tools=weather_tools(), setup=_registering(log, delay=1.0, cancel_on_interruption=False)) as (
-        emu,
-        llm,
-        conv,
-    ):
+    logged = Changes()
+    setup = _registering(log, delay=1.0, cancel_on_interruption=False, logged=logged)
+    async with session(tools=weather_tools(), setup=setup) as (emu, llm, conv):
+        conv.follow(logged)
         emu.queue_replies(
             Reply(calls=[ToolCall("get_weather", {"city": "Oslo"})]),
             Reply(text="Still checking, one moment."),
