@@ -89,7 +89,7 @@ async def test_express_handling_counts_as_progress_for_the_owners_timeout() -> N
     queue = _queue_with_express(handled)
     owner = await _parked(queue, first=0.2, stall=0.2)
     for n in range(6):  # 0.3 s of deltas the owner never sees
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the deltas' pace, not a wait: the time between them is what is tested
         assert queue.deliver(_delta(str(n))) is True
         await _express(queue, _delta(str(n)))
     assert not owner.done()

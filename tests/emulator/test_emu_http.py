@@ -354,7 +354,7 @@ async def test_a_request_whose_first_bytes_come_one_at_a_time_still_finds_its_se
         for byte in request_head[:3]:
             writer.write(bytes([byte]))
             await writer.drain()
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # the bytes' pace, not a wait: each must reach the server in a read of its own
         writer.write(request_head[3:])
         async with asyncio.timeout(5):
             assert await reader.readline() == status_line
