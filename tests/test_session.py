@@ -76,8 +76,8 @@ class Driver:
         parsed = ev.parse_event(raw)
         if not self.dispatch:
             return self.session.receive(conn, parsed, self.now)
-        taken = self.session.dispatch(conn, parsed, self.now)
-        return [Deliver(taken, parsed)] if isinstance(taken, Response) else taken
+        taken = self.session.dispatch(conn, parsed)
+        return self.session.receive(conn, parsed, self.now) if taken is None else [Deliver(taken, parsed)]
 
 
 @pytest.fixture(autouse=True, params=["dispatch", "receive only"])
@@ -120,6 +120,7 @@ def stream_text(d: Driver, w: builders.ResponseEventWriter, words: list[str]) ->
         ('{"type": "response.completed", "response": {"output": "x"}}', "output is not a list"),
         ('{"type": "response.output_item.done", "item": null}', "item is not an object"),
         ('{"type": "response.output_text.delta", "delta": "x", "sequence_number": "1"}', "sequence_number"),
+        ('{"type": "response.output_text.delta", "delta": "x", "sequence_number": -1}', "from 0 up"),
         ('{"type": "response.output_text.delta", "delta": "x", "stream_id": 3}', "stream_id"),
     ],
 )
@@ -337,6 +338,19 @@ def test_a_delta_sent_twice_with_the_same_sequence_number_is_spoken_once() -> No
     assert texts(again) == [] and any(isinstance(a, Log) and "sequence_number" in a.message for a in again)
     assert texts(d.feed(w.output_text_delta("msg_1", 0, "three."))) == ["three."]
     assert d.session.stats.events_skipped == 1
+
+
+def test_a_delta_numbered_below_zero_while_a_gap_holds_text_back_is_never_spoken() -> None:
+    # While events wait for a gap before them, no number is due (the response keeps -1 for it):
+    # a frame claiming -1 must not pass as the one due.
+    d = Driver()
+    response, _ = d.start()
+    w = d.writer(response)
+    stream_text(d, w, ["One "])
+    lost, early = w.output_text_delta("msg_1", 0, "two "), w.output_text_delta("msg_1", 0, "three ")
+    assert texts(d.feed(early)) == []  # held behind the one on its way
+    assert texts(d.feed({**early, "delta": "ghost ", "sequence_number": -1})) == []
+    assert texts(d.feed(lost)) == ["two ", "three "]
 
 
 def test_a_function_calls_item_done_sent_twice_runs_the_tool_once_and_the_group_still_closes() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Protocol, cast
@@ -294,7 +294,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         """Act on the response's happenings until it ends; raises the error of a failed one."""
         # While this task waits, the connection's reader pushes text deltas itself: the text
         # reaches the next processor one task switch sooner. Everything else is handled here.
-        conn.set_express(response, self._push_text, coalesce=self._coalesce_text)
+        conn.set_express(response, self._first_express(conn, response), coalesce=self._coalesce_text)
         # Counted here, as calls are dispatched: the session's count has already moved on when
         # several calls were read together, and none of them would look like the first.
         dispatched = 0
@@ -327,17 +327,35 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
                 raise happening.error
 
     def _push_text(self, delta: ev.TextDelta) -> Awaitable[None]:
-        """Push ``delta``'s text as an ``LLMTextFrame`` (the express handler, and what ``_stream``
-        does with text that was queued): returns what to await rather than awaiting it, so that
-        after the first words a word costs ``push_frame`` alone, not a coroutine of its own too."""
+        """Push ``delta``'s text as an ``LLMTextFrame`` (what ``_stream`` does with text that was
+        queued, and the express handler's first words): returns what to await rather than
+        awaiting it, so that after the first words a word costs ``push_frame`` alone, not a
+        coroutine of its own too."""
         self.stats.text_frames_pushed += 1
         if self._first_text_pending:
             return self._push_first_text(delta)
         if self._filter_incomplete_user_turns:
             return self._push_llm_text(delta.delta)
-        # ``_push_llm_text`` less its TTFAT stop, which only the first text's call can take
-        # effect for: one coroutine less per word.
+        return self.push_frame(LLMTextFrame(delta.delta))  # as ``_push_words`` does
+
+    def _push_words(self, delta: ev.TextDelta) -> Awaitable[None]:
+        """``_push_llm_text`` less its TTFAT stop, which only the first text's call can take
+        effect for, and less the turn-completion filter: the express handler after the first
+        words of a response without that filter, one coroutine and two checks less per word."""
+        self.stats.text_frames_pushed += 1
         return self.push_frame(LLMTextFrame(delta.delta))
+
+    def _first_express(self, conn: Driver, response: Response) -> Callable[[ev.TextDelta], Awaitable[None]]:
+        """The express handler for ``response``'s first words: it pushes them as ``_push_text``
+        does, and hands the rest of the response to ``_push_words`` when that is all they need
+        (the filter is read once per response, at its first words)."""
+
+        def first(delta: ev.TextDelta) -> Awaitable[None]:
+            if not self._filter_incomplete_user_turns:
+                conn.set_express(response, self._push_words, coalesce=self._coalesce_text)
+            return self._push_text(delta)
+
+        return first
 
     async def _push_first_text(self, delta: ev.TextDelta) -> None:
         # The first words go out ahead of the TTFB metrics frame: the speaker waits for them,

@@ -195,28 +195,36 @@ class Connection(Driver):
         code: int | None = None
         reason = "the reader stopped"
         # ``recv`` rather than ``async for``: one generator frame less per event.
-        state, parse, recv, dispatch, monotonic = (
+        state, parse, recv, dispatch, receive, monotonic = (
             self.state,
             ev.parse_event,
             ws.recv,
             self.session.dispatch,
+            self.session.receive,
             time.monotonic,
         )
-        apply, express = self._apply, self._express
+        apply, read_ahead, received = self._apply, self._read_ahead, self._received
         try:
             while True:
                 event = parse(await recv())
-                taken = dispatch(state, event, monotonic())
-                if isinstance(taken, list):
-                    actions = taken
+                response = dispatch(state, event)
+                if response is None:
+                    actions = receive(state, event, monotonic())
                 else:
                     # A word for its owner, the hot path: no list of actions. What ``_apply`` does
-                    # for one ``Deliver`` of text: queued, or pushed through the express handler.
-                    queue = taken.owner
+                    # for one ``Deliver`` of text (``_express``, inline): queued, or pushed through
+                    # the express handler, alone or with what already arrived behind it.
+                    queue = response.owner
                     # ``event`` is a text delta: nothing else is handed over without a list.
                     if not queue.deliver_text(event):  # type: ignore[arg-type]
                         continue
-                    after = await express(queue, taken, event)  # type: ignore[arg-type]
+                    if not (queue.coalesce and response.text_deltas > 1 and received and received[0].fin):
+                        try:
+                            await queue.express(event)  # type: ignore[arg-type,misc]
+                        except Exception as e:  # the owner fails its turn with it; the reader goes on
+                            queue.fail(e)
+                        continue
+                    after = await read_ahead(queue, response, event)  # type: ignore[arg-type]
                     if after is None:
                         continue
                     actions = after
@@ -232,7 +240,7 @@ class Connection(Driver):
                 # Done with: the wait for the next message must not keep it alive (a response's
                 # end carries its whole output), or every session's last one reaches the old
                 # generation of the collector.
-                del event, taken, actions
+                del event, response, actions
                 after = None
         except ConnectionClosed as e:
             code, reason = _close_of(e)
@@ -243,26 +251,26 @@ class Connection(Driver):
             self._socket_closed(code, reason)
 
     async def _express(self, queue: Owner, response: Response, delta: ev.TextDelta) -> list[Action] | None:
-        """Push ``delta`` through the owner's express handler, with what has already arrived behind it:
-        the one way text reaches an express handler here, from the reader and from ``_apply`` alike.
+        """Push ``delta`` through the owner's express handler, with what has already arrived behind
+        it (``_read_ahead``) when coalescing; returns the actions of what was read past the text,
+        for the reader to carry out. ``_apply``'s, and the reader's own, inline, for a word it takes.
 
-        The response's first delta goes out at once and alone. Behind a later one, when
-        coalescing, the whole messages already received are read first (nothing waits for more):
+        The response's first delta goes out at once and alone; so does every delta with nothing
+        whole waiting behind it (the first message in ``_received`` is one ``recv`` returns at
+        once), or when coalescing is off: reading ahead would cost every word a look at the buffer.
+        """
+        frames = self._received
+        if queue.coalesce and response.text_deltas > 1 and frames and frames[0].fin:
+            return await self._read_ahead(queue, response, delta)
+        await self._push(queue, delta)
+        return None
+
+    async def _read_ahead(self, queue: Owner, response: Response, delta: ev.TextDelta) -> list[Action] | None:
+        """``delta`` and the whole messages already received behind it (nothing waits for more):
         text of the same item joins it, and when the response's end is among them, after nothing
         but signs of life, the owner gets the text and the end together, so the pipeline carries
         the last words and the end of the response in one pass instead of two. Returns the
-        actions of what was read past the text, for the reader to carry out.
-        """
-        # The whole message first in ``_received`` is one ``recv`` returns at once.
-        if not queue.coalesce or response.text_deltas == 1 or not ((frames := self._received) and frames[0].fin):
-            # Nothing else to look at; or one event at a time, as asked: reading ahead costs every
-            # word a look at the buffer, for the joined text and the end together. ``_push``
-            # inline, one coroutine less per word.
-            try:
-                await queue.express(delta)  # type: ignore[misc]  # delivered for it: there is one
-            except Exception as e:  # the owner fails its turn with it; the reader goes on
-                queue.fail(e)
-            return None
+        actions of what was read past the text."""
         texts, after = await self._read_waiting(response, delta)
         if len(texts) > 1:
             last = texts[-1]
@@ -296,12 +304,13 @@ class Connection(Driver):
         ws = self._ws
         assert ws is not None
         # Everything per message is inline here: it runs for nearly every word under load.
-        state, parse, recv, frames, dispatch = (
+        state, parse, recv, frames, dispatch, receive = (
             self.state,
             ev.parse_event,
             ws.recv,
             self._received,
             self.session.dispatch,
+            self.session.receive,
         )
         item_id = delta.item_id
         texts = [delta]
@@ -310,10 +319,11 @@ class Connection(Driver):
             if not (frames and frames[0].fin):  # no whole message waiting: recv would wait
                 break
             event = parse(await recv())
-            taken = dispatch(state, event, time.monotonic())
-            if isinstance(taken, list):
-                after += taken
-                if not taken or any(type(a) is not Touch or a.response is not response for a in taken):
+            taken = dispatch(state, event)
+            if taken is None:
+                actions = receive(state, event, time.monotonic())
+                after += actions
+                if not actions or any(type(a) is not Touch or a.response is not response for a in actions):
                     break
                 continue
             text: ev.TextDelta = event  # type: ignore[assignment]  # only text is handed over

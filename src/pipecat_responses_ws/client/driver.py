@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any, TypeGuard
 
 from ..log import logger
@@ -107,22 +108,21 @@ class EventQueue:
         handler, the owner being parked: then the caller runs the handler on it and hands what it
         raises to the owner (``fail``)."""
         if type(happening) is ev.TextDelta:
+            if not self._progress_at:
+                self.touch()  # text as the first sign of life: ``deliver_text`` leaves that to here
             return self.deliver_text(happening)
         self.put(happening)
         return False
 
     def deliver_text(self, text: ev.TextDelta) -> bool:
         """``deliver`` for a text delta: the reader's, once a word."""
-        if self.express is not None:
-            waiter = self._waiter
-            # ``parked`` and ``touch``, inline. A waiter not yet done has nothing queued before it
-            # (``put`` ends the wait), so the queue is empty.
-            if waiter is not None and not waiter.done():
-                if self._progress_at:
-                    self._progress_at = time.monotonic()
-                else:
-                    self.touch()
-                return True
+        waiter = self._waiter
+        # ``parked`` and ``touch``, inline. A waiter not yet done has nothing queued before it
+        # (``put`` ends the wait), so the queue is empty. A response's first words come through
+        # ``deliver``, which takes them as its first sign of life if they are: no timer moves here.
+        if waiter is not None and self.express is not None and not waiter.done() and self._progress_at:
+            self._progress_at = monotonic()
+            return True
         self.put(text)
         return False
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -32,7 +32,10 @@ class _Framed(msgspec.Struct, kw_only=True, gc=False):
     """Where an event belongs: its lane (``stream_id``) and its place in its response's order."""
 
     stream_id: str | None = None
-    sequence_number: int | None = None
+    # Never below 0: -1 stands for "none due" in a response's order (``Response.next_sequence``).
+    sequence_number: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # Whether what it carries may nest (an item, a response): then ``parse_event`` checks its depth.
+    nests: ClassVar[bool] = True
 
 
 class _Event(_Framed, tag_field="type", kw_only=True, gc=False):
@@ -42,6 +45,7 @@ class _Event(_Framed, tag_field="type", kw_only=True, gc=False):
 class TextDelta(_Event, tag=wire.OUTPUT_TEXT_DELTA, kw_only=True, gc=False):
     """``response.output_text.delta``: words to speak."""
 
+    nests: ClassVar[bool] = False
     item_id: str | None = None
     delta: str
 
@@ -274,7 +278,7 @@ def parse_event(raw: str | bytes) -> ServerEvent:
     except (msgspec.DecodeError, RecursionError) as e:
         return _refused(raw, e)
     # Only what carries items can nest: a text delta, one per word, is never looked at again.
-    if type(event) is not TextDelta and _opens(raw) > MAX_NESTING:
+    if event.nests and _opens(raw) > MAX_NESTING:
         return _refused(raw, None)
     return event
 
@@ -296,8 +300,8 @@ def _refused(raw: str | bytes, error: Exception | None) -> ServerEvent:
         return MalformedEvent(reason="no event type", excerpt=excerpt)
     if stream_id is not None and not isinstance(stream_id, str):
         return MalformedEvent(reason=f"{event_type}: stream_id is not a string", excerpt=excerpt)
-    if sequence_number is not None and type(sequence_number) is not int:
-        reason = f"{event_type}: sequence_number is not an integer"
+    if sequence_number is not None and (type(sequence_number) is not int or sequence_number < 0):
+        reason = f"{event_type}: sequence_number is not an integer from 0 up"
         return MalformedEvent(stream_id=stream_id, reason=reason, excerpt=excerpt)
     if _nested_deeper(data, MAX_NESTING):
         reason = f"{event_type}: nested deeper than {MAX_NESTING} levels"

@@ -59,6 +59,10 @@ class LaneRouter(Generic[R]):
     # Each lane's responses in the order they were sent: the first is the one its events belong to.
     queues: dict[str | None, deque[R]] = field(default_factory=dict)
     _retired: set[str | None] = field(default_factory=set)
+    # Per lane, the response at its head whose words go straight to its owner: the session puts it
+    # here (``ClientSession._text``) and takes it away when it stops being pending; it leaves
+    # with its lane (``release``, ``go_lane_free``).
+    speaking: dict[str | None, R] = field(default_factory=dict)
     # Responses holding a lane, kept rather than summed: the connection asks after every event.
     in_flight: int = field(default=0, init=False)
 
@@ -119,16 +123,23 @@ class LaneRouter(Generic[R]):
         was sent; returned so that the session can take their lanes off them."""
         in_flight = sorted(self.responses(), key=lambda response: response.serial)
         self.queues = {None: deque(in_flight)} if in_flight else {}
+        self.speaking.clear()
         self._retired.clear()
         self.named = False
         return in_flight
 
     def release(self, response: R) -> None:
         """``response`` no longer holds its lane (its terminal was read, or it was never sent)."""
+        self.hush(response)
         queue = self.queues.get(response.lane if self.named else None)
         if queue and response in queue:
             queue.remove(response)
             self.in_flight -= 1
+
+    def hush(self, response: R) -> None:
+        """``response``'s words no longer go straight to its owner (see ``speaking``)."""
+        if self.speaking.get(response.lane) is response:
+            del self.speaking[response.lane]
 
     # -- receiving ------------------------------------------------------------------------
 

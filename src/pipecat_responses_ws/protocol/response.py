@@ -262,7 +262,8 @@ class Response:
     strays_before: int = 0  # the connection's stray events when this response was sent
     # The sequence number due next, which the text path compares a delta's with; -1 while none was
     # seen, or while events are held (then ``_expected`` is the one due and ``_held`` what came early).
-    _next_sequence: int = -1
+    # Public for ``ClientSession.dispatch`` alone, which takes it as ``take_sequence`` would.
+    next_sequence: int = -1
     _expected: int = 0
     _held: dict[int, ev.ServerEvent] = field(default_factory=dict)
     _announced: dict[str, tuple[str, str] | None] = field(default_factory=dict)  # item id -> function call
@@ -343,8 +344,8 @@ class Response:
 
     def take_sequence(self, sequence: int | None) -> bool:
         """Whether ``sequence`` is the one due next with nothing held (then it is taken), or absent."""
-        if sequence == self._next_sequence:
-            self._next_sequence = sequence + 1
+        if sequence == self.next_sequence:
+            self.next_sequence = sequence + 1
             return True
         return sequence is None
 
@@ -359,15 +360,15 @@ class Response:
         assert sequence is not None, "take_sequence takes every event without a number"
         held = self._held
         if not held:
-            due = self._next_sequence
+            due = self.next_sequence
             if due < 0:  # the first numbered event: where this response's count starts
-                self._next_sequence = sequence + 1
+                self.next_sequence = sequence + 1
                 return Ordered((event,))
             self._expected = due
         due = self._expected
         if sequence < due or sequence in held:
             return Ordered(skipped=f"{ev.event_name(event)} repeats or goes back in sequence_number ({sequence})")
-        self._next_sequence = -1
+        self.next_sequence = -1
         held[sequence] = event
         if sequence == due:
             return self._release(due, ())
@@ -391,7 +392,7 @@ class Response:
         if held:
             self._expected = due
         else:
-            self._next_sequence = due
+            self.next_sequence = due
         return Ordered(events, lost)
 
     def feed(self, event: ev.ServerEvent) -> Happening | Skipped | None:

@@ -89,8 +89,9 @@ class ServiceStats:
     bytes_resent: int = 0
     out_of_band_inferences: int = 0  # run_inference calls (summaries, classifiers, judges)
     timeout_retries: int = 0  # turns sent again after no first event (retry_on_timeout)
-    # Text: deltas delivered to turns, and the LLMTextFrames they went out as (fewer when text that
-    # had already arrived was joined, see ``coalesce_text``).
+    # Text: deltas delivered to turns (counted as each response ends: a word costs no count of
+    # its own here), and the LLMTextFrames they went out as (fewer when text that had already
+    # arrived was joined, see ``coalesce_text``).
     text_deltas_received: int = 0
     text_frames_pushed: int = 0
 
@@ -310,30 +311,26 @@ class ClientSession:
 
     # -- what the server said -----------------------------------------------------------------
 
-    def dispatch(self, conn: ConnectionState[Response], event: ev.ServerEvent, now: float) -> Response | list[Action]:
-        """What one server event calls for, for a reader that hands text on without a list: the
-        response whose owner is simply handed ``event``, the one thing nearly every event calls for
-        (a text delta, one per word), decided without making a list of actions; otherwise the
-        actions it calls for (:meth:`receive`'s).
+    def dispatch(self, conn: ConnectionState[Response], event: ev.ServerEvent) -> Response | None:
+        """The response whose owner is simply handed ``event``, when that is all it calls for (a
+        text delta, one per word, decided with one lookup and no list of actions); None when
+        ``event`` is :meth:`receive`'s.
 
-        A text delta for the response at the head of its lane, once created, takes its place in the
-        response's order and :meth:`_text` decides; anything else (a lane still being learned, a
-        lane nobody waits on, a response not yet created, a sequence number out of order, any other
-        event) is :meth:`receive`'s.
+        It is :meth:`_text`'s rule where its answer is already known: ``router.speaking`` holds,
+        per lane, the response whose words :meth:`_text` last handed to its owner, created and
+        still pending at the head of its lane (it leaves there when any of that stops being
+        true). A word for it that is due next in its order and not empty is the owner's.
+        Anything else (a lane still being learned, a response not yet speaking, a sequence number
+        out of order, empty text, any other event) takes the full path, which decides the same.
         """
         if type(event) is ev.TextDelta:
-            router = conn.router
-            if router.named:
-                # While lanes are still being learned, from events like this one, none is looked up.
-                queue = router.queues.get(event.stream_id) if conn.lanes is not None else None
-            else:
-                queue = router.queues.get(None)
-            if queue:
-                response = queue[0]
-                # ``response_id is None``: not yet created (``created``, without a call per word).
-                if response.response_id is not None and response.take_sequence(event.sequence_number):
-                    return self._text(response, event, [])
-        return self.receive(conn, event, now)
+            response = conn.router.speaking.get(event.stream_id)
+            # ``take_sequence``, for the one case it takes here: the number due next, nothing held.
+            if response is not None and event.sequence_number == response.next_sequence and event.delta:
+                response.next_sequence += 1
+                response.text_deltas += 1
+                return response
+        return None
 
     def receive(self, conn: ConnectionState[Response], event: ev.ServerEvent, now: float) -> list[Action]:
         """The actions one server event calls for."""
@@ -473,17 +470,23 @@ class ClientSession:
 
     def _text(self, response: Response, delta: ev.TextDelta, actions: list[Action]) -> Response | list[Action]:
         """The rule for a text delta of ``response`` in its order, the one place it is decided (for
-        :meth:`dispatch` and :meth:`receive` alike): ``response`` when the delta is words for its
-        owner (then counted); otherwise ``actions``, with a sign of life for empty text, and
-        nothing for the text of a response abandoned or ended (nobody is to hear it)."""
+        :meth:`receive`, and for :meth:`dispatch` through ``router.speaking``): ``response`` when the
+        delta is words for its owner (then counted); otherwise ``actions``, with a sign of life for
+        empty text, and nothing for the text of a response abandoned or ended (nobody is to hear it)."""
         if response.outcome is not Outcome.PENDING:
             return actions
         if not delta.delta:
             actions.append(Touch(response))
             return actions
         response.text_deltas += 1
-        if not response.out_of_band:  # an inference's text is read from its output, never pushed
-            self.stats.text_deltas_received += 1
+        if response.out_of_band:  # an inference's text is read from its output, never pushed
+            return response
+        conn = response.connection
+        router = conn.router
+        if response.response_id is not None and not (router.named and conn.lanes is None):
+            # Its next words need no more than a lookup (``dispatch``), until it stops being pending
+            # (``_end``) or leaves its lane (``LaneRouter.release``).
+            router.speaking[response.lane] = response
         return response
 
     def _ended(self, response: Response, event: ev.ResponseEnded, now: float) -> Happening | None:
@@ -784,6 +787,9 @@ class ClientSession:
         elif response.outcome is not Outcome.PENDING:
             return actions
         response.become(Outcome.ENDED)
+        response.connection.router.hush(response)
+        if not response.out_of_band:  # an inference's text is read from its output, never pushed
+            self.stats.text_deltas_received += response.text_deltas  # all it will have: it is over
         released = self.tools.close(response.key, run_llm=isinstance(happening, Finished))
         if released:
             actions.append(ReleaseToolResults(released))
