@@ -13,8 +13,10 @@ and in each of two Pipecat pipelines (user aggregator, LLM stage, probe, then th
 then the assistant aggregator):
 
 - ``pipeline floor``: the bare loop as an LLM stage, one ``LLMTextFrame`` per delta;
-- ``ours, coalescing off``: ``ResponsesWSLLMService(coalesce_text=False)``, one frame per delta;
-- ``ours, coalescing on``: ``ResponsesWSLLMService()``, text already received pushed together;
+- ``ours, coalescing off``: ``ResponsesWSLLMService(coalesce_text=False, text_pacing=None)``, one
+  frame per delta;
+- ``ours, coalescing on``: ``ResponsesWSLLMService()`` as it ships, text already received pushed
+  together, and text paced into at most a frame per 40 ms but at sentence and clause ends;
 - ``pipecat``: Pipecat's built-in ``OpenAIResponsesLLMService``.
 
 The ``plain`` pipeline has nothing downstream but a frame counter; the ``tts`` pipeline has what a
@@ -129,9 +131,16 @@ async def our_client(url: str, turns: int, tally: Tally) -> None:
 
 
 def ours(*, coalesce: bool) -> Callable[[str], FrameProcessor]:
+    """Ours as it ships (``coalesce``: text joined where it already arrived, and paced), or pushing
+    one frame per delta (neither)."""
+
     def make(url: str) -> FrameProcessor:
         settings = ResponsesWSLLMService.Settings(model="emulated", system_instruction="Answer briefly.")
-        return ResponsesWSLLMService(api_key="bench", ws_url=url, settings=settings, coalesce_text=coalesce)
+        if coalesce:
+            return ResponsesWSLLMService(api_key="bench", ws_url=url, settings=settings)
+        return ResponsesWSLLMService(
+            api_key="bench", ws_url=url, settings=settings, coalesce_text=False, text_pacing=None
+        )
 
     return make
 

@@ -12,6 +12,7 @@ import pytest
 
 from pipecat_responses_ws.client.client import ClientOptions, ResponsesClient
 from pipecat_responses_ws.client.driver import EventQueue
+from pipecat_responses_ws.client.pacing import TextPacer
 from pipecat_responses_ws.emulator import Emulator, Reply
 from pipecat_responses_ws.protocol.events import TextDelta
 from pipecat_responses_ws.protocol.response import ENDINGS, Finished
@@ -172,3 +173,64 @@ async def test_what_the_express_handler_raises_ends_its_turn_and_the_reader_goes
             assert "".join(texts) == "four five"
         finally:
             await client.close()
+
+
+# -- pacing ------------------------------------------------------------------------------------
+
+
+def _numbered(text: str, n: int) -> TextDelta:
+    return TextDelta(stream_id="lane-0", sequence_number=n, item_id="msg_1", delta=text)
+
+
+async def test_paced_text_goes_at_once_first_and_at_a_clause_end_and_otherwise_waits_its_turn() -> None:
+    due: list[TextDelta] = []
+    pacer = TextPacer(0.04, due.append)
+    assert pacer.take(_numbered("Hello ", 1), now=10.0) == _numbered("Hello ", 1)  # a response's first words
+    assert pacer.take(_numbered("there ", 2), now=10.01) is None
+    assert pacer.take(_numbered("my ", 3), now=10.02) is None
+    # A clause's end takes what waited along, joined and numbered as its last.
+    assert pacer.take(_numbered("friend, how are you? ", 4), now=10.03) == _numbered(
+        "there my friend, how are you? ", 4
+    )
+    assert pacer.take(_numbered("I ", 5), now=10.05) is None  # 20 ms after the last push
+    assert pacer.take(_numbered("am ", 6), now=10.071) == _numbered("I am ", 6)  # the interval is up
+    assert pacer.release() is None and due == []
+
+
+async def test_text_left_waiting_reaches_the_owner_when_its_interval_is_up() -> None:
+    got: asyncio.Future[TextDelta] = asyncio.get_running_loop().create_future()
+    pacer = TextPacer(0.04, got.set_result)
+    now = time.monotonic()
+    assert pacer.take(_numbered("One ", 1), now) is not None
+    assert pacer.take(_numbered("two ", 2), now) is None
+    assert pacer.take(_numbered("three ", 3), now) is None
+    assert await asyncio.wait_for(got, 5.0) == _numbered("two three ", 3)  # nothing else came: its timer
+    assert pacer.release() is None
+
+
+async def test_anything_else_the_response_does_takes_the_waiting_text_along_first() -> None:
+    handled: list[str] = []
+    queue = _queue_with_express(handled)
+    pacer = queue.pacer = TextPacer(10.0, queue.put)  # an interval that never runs out here
+    assert queue.express is not None
+    queue.express = pacer.pace(queue.express)
+    owner = await _parked(queue)
+    queue.touch()  # response.created
+    for words in ("First ", "words ", "wait "):
+        assert queue.deliver(_delta(words)) is True
+        await _express(queue, _delta(words))
+    assert handled == ["First "]  # a response's first words at once, the rest waiting
+    assert queue.deliver(FINISHED) is False
+    assert await owner == TextDelta(stream_id="lane-0", item_id="msg_1", delta="words wait ")
+    assert await queue.get(1.0) == FINISHED
+
+
+async def test_text_waiting_for_its_pace_is_dropped_with_its_answer_at_a_barge_in() -> None:
+    due: list[TextDelta] = []
+    pacer = TextPacer(0.01, due.append)
+    now = time.monotonic()
+    assert pacer.take(_numbered("One ", 1), now) is not None
+    assert pacer.take(_numbered("two ", 2), now) is None
+    pacer.drop()
+    await asyncio.sleep(0.05)  # past the interval: its timer would have fired
+    assert due == [] and pacer.release() is None

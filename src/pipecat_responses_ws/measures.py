@@ -18,6 +18,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .client.pacing import CLAUSE_END
+
 
 def percentile(values: Sequence[float], share: float) -> float:
     """Nearest rank: the smallest value with at least ``share`` (0–1) of the values at or below it.
@@ -121,6 +123,17 @@ def lateness(
     for t, count in zip(arrivals, counts, strict=True):
         late += [t - (first + (len(late) + k) / tokens_per_second) for k in range(count)]
     return late
+
+
+def clause_end_lateness(
+    arrivals: Sequence[float], tokens_per_second: float, deltas_per_frame: Sequence[Sequence[str]]
+) -> list[float]:
+    """:func:`lateness` of the deltas that end a sentence or a clause (``pacing.CLAUSE_END``) alone:
+    where a TTS that speaks whole sentences waits for the text, and so what paced text must not
+    delay. ``deltas_per_frame``: each frame's deltas, in order."""
+    late = lateness(arrivals, tokens_per_second, [len(deltas) for deltas in deltas_per_frame])
+    ends = [bool(CLAUSE_END.search(delta)) for deltas in deltas_per_frame for delta in deltas]
+    return [t for t, end in zip(late, ends, strict=True) if end]
 
 
 def cpu_per_delta_us(cpu_seconds: float, deltas: int) -> float:

@@ -14,6 +14,7 @@ from typing import Any
 from .client.client import ClientOptions, ResponsesClient
 from .client.fallback import WebSocketOrHTTP
 from .client.http import HTTPOptions, ResponsesHTTPClient
+from .client.pacing import TEXT_PACING_SECS
 from .endpoint import DEFAULT_WS_URL, handshake_headers, http_base_url, websocket_url
 from .protocol import wire
 from .protocol.session import ServiceStats, SessionOptions
@@ -59,6 +60,7 @@ class ResponsesWSLLMService(ResponsesStage):
         max_connection_age: float = wire.CONNECTION_MAX_AGE_SECS,
         rollover_margin: float = 300.0,
         coalesce_text: bool = True,
+        text_pacing: float | None = TEXT_PACING_SECS,
         **kwargs: Any,
     ) -> None:
         """Create the service. The arguments up to ``retry_on_timeout`` are those of Pipecat's
@@ -105,6 +107,12 @@ class ResponsesWSLLMService(ResponsesStage):
                 nothing waits for more). Fewer frames for every processor downstream when the
                 event loop falls behind; ``service.stats`` counts deltas and frames. Over HTTP
                 (after a 426) every delta is a frame of its own.
+            text_pacing: Push text at most every this many seconds, joined, except that a
+                response's first words, any text that ends a sentence or a clause (``. ! ? ; :``,
+                a line break) and the text before a tool call or the response's end go at once.
+                A TTS that speaks whole sentences (Pipecat's default) starts each as early as
+                without pacing, and every processor downstream carries fewer frames. ``None``
+                pushes every delta as it arrives: for a TTS that streams word by word.
             **kwargs: Passed to Pipecat's ``LLMService`` (``run_in_parallel``, …).
         """
         if lanes not in ("auto", True, False):
@@ -122,6 +130,7 @@ class ResponsesWSLLMService(ResponsesStage):
             first_event_timeout=first_event_timeout,
             stall_timeout=stall_timeout,
             coalesce_text=coalesce_text,
+            text_pacing=text_pacing,
             session_options=SessionOptions(
                 named_lanes=None if lanes == "auto" else bool(lanes), pool_size=lane_pool_size, send_cancel=send_cancel
             ),
@@ -215,6 +224,7 @@ class ResponsesHTTPLLMService(ResponsesStage):
         first_event_timeout: float = 15.0,
         stall_timeout: float = 8.0,
         send_timeout: float = 5.0,
+        text_pacing: float | None = TEXT_PACING_SECS,
         **kwargs: Any,
     ) -> None:
         """Create the service. The arguments up to ``retry_on_timeout`` are those of Pipecat's
@@ -241,6 +251,7 @@ class ResponsesHTTPLLMService(ResponsesStage):
             first_event_timeout: Seconds from sending a request to its first event.
             stall_timeout: Seconds allowed between two events of a streaming response.
             send_timeout: Seconds writing the request may take.
+            text_pacing: As for ``ResponsesWSLLMService``.
             **kwargs: Passed to Pipecat's ``LLMService`` (``run_in_parallel``, …).
         """
         super().__init__(
@@ -254,6 +265,7 @@ class ResponsesHTTPLLMService(ResponsesStage):
             first_event_timeout=first_event_timeout,
             stall_timeout=stall_timeout,
             coalesce_text=False,  # nothing tells how much of an HTTP stream has already arrived
+            text_pacing=text_pacing,
             session_options=SessionOptions(named_lanes=False, send_cancel=False),
             **kwargs,
         )

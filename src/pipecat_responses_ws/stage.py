@@ -106,6 +106,7 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         first_event_timeout: float,
         stall_timeout: float,
         coalesce_text: bool,
+        text_pacing: float | None,
         session_options: SessionOptions,
         **kwargs: Any,
     ) -> None:
@@ -133,6 +134,9 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         self._first_event_timeout = first_event_timeout
         self._stall_timeout = stall_timeout
         self._coalesce_text = coalesce_text
+        if text_pacing is not None and text_pacing < 0:
+            raise ValueError(f"text_pacing must be a number of seconds from 0 up, or None, not {text_pacing!r}")
+        self._text_pacing = text_pacing or 0.0  # 0: every delta at once
         self._session = ClientSession(
             replace(session_options, retry_on_first_event_timeout=bool(retry_on_timeout)),
             holds_results=self._holds_results,
@@ -295,6 +299,8 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         # While this task waits, the connection's reader pushes text deltas itself: the text
         # reaches the next processor one task switch sooner. Everything else is handled here.
         conn.set_express(response, self._first_express(conn, response), coalesce=self._coalesce_text)
+        if self._text_pacing:
+            conn.pace_text(response, self._text_pacing)
         # Counted here, as calls are dispatched: the session's count has already moved on when
         # several calls were read together, and none of them would look like the first.
         dispatched = 0

@@ -51,7 +51,7 @@ async def test_text_already_received_goes_out_in_fewer_frames_byte_for_byte() ->
 
 
 async def test_switched_off_every_delta_is_a_frame() -> None:
-    async with session(emulator=UNPACED, service={"coalesce_text": False}) as (emu, llm, conv):
+    async with session(emulator=UNPACED, service={"coalesce_text": False, "text_pacing": None}) as (emu, llm, conv):
         emu.queue_replies(Reply(text=AWKWARD))
         await conv.say("go")
         await conv.wait_turns_ended(1)
@@ -93,7 +93,7 @@ async def test_coalescing_stops_at_a_tool_call_and_at_the_end_of_each_response()
 
 
 async def test_over_http_every_delta_is_a_frame_and_counted() -> None:
-    async with http_session(emulator=UNPACED) as (emu, llm, conv):
+    async with http_session(emulator=UNPACED, service={"text_pacing": None}) as (emu, llm, conv):
         emu.queue_replies(Reply(text=AWKWARD))
         await conv.say("go")
         await conv.wait_turns_ended(1)

@@ -59,7 +59,7 @@ def make_service(which: str, emu: Emulator, **kwargs: Any) -> LLMService[Any]:
 
 def frame_for_frame(which: str) -> dict[str, Any]:
     """Service settings under which ours pushes a frame per delta and joins no text, as the built-in never does."""
-    return {"coalesce_text": False} if which == "ours" else {}
+    return {"coalesce_text": False, "text_pacing": None} if which == "ours" else {}
 
 
 @asynccontextmanager

@@ -30,6 +30,7 @@ from ..protocol.connection import ConnectionState, ConnectionStats
 from ..protocol.errors import ResponsesWSError
 from ..protocol.response import ENDINGS, Happening, Owner, Response
 from ..protocol.session import ClientSession
+from .pacing import TextPacer
 
 Express = Callable[[ev.TextDelta], Awaitable[None]]
 
@@ -58,6 +59,7 @@ class EventQueue:
         "_waiter",
         "coalesce",
         "express",
+        "pacer",
     )
 
     def __init__(self) -> None:
@@ -72,6 +74,8 @@ class EventQueue:
         # block (it pushes a frame), and what it raises is re-raised in the owner.
         self.express: Express | None = None
         self.coalesce = False  # the express handler may get several deltas' text in one call
+        # Holds text for the express handler back into fewer frames (``pacing``); None: every delta at once.
+        self.pacer: TextPacer | None = None
 
     @property
     def progressed(self) -> bool:
@@ -91,6 +95,9 @@ class EventQueue:
             self._arm()
 
     def put(self, item: Happening | _Failure) -> None:
+        pacer = self.pacer
+        if pacer is not None and (waiting := pacer.release()) is not None:
+            self._items.append(waiting)  # text that waited goes before whatever comes after it
         self._items.append(item)
         self.touch()
         waiter = self._waiter
@@ -273,10 +280,23 @@ class Driver:
         ``coalesce``, on the text of several deltas at once where the transport can tell they had
         already arrived (over WebSocket; over HTTP every delta goes alone)."""
         queue = _queue_of(response)
-        queue.express, queue.coalesce = express, coalesce
+        pacer = queue.pacer
+        queue.express = express if express is None or pacer is None else pacer.pace(express)
+        queue.coalesce = coalesce
+
+    def pace_text(self, response: Response, interval: float) -> None:
+        """Let ``response``'s express handler push its text at most every ``interval`` seconds, but
+        at once at its first words and where a sentence or clause ends (:mod:`.pacing`)."""
+        queue = _queue_of(response)
+        pacer = queue.pacer = TextPacer(interval, queue.put)
+        if queue.express is not None:
+            queue.express = pacer.pace(queue.express)
 
     def abandon(self, response: Response) -> None:
         """Barge-in: the session decides, nothing here awaits."""
+        pacer = _queue_of(response).pacer
+        if pacer is not None:
+            pacer.drop()  # what waits for its pace belongs to the answer no one will hear
         self._apply(self.session.abandon(response, time.monotonic()))
 
     async def _carry_out(self, actions: list[Action]) -> None:
