@@ -9,9 +9,11 @@ and prints the total per receiver side by side, then every function whose count 
 them (the stages themselves, and whatever they make Pipecat do differently). C code
 (``json.loads``, the event loop) is not counted. Tracing makes the run slow, so it is short; each
 conversation's set-up is included, spread over its turns. Totals are the median (min–max) over
-``--reps`` runs of every receiver; the per-function rows are from the first.
+``--reps`` runs of every receiver; the per-function rows are from the first. The same count over
+answers of ``--short-words`` words splits each receiver's cost above the floor into what every delta
+adds and what every answer costs whatever its length.
 
-    .venv/bin/python bench/bytecodes_per_delta.py [--turns 10] [--reps 3] [--receivers pipeline-floor,ours-off,pipecat]
+    .venv/bin/python bench/bytecodes_per_delta.py [--turns 10] [--reps 3] [--short-words 10]
 """
 
 from __future__ import annotations
@@ -83,6 +85,12 @@ async def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="runs of every receiver (default: %(default)s)")
     parser.add_argument("--receivers", default=",".join(STAGES), help="comma-separated (default: %(default)s)")
     parser.add_argument(
+        "--short-words",
+        type=int,
+        default=10,
+        help="also count answers this long, to split the cost per delta from the cost per answer; 0: don't",
+    )
+    parser.add_argument(
         "--min-difference",
         type=float,
         default=2.0,
@@ -106,6 +114,8 @@ async def main() -> None:
     if "ours-off" in totals and "pipecat" in totals:
         ratios = [a / b for a, b in zip(totals["ours-off"], totals["pipecat"], strict=True)]
         print(f"ours-off / pipecat: {Spread.of(ratios).format(3)}×")
+    if args.short_words:
+        await print_split(names, totals, args)
     print("\n" + "".join(f"{name:>16}" for name in names) + "  function (first run)")
     # The functions that differ between receivers: each one's own stage, and what it makes Pipecat do.
     functions = {f for counts in per_delta.values() for f in counts}
@@ -116,6 +126,40 @@ async def main() -> None:
             rows.append((max(values) - min(values), function, values))
     for _, function, values in sorted(rows, reverse=True):
         print("".join(f"{v:>16.1f}" for v in values) + f"  {function}")
+
+
+async def print_split(names: list[str], totals: dict[str, list[float]], args: argparse.Namespace) -> None:
+    """Each receiver's cost split into what every delta adds and what every answer costs whatever
+    its length, above the floor: from the same count over answers of ``--short-words`` words, paired
+    by repetition (a line through the two lengths). A voice bot's answers are short, so the part
+    per answer weighs more there than in the long answers above."""
+    long, short = args.words, args.short_words
+    shorts: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(args.reps):
+        for name in names:
+            counts, deltas = await count(name, args.turns, short)
+            shorts[name].append(sum(counts.values()) / deltas)
+    # An answer of n words costs fixed + n × per_delta, so the two lengths give both, per run.
+    split = {
+        name: [_line(long, t_long, short, t_short) for t_long, t_short in zip(totals[name], shorts[name], strict=True)]
+        for name in names
+    }
+    floor = split.get("pipeline-floor")
+    print(f"\nanswers of {short} and {long} words, paired by run; above the pipeline floor")
+    print("(each conversation's set-up spread over its answers):")
+    print(f"{'':<16} {'bytecodes per delta':>22} {'bytecodes per answer':>22}")
+    for name in names:
+        if floor is None or name == "pipeline-floor":
+            continue
+        per_delta = [d - f[0] for (d, _), f in zip(split[name], floor, strict=True)]
+        per_answer = [a - f[1] for (_, a), f in zip(split[name], floor, strict=True)]
+        print(f"{name:<16} {Spread.of(per_delta).format(0):>22} {Spread.of(per_answer).format(0):>22}")
+
+
+def _line(long: int, per_delta_long: float, short: int, per_delta_short: float) -> tuple[float, float]:
+    """(cost per delta, cost per answer) through answers of ``long`` and ``short`` words."""
+    per_delta = (long * per_delta_long - short * per_delta_short) / (long - short)
+    return per_delta, short * (per_delta_short - per_delta)
 
 
 if __name__ == "__main__":
