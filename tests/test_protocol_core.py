@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipecat_responses_ws.emulator import builders
 from pipecat_responses_ws.protocol.chain import ServerChains
+from pipecat_responses_ws.protocol.items import ConversationKeys, item_key
 from pipecat_responses_ws.protocol.tool_results import ToolResultGate
 
 
@@ -91,6 +92,26 @@ def test_an_edited_history_falls_back_to_the_full_context() -> None:
     chains.record("resp_1", None, plan, plan.input, [_server_message("Hello!")])
     edited = [_user("hello"), _assistant("Hello!"), _user("more")]
     assert chains.plan(edited).input == edited
+
+
+def test_a_history_keyed_again_reuses_only_the_keys_of_items_that_did_not_change() -> None:
+    keys = ConversationKeys()
+    history = [_user("hi"), _assistant("Hello there, how"), _user("more")]
+    assert keys.of(history) == [item_key(item) for item in history]
+    # The next turn: the same items as new objects, two more at the end.
+    grown = [dict(item) for item in history] + [_call("c1"), _out("c1")]
+    assert keys.of(grown) == [item_key(item) for item in grown]
+    # A barge-in's cut: the answer as spoken replaces the one generated; what follows it is new.
+    cut = [_user("hi"), _assistant("Hello there"), _user("stop")]
+    assert keys.of(cut) == [item_key(item) for item in cut]
+    # An item edited in place is keyed again, though it is the very object keyed before.
+    cut[0]["content"] = "hello"
+    assert keys.of(cut)[0] == item_key(_user("hello"))
+    # Shorter, then something that is not JSON as it stands: still every item's own key.
+    odd = [_user("hi"), {"type": "function_call_output", "call_id": "c1", "output": object()}]
+    assert keys.of(odd[:1]) == [item_key(odd[0])]
+    assert keys.of(odd)[1][:2] == ("function_call_output", "c1")
+    assert keys.of([_user("hi")]) == [item_key(_user("hi"))]
 
 
 # -- tool results ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .items import ItemKey, call_id_of, is_function_call_output, item_key
+from .items import ConversationKeys, ItemKey, call_id_of, is_function_call_output, item_key
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,11 @@ class ServerChains:
 
     _by_lane: dict[str | None, KnownResponse] = field(default_factory=dict)
     _serial: int = 0
+    _history: ConversationKeys = field(default_factory=ConversationKeys)
 
     def plan(self, full_input: list[dict[str, Any]]) -> InputPlan:
         """Continue from the cached response that covers the longest prefix of ``full_input``."""
-        keys = [item_key(item) for item in full_input]
+        keys = self._history.of(full_input)
         best: tuple[int, int, KnownResponse, list[int]] | None = None
         for known in self._by_lane.values():
             held = known.keys

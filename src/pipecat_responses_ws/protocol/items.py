@@ -12,7 +12,12 @@ import functools
 import json
 from typing import Any
 
+import msgspec
+
 ItemKey = tuple[Any, ...]
+
+# An item as the server would read it, to tell at C speed whether it changed since it was keyed.
+_as_json = msgspec.json.Encoder(order="deterministic").encode
 
 
 def _text_of(content: Any) -> str:
@@ -76,3 +81,37 @@ def is_function_call_output(key: ItemKey) -> bool:
 def call_id_of(key: ItemKey) -> str | None:
     """The call id of a function call or function call output key."""
     return key[1] if key[0] in ("function_call", "function_call_output") else None
+
+
+class ConversationKeys:
+    """The keys of a conversation that grows at its end, turn after turn.
+
+    Every turn hands over the whole history again, as new objects. Keying it afresh costs Python
+    work per item, each turn: a long call would pay more for its history than for its answer. So
+    the last history keyed is kept as JSON with its keys, and only the items after the prefix it
+    shares with the next one are keyed. An item in the prefix is the same JSON, so the server sees
+    the same thing: its key stands. JSON keeps no reference to the items, nor anything the garbage
+    collector walks.
+    """
+
+    __slots__ = ("_json", "_keys")
+
+    def __init__(self) -> None:
+        self._json: list[bytes] = []
+        self._keys: list[ItemKey] = []
+
+    def of(self, items: list[dict[str, Any]]) -> list[ItemKey]:
+        try:
+            encoded = list(map(_as_json, items))
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+            # Not JSON as it stands (the server will say so): every item keyed, nothing kept.
+            self._json, self._keys = [], []
+            return [item_key(item) for item in items]
+        kept = self._json
+        same = len(kept)
+        if encoded[:same] != kept:  # not the whole of the last history: an edit, a barge-in's cut
+            pairs = enumerate(zip(encoded, kept, strict=False))
+            same = next((n for n, (new, old) in pairs if new != old), min(same, len(encoded)))
+        keys = self._keys[:same] + [item_key(item) for item in items[same:]]
+        self._json, self._keys = encoded, keys
+        return keys
