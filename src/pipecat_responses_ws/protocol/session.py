@@ -56,6 +56,8 @@ STUCK_LANE_SECS = 60.0
 CANCEL_HONOURED_WITHIN_SECS = 0.5
 # Events by which a server answers a create: one without ``stream_id`` shows the server ignores it.
 _ANSWER_STARTS = (ev.ResponseCreated, ev.ResponseProgress, ev.OutputItemAdded)
+# What only holds its place in a response's order: said when it came, and not acted on.
+_SKIPPED = (ev.MalformedEvent, ev.UnknownEvent)
 # Slots of a connection's in-flight cap an inference leaves to the conversation, so a burst of
 # inferences never moves the next turn to a cold connection.
 TURN_RESERVED_SLOTS = 1
@@ -334,7 +336,7 @@ class ClientSession:
 
     def receive(self, conn: ConnectionState[Response], event: ev.ServerEvent, now: float) -> list[Action]:
         """The actions one server event calls for."""
-        if isinstance(event, ev.MalformedEvent | ev.UnknownEvent):
+        if isinstance(event, _SKIPPED):
             return self._skipped(conn, event, now)
         actions: list[Action] = []
         router = conn.router
@@ -403,7 +405,7 @@ class ClientSession:
         for early in ordered.events:
             if response.phase is Phase.OFF_LANE:
                 break  # its end came: what follows it in its order is nobody's
-            if isinstance(early, ev.MalformedEvent | ev.UnknownEvent):
+            if isinstance(early, _SKIPPED):
                 continue  # skipped already; it only held its place
             actions = self._act(conn, response, early, now, actions)
         return actions
