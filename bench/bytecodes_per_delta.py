@@ -114,7 +114,7 @@ async def main() -> None:
     if "ours-off" in totals and "pipecat" in totals:
         ratios = [a / b for a, b in zip(totals["ours-off"], totals["pipecat"], strict=True)]
         print(f"ours-off / pipecat: {Spread.of(ratios).format(3)}×")
-    if args.short_words:
+    if args.short_words and "pipeline-floor" in names:  # the split is above the floor, so it needs one
         await print_split(names, totals, args)
     print("\n" + "".join(f"{name:>16}" for name in names) + "  function (first run)")
     # The functions that differ between receivers: each one's own stage, and what it makes Pipecat do.
@@ -144,12 +144,12 @@ async def print_split(names: list[str], totals: dict[str, list[float]], args: ar
         name: [_line(long, t_long, short, t_short) for t_long, t_short in zip(totals[name], shorts[name], strict=True)]
         for name in names
     }
-    floor = split.get("pipeline-floor")
+    floor = split["pipeline-floor"]
     print(f"\nanswers of {short} and {long} words, paired by run; above the pipeline floor")
     print("(each conversation's set-up spread over its answers):")
     print(f"{'':<16} {'bytecodes per delta':>22} {'bytecodes per answer':>22}")
     for name in names:
-        if floor is None or name == "pipeline-floor":
+        if name == "pipeline-floor":
             continue
         per_delta = [d - f[0] for (d, _), f in zip(split[name], floor, strict=True)]
         per_answer = [a - f[1] for (_, a), f in zip(split[name], floor, strict=True)]

@@ -333,7 +333,7 @@ class Response:
 
     def accept(self, event: ev.ServerEvent) -> str | None:
         """Why ``event`` is not this response's to act on, whatever its place in the order; None when it may be."""
-        if self.response_id is None and isinstance(event, _ITEM_EVENTS) and event.item_id not in self._announced:
+        if not self.created and isinstance(event, _ITEM_EVENTS) and event.item_id not in self._announced:
             return (
                 f"{ev.event_name(event)} for item {event.item_id!r} before response.created, "
                 "and this response never announced that item"
