@@ -16,7 +16,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 # the count's own drift (about one), not for a new cost per word or per answer. (It was 430 while every
 # word went through the session's full rule, its sequence check and the reader's express call; the
 # lanes' speaking responses, a count per response rather than per word and the express handler swapped
-# after a response's first words took off 79; keying only the history's new items, 4 more.)
+# after a response's first words took off 79; keying only the history's new items, 3 more.)
 MAX_ABOVE_FLOOR = 350
 TURNS, WORDS = 10, 100  # as the bench counts by default
 
