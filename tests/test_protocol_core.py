@@ -40,7 +40,7 @@ def test_a_plain_follow_up_sends_only_the_new_user_message() -> None:
     chains = ServerChains()
     first = chains.plan([_user("hi")])
     assert not first.incremental
-    chains.record("resp_1", "lane-0", first, first.input, [_server_message("Hello there!")])
+    chains.record("resp_1", "lane-0", first, [_server_message("Hello there!")])
     plan = chains.plan([_user("hi"), _assistant("Hello  there!"), _user("bye")])
     assert plan.previous_response_id == "resp_1" and plan.input == [_user("bye")]
 
@@ -48,13 +48,13 @@ def test_a_plain_follow_up_sends_only_the_new_user_message() -> None:
 def test_parallel_calls_with_interleaved_outputs_send_just_the_outputs() -> None:
     chains = ServerChains()
     first = chains.plan([_user("weather in Oslo and Rome")])
-    chains.record("resp_1", "lane-0", first, first.input, [_server_call("c1"), _server_call("c2")])
+    chains.record("resp_1", "lane-0", first, [_server_call("c1"), _server_call("c2")])
     context = [_user("weather in Oslo and Rome"), _call("c1"), _out("c1"), _call("c2"), _out("c2")]
     plan = chains.plan(context)
     assert plan.previous_response_id == "resp_1"
     assert plan.input == [_out("c1"), _out("c2")]
     # And the next turn still continues from the follow-up, with outputs sent out of place.
-    chains.record("resp_2", "lane-1", plan, plan.input, [_server_message("Sunny in both.")])
+    chains.record("resp_2", "lane-1", plan, [_server_message("Sunny in both.")])
     nxt = chains.plan([*context, _assistant("Sunny in both."), _user("thanks")])
     assert nxt.previous_response_id == "resp_2" and nxt.input == [_user("thanks")]
 
@@ -62,10 +62,10 @@ def test_parallel_calls_with_interleaved_outputs_send_just_the_outputs() -> None
 def test_barge_in_continues_from_the_last_response_the_context_still_agrees_with() -> None:
     chains = ServerChains()
     first = chains.plan([_user("hi")])
-    chains.record("resp_1", "lane-0", first, first.input, [_server_message("Hello!")])
+    chains.record("resp_1", "lane-0", first, [_server_message("Hello!")])
     second = chains.plan([_user("hi"), _assistant("Hello!"), _user("tell me a story")])
     chains.claim_lane("lane-1")
-    chains.record("resp_2", "lane-1", second, second.input, [_server_message("Once upon a time there was")])
+    chains.record("resp_2", "lane-1", second, [_server_message("Once upon a time there was")])
     # The user heard only the first words; the context keeps what was spoken.
     context = [_user("hi"), _assistant("Hello!"), _user("tell me a story"), _assistant("Once upon"), _user("stop")]
     plan = chains.plan(context)
@@ -76,12 +76,12 @@ def test_barge_in_continues_from_the_last_response_the_context_still_agrees_with
 def test_a_lane_about_to_be_reused_is_never_a_parent_and_misses_are_forgotten() -> None:
     chains = ServerChains()
     plan = chains.plan([_user("hi")])
-    chains.record("resp_1", "lane-0", plan, plan.input, [_server_message("Hello!")])
+    chains.record("resp_1", "lane-0", plan, [_server_message("Hello!")])
     context = [_user("hi"), _assistant("Hello!"), _user("more")]
     assert chains.plan(context).incremental
     chains.forget("resp_1")
     assert not chains.plan(context).incremental
-    chains.record("resp_1", "lane-0", plan, plan.input, [_server_message("Hello!")])
+    chains.record("resp_1", "lane-0", plan, [_server_message("Hello!")])
     chains.claim_lane("lane-0")
     assert not chains.plan(context).incremental
 
@@ -89,9 +89,22 @@ def test_a_lane_about_to_be_reused_is_never_a_parent_and_misses_are_forgotten() 
 def test_an_edited_history_falls_back_to_the_full_context() -> None:
     chains = ServerChains()
     plan = chains.plan([_user("hi")])
-    chains.record("resp_1", None, plan, plan.input, [_server_message("Hello!")])
+    chains.record("resp_1", None, plan, [_server_message("Hello!")])
     edited = [_user("hello"), _assistant("Hello!"), _user("more")]
     assert chains.plan(edited).input == edited
+
+
+def test_a_response_is_recorded_with_the_input_it_was_sent_even_if_the_context_changes_after() -> None:
+    chains = ServerChains()
+    history = [_user("hi")]
+    plan = chains.plan(history)
+    history[0]["content"] = "hello"  # edited in place after the request went out
+    chains.record("resp_1", None, plan, [_server_message("Hello!")])
+    # The server holds "hi", not "hello": the edited history cannot continue from it.
+    assert not chains.plan([*history, _assistant("Hello!"), _user("more")]).incremental
+    # What was sent still continues.
+    follow_up = chains.plan([_user("hi"), _assistant("Hello!"), _user("more")])
+    assert follow_up.previous_response_id == "resp_1" and follow_up.input == [_user("more")]
 
 
 def test_a_history_keyed_again_reuses_only_the_keys_of_items_that_did_not_change() -> None:

@@ -949,7 +949,7 @@ def test_an_error_status_ends_the_request_a_missing_parent_once_with_the_full_co
     assert isinstance(failed, Failed) and "API key" in str(failed.error) and refused_key.off_lane
 
     chains = d.session.connection("unused").chains
-    chains.record("resp_0", None, None, USER, [])
+    chains.record("resp_0", None, chains.plan(USER), [])
     request = d.session.http_request("http#2", chains)
     child = d.session.open_response(request, [*USER, {"role": "user", "content": "more"}])
     assert child is not None and child.plan.previous_response_id == "resp_0"

@@ -50,6 +50,14 @@ class InputPlan:
     previous_response_id: str | None
     input: list[dict[str, Any]]
     parent: KnownResponse | None
+    # The keys of ``input`` when planning made them, so a completed response is recorded without
+    # keying its input again; None for input sent in full without a plan (an inference's).
+    input_keys: tuple[ItemKey, ...] | None = None
+
+    @classmethod
+    def whole(cls, full_input: list[dict[str, Any]]) -> InputPlan:
+        """All of ``full_input``, continuing nothing."""
+        return cls(None, list(full_input), None)
 
     @property
     def incremental(self) -> bool:
@@ -126,9 +134,11 @@ class ServerChains:
             if best is None or rank > best[:2]:
                 best = (*rank, known, missing)
         if best is None:
-            return InputPlan(None, list(full_input), None)
+            return InputPlan(None, list(full_input), None, tuple(keys))
         known, missing = best[2], best[3]
-        return InputPlan(known.response_id, [full_input[i] for i in missing], known)
+        return InputPlan(
+            known.response_id, [full_input[i] for i in missing], known, tuple(map(keys.__getitem__, missing))
+        )
 
     def claim_lane(self, lane: str | None) -> None:
         """A request is about to run on ``lane``: whatever that lane cached will be replaced."""
@@ -138,18 +148,18 @@ class ServerChains:
         self,
         response_id: str,
         lane: str | None,
-        plan: InputPlan | None,
-        sent_input: list[dict[str, Any]],
+        plan: InputPlan,
         output: list[dict[str, Any]],
     ) -> KnownResponse:
-        """A response completed: the server now holds its conversation as the lane's entry."""
-        parent = plan.parent if plan is not None else None
+        """A response completed: the server now holds its conversation (``plan``'s parent, its
+        input, then ``output``) as the lane's entry."""
+        parent = plan.parent
         segments, keys = (parent.segments, parent.keys) if parent is not None else ((), ())
-        for items, ordered in ((sent_input, True), (output, False)):
-            if items:
-                segment = Segment(tuple(item_key(item) for item in items), ordered=ordered)
-                segments += (segment,)
-                keys += segment.keys
+        sent = plan.input_keys if plan.input_keys is not None else tuple(map(item_key, plan.input))
+        for segment_keys, ordered in ((sent, True), (tuple(map(item_key, output)), False)):
+            if segment_keys:
+                segments += (Segment(segment_keys, ordered=ordered),)
+                keys += segment_keys
         self._serial += 1
         known = KnownResponse(response_id, lane, segments, self._serial, keys)
         self._by_lane[lane] = known

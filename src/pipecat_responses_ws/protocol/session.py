@@ -173,7 +173,7 @@ class ClientSession:
         if out_of_band and conn.router.in_flight >= conn.router.max_in_flight - TURN_RESERVED_SLOTS:
             return None  # the caller waits for a slot: the last one is the next turn's
         full = out_of_band or (retry is not None and retry.full_context)
-        plan = InputPlan(None, list(full_input), None) if full else conn.chains.plan(full_input)
+        plan = InputPlan.whole(full_input) if full else conn.chains.plan(full_input)
         retried = retry.retried if retry is not None else Retried()
         if full:
             retried = replace(retried, full_context=True)
@@ -506,9 +506,7 @@ class ClientSession:
             return None
         if event.status == "completed":
             if event.response_id and not response.out_of_band:
-                conn.chains.record(
-                    event.response_id, response.lane, response.plan, response.plan.input, list(event.output)
-                )
+                conn.chains.record(event.response_id, response.lane, response.plan, list(event.output))
             return Finished(event.response_id, event.usage, event.output)
         if event.status == "failed" and response.plan.parent is not None:
             conn.chains.forget(response.plan.parent.response_id)
