@@ -31,7 +31,8 @@ from pipecat_responses_ws.protocol.pool import (
     WaitForChange,
 )
 from pipecat_responses_ws.protocol.response import Response
-from pipecat_responses_ws.protocol.session import STUCK_LANE_SECS, ClientSession, SessionOptions
+from pipecat_responses_ws.protocol.session import STUCK_LANE_SECS, ClientSession
+from pipecat_responses_ws.protocol.session_core import SessionOptions
 
 from .test_session import USER, laneless_writer
 

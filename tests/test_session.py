@@ -39,10 +39,8 @@ from pipecat_responses_ws.protocol.response import (
     Retry,
     ToolCallReady,
 )
-from pipecat_responses_ws.protocol.session import (
-    ClientSession,
-    SessionOptions,
-)
+from pipecat_responses_ws.protocol.session import ClientSession
+from pipecat_responses_ws.protocol.session_core import SessionOptions
 
 USER = [{"role": "user", "content": "hi"}]
 

@@ -17,7 +17,7 @@ from .client.http import HTTPOptions, ResponsesHTTPClient
 from .client.pacing import TEXT_PACING_SECS
 from .endpoint import DEFAULT_WS_URL, handshake_headers, http_base_url, websocket_url
 from .protocol import wire
-from .protocol.session import ServiceStats, SessionOptions
+from .protocol.session_core import ServiceStats, SessionOptions
 from .settings import ResponsesWSSettings
 from .stage import ResponsesStage
 

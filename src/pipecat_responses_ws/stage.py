@@ -57,7 +57,8 @@ from .protocol.response import (
     ToolCallReady,
     ToolCallRejected,
 )
-from .protocol.session import ClientSession, ServiceStats, SessionOptions
+from .protocol.session import ClientSession
+from .protocol.session_core import ServiceStats, SessionOptions
 from .settings import (
     ReasoningConfig,
     ResponsesWSSettings,

@@ -12,123 +12,41 @@ response it continues (:mod:`.lanes`, :mod:`.chain`), which events are its own
 before anything was audible and before any tool started), and when a connection is done.
 What happens on barge-in is :meth:`ClientSession.abandon`. The session is the one writer of a
 response's lifecycle (its ``Phase`` and ``Outcome``) and of a connection's status.
+
+One class, written in layers, one module each: :mod:`.session_core` (the state every layer shares,
+and how a response ends for its owner, barge-in included), :mod:`.failures` (what ends responses
+before their own end does), :mod:`.lane_support` (what the endpoint shows of lanes) and, here,
+starting a response and acting on what the server said.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from . import events as ev
 from . import wire
-from .actions import Action, Deliver, Log, ReleaseToolResults, ReportError, Retire, SendEvent, Touch
+from .actions import Action, Deliver, Log, Retire, Touch
 from .chain import InputPlan, ServerChains
-from .connection import GIVEN_UP, ConnectionState, ConnectionStatus
-from .errors import (
-    AuthenticationError,
-    ConnectionLost,
-    PhaseTimeout,
-    PreviousResponseNotFound,
-    ResponsesWSError,
-    describe_close,
-)
-from .response import (
-    ENDINGS,
-    Failed,
-    Finished,
-    Happening,
-    Outcome,
-    Phase,
-    Response,
-    Retried,
-    Retry,
-    Skipped,
-    ToolCallReady,
-)
-from .tool_results import ToolResultGate
+from .connection import ConnectionState, ConnectionStatus
+from .errors import ResponsesWSError
+from .failures import SessionFailures
+from .response import Failed, Finished, Happening, Outcome, Phase, Response, Retried, Retry, Skipped
+from .session_core import name_of, take_off_lane
 
-# How long after sending response.cancel a connection-level error is taken as its rejection.
-CANCEL_REJECTION_WINDOW_SECS = 2.0
 # An abandoned response that has not ended after this long never will: its lane is retired.
 STUCK_LANE_SECS = 60.0
 # A cancelled answer that ends this soon shows the endpoint honours response.cancel.
 CANCEL_HONOURED_WITHIN_SECS = 0.5
-# Events by which a server answers a create: one without ``stream_id`` shows the server ignores it.
-_ANSWER_STARTS = (ev.ResponseCreated, ev.ResponseProgress, ev.OutputItemAdded)
 # What only holds its place in a response's order: said when it came, and not acted on.
 _SKIPPED = (ev.MalformedEvent, ev.UnknownEvent)
 # Slots of a connection's in-flight cap an inference leaves to the conversation, so a burst of
 # inferences never moves the next turn to a cold connection.
 TURN_RESERVED_SLOTS = 1
-# Codes that end the connection's usefulness: nothing was generated for the request they answer.
-_CONNECTION_SPENT = frozenset({wire.CONNECTION_LIMIT_REACHED, wire.STREAM_LIMIT_REACHED})
-
-# -- state ----------------------------------------------------------------------------------------
 
 
-@dataclass
-class ServiceStats:
-    """Figures no peer reports, readable by users and the harness (``service.stats``)."""
-
-    turns: int = 0
-    incremental_turns: int = 0
-    full_context_fallbacks: int = 0
-    transparent_retries: int = 0
-    input_items_sent: int = 0
-    bytes_sent: int = 0
-    events_skipped: int = 0  # malformed, unknown, duplicated or stray server events
-    stray_events: int = 0  # events without stream_id on connections whose lanes work: dropped
-    events_reordered: int = 0  # events that came early and were acted on once those before them came
-    sequence_gaps: int = 0  # runs of events of a response that never came
-    # Barge-ins on connections without lanes: which path each took, and what moving cost.
-    barge_ins_to_spare: int = 0
-    barge_ins_on_same_connection: int = 0
-    # Connections left on a barge-in that no spare could take over, used again once the
-    # abandoned answer had ended (before a fresh connection could be opened).
-    connections_taken_back: int = 0
-    input_items_resent: int = 0  # sent again in full on a spare that took over
-    bytes_resent: int = 0
-    out_of_band_inferences: int = 0  # run_inference calls (summaries, classifiers, judges)
-    timeout_retries: int = 0  # turns sent again after no first event (retry_on_timeout)
-    # Text: deltas delivered to turns (counted as each response ends: a word costs no count of
-    # its own here), and the LLMTextFrames they went out as (fewer when text that had already
-    # arrived was joined, see ``coalesce_text``).
-    text_deltas_received: int = 0
-    text_frames_pushed: int = 0
-
-
-@dataclass(frozen=True)
-class SessionOptions:
-    """``named_lanes``: ``True`` (the server multiplexes ``stream_id`` lanes), ``False`` (it does not),
-    ``None`` (find out per connection: the first request carries a lane, and the server's answer
-    tells whether it echoes, ignores or refuses it)."""
-
-    named_lanes: bool | None = None
-    pool_size: int = 4
-    send_cancel: bool = True
-    lane_prefix: str = "lane-"
-    # Send a turn again, once, when its first event does not come in time and nothing was spoken.
-    retry_on_first_event_timeout: bool = False
-
-
-class ClientSession:
+class ClientSession(SessionFailures):
     """Every decision of the client, for all of its connections."""
-
-    def __init__(
-        self, options: SessionOptions | None = None, *, holds_results: Callable[[str], bool] | None = None
-    ) -> None:
-        """``holds_results(name)``: whether a call of that function is part of its response's group
-        (Pipecat's ``cancel_on_interruption``); results of the others pass through at once."""
-        self.options = options or SessionOptions()
-        self.stats = ServiceStats()
-        self.tools = ToolResultGate()
-        self._holds_results = holds_results or (lambda _name: True)
-        self._serial = 0
-        # What the endpoint has shown: whether it stops an answer soon after response.cancel
-        # (then a barge-in without lanes can stay on its connection), and its lane support.
-        self.cancel_honoured: bool | None = None
-        self._lanes_logged: bool | None = None
 
     def connection(self, name: str) -> ConnectionState[Response]:
         """A new connection's state (its socket is the I/O layer's)."""
@@ -244,73 +162,6 @@ class ClientSession:
             Log("WARNING", f"{conn.name}: lane {r.lane} never ended its abandoned response; retired") for r in stuck
         ]
 
-    # -- barge-in -----------------------------------------------------------------------------
-
-    def abandon(self, response: Response, now: float) -> list[Action]:
-        """The user barged in (or the turn gave up): let go of ``response`` without waiting.
-
-        Its owner is told it ended first. A response never written is then withdrawn and its lane
-        freed at once. A written one is let go of (``Outcome.ABANDONED``): its events are dropped
-        as they arrive and its terminal frees the lane, so the next turn never waits for it.
-        ``response.cancel`` goes out only when allowed, when this connection's server has not
-        rejected it, and once the response id is known (otherwise when its ``response.created``
-        shows up). Its tool calls' results are recorded without
-        asking the model for a follow-up.
-        """
-        actions = self._end(response, None)
-        phase = response.phase
-        if phase is Phase.OFF_LANE:
-            return actions
-        if phase is Phase.PLANNED:
-            _take_off_lane(response)
-            return actions
-        if response.outcome is not Outcome.ABANDONED:
-            response.let_go(now)
-            actions += self._cancel(response, now)
-            if not response.connection.router.named:
-                actions += self._leave_laneless(response.connection)
-        return actions
-
-    def _leave_laneless(self, conn: ConnectionState[Response]) -> list[Action]:
-        """Without lanes the next request would queue behind the abandoned answer. Stay only where
-        the endpoint has shown that it stops an answer soon after a cancel; otherwise a spare takes over."""
-        if conn.closed or conn.status in GIVEN_UP:
-            return []
-        if conn.single_response:
-            _give_up(conn, ConnectionStatus.RETIRING)
-            return [Retire(conn, "barge-in: closing the response's stream", soon=True)]
-        if self.cancel_honoured and self.options.send_cancel and conn.cancel_supported:
-            self.stats.barge_ins_on_same_connection += 1
-            return []
-        self.stats.barge_ins_to_spare += 1
-        _give_up(conn, ConnectionStatus.LEFT_ON_BARGE_IN)
-        return [Retire(conn, "barge-in on a connection without lanes", soon=True)]
-
-    def take_back(self, conn: ConnectionState[Response]) -> bool:
-        """Whether ``conn``, left on a barge-in and still the only connection to be had, may take new
-        responses again: yes once the abandoned answer has ended (nothing queues behind it) while the
-        connection is open and unspent."""
-        if conn.status is not ConnectionStatus.LEFT_ON_BARGE_IN or not conn.is_quiet():
-            return False
-        conn.become(ConnectionStatus.OPEN)
-        self.stats.connections_taken_back += 1
-        return True
-
-    def _cancel(self, response: Response, now: float) -> list[Action]:
-        conn = response.connection
-        if (
-            not self.options.send_cancel
-            or not conn.cancel_supported
-            or conn.closed
-            or response.cancel_sent
-            or response.response_id is None
-        ):
-            return []
-        response.cancel_sent = True
-        conn.last_cancel_at = now
-        conn.stats.cancels_sent += 1
-        return [SendEvent(conn, {"type": wire.RESPONSE_CANCEL, "response_id": response.response_id})]
-
     # -- what the server said -----------------------------------------------------------------
 
     def dispatch(self, conn: ConnectionState[Response], event: ev.ServerEvent) -> Response | None:
@@ -341,7 +192,7 @@ class ClientSession:
         actions: list[Action] = []
         router = conn.router
         if router.named and (conn.lanes is None or event.stream_id is None):
-            actions += self._learn_lanes(conn, event)
+            actions += self.lane_support.learn(conn, event)
         response = router.owner(event)
         if response is None:
             if router.is_connection_level(event):
@@ -398,7 +249,7 @@ class ClientSession:
             if not conn.warned_reordered:
                 conn.warned_reordered = True
                 actions.append(
-                    Log("INFO", f"{conn.name}: events of {_named(response)} came out of order; acted on in order")
+                    Log("INFO", f"{conn.name}: events of {name_of(response)} came out of order; acted on in order")
                 )
         if not ordered.events:
             actions.append(Touch(response))  # held: a sign of life all the same
@@ -417,10 +268,10 @@ class ClientSession:
         self.stats.sequence_gaps += 1
         numbers = ", ".join(str(n) for n in lost)
         what = f"{len(lost)} event{'s' if len(lost) > 1 else ''} (sequence_number {numbers})"
-        where = f"{conn.name}: {_named(response)} lost {what} on the way"
+        where = f"{conn.name}: {name_of(response)} lost {what} on the way"
         if response.generate and response.replay_safe and not response.retried.gap and not response.out_of_band:
             actions: list[Action] = [Log("WARNING", f"{where}; nothing was spoken yet, so the turn goes again")]
-            actions += self._end(response, response.retry(f"{_named(response)} lost {what}", after_gap=True))
+            actions += self._end(response, response.retry(f"{name_of(response)} lost {what}", after_gap=True))
             return actions + self.abandon(response, now)
         return [Log("WARNING", f"{where}: the answer may miss what they carried (words, or a call)")]
 
@@ -455,7 +306,7 @@ class ClientSession:
         elif isinstance(event, ev.ServerError):
             if abandoned:
                 if not response.created:
-                    _take_off_lane(response)
+                    take_off_lane(response)
                 return actions
             return self._request_error(response, event, now, actions)
         if abandoned:
@@ -493,7 +344,7 @@ class ClientSession:
 
     def _ended(self, response: Response, event: ev.ResponseEnded, now: float) -> Happening | None:
         conn = response.connection
-        _take_off_lane(response)
+        take_off_lane(response)
         if response.outcome is Outcome.ABANDONED:
             usage = event.usage or {}
             conn.stats.abandoned_output_tokens += _int(usage.get("output_tokens"))
@@ -517,306 +368,6 @@ class ClientSession:
             lane=response.lane,
         )
         return Failed(error, event.usage)
-
-    def _request_error(
-        self, response: Response, event: ev.ServerError, now: float, actions: list[Action]
-    ) -> list[Action]:
-        """An error that answers ``response``'s request: its owner hears how it ended; then, if the
-        server had created it, it is let go of (whatever else it sends is not to be spoken)."""
-        created = response.created
-        if not created:
-            _take_off_lane(response)  # answered without a response: the lane is free
-        actions += self._end(response, self._request_failure(response, event, now, actions))
-        if created:
-            response.let_go(now)
-            actions += self._cancel(response, now)
-        return actions
-
-    def _request_failure(
-        self, response: Response, event: ev.ServerError, now: float, actions: list[Action]
-    ) -> Retry | Failed:
-        conn = response.connection
-        code = event.code
-        if code == wire.PREVIOUS_RESPONSE_NOT_FOUND:
-            parent = response.plan.previous_response_id
-            if parent:
-                conn.chains.forget(parent)
-            if parent and not response.retried.full_context:
-                self.stats.full_context_fallbacks += 1
-                return response.retry("the server no longer holds the parent response", full_context=True)
-            return Failed(PreviousResponseNotFound(event.message, code=code, lane=response.lane))
-        if code in _CONNECTION_SPENT:
-            actions += self._expire(conn, f"the server says the connection is spent ({code})", now, but=response)
-            error = ConnectionLost(event.message, code=code, response_id=response.response_id, lane=response.lane)
-            return self._replay_or_fail(response, f"the server says the connection is spent ({code})", error)
-        return Failed(ResponsesWSError(event.message, code=code, response_id=response.response_id, lane=response.lane))
-
-    # -- lanes, found out rather than assumed --------------------------------------------------
-
-    def _learn_lanes(self, conn: ConnectionState[Response], event: ev.ServerEvent) -> list[Action]:
-        """What ``event`` shows of lane support, on a connection whose requests carry lanes.
-
-        Only an answer to a create can show that the server ignores ``stream_id``: its
-        ``response.created`` (or ``queued``, ``in_progress``, a first item) without one, while no
-        event here has carried a lane back. Anything else without a lane is stray, and so is
-        everything without one once a lane came back: a connection whose lanes work keeps them.
-        """
-        if event.stream_id is not None:
-            if conn.lanes is None and conn.router.owner(event) is not None:
-                conn.lanes = conn.lanes_echoed = True
-                return self._lanes_decided(conn, True, "the server echoes stream_id")
-            return []
-        if isinstance(event, ev.ServerError):
-            if not _about_stream_id(event):
-                return []  # connection-level: handled as such
-            reason = f"the server refuses stream_id ({event.code}: {event.message})"
-        elif conn.lanes_echoed or not conn.router.in_flight or not isinstance(event, _ANSWER_STARTS):
-            return []  # stray: dropped as a connection-level event
-        else:
-            reason = f"the server ignores stream_id (it answered with {ev.event_name(event)} without one)"
-        if self.options.named_lanes is True:
-            return self._lanes_forced_in_vain(conn, event, reason)
-        conn.lanes = False
-        for response in conn.router.go_lane_free():
-            response.lane = None  # what it ends with is the connection's one cached response
-        conn.chains.keep_latest()
-        return self._lanes_decided(conn, False, reason)
-
-    def _lanes_forced_in_vain(
-        self, conn: ConnectionState[Response], event: ev.ServerEvent, reason: str
-    ) -> list[Action]:
-        """``lanes=True`` on a server that ignores or refuses ``stream_id``: the request it answers
-        ends now, saying why and what to set, rather than after its first-event timeout."""
-        advice = "this endpoint has no lanes: pass lanes='auto' (the default) or lanes=False"
-        actions: list[Action] = []
-        if not conn.warned_laneless:
-            conn.warned_laneless = True
-            actions.append(Log("WARNING", f"{conn.name}: {reason}; {advice}"))
-        refused = self._refused(conn)
-        if refused is not None:
-            _take_off_lane(refused)
-            code = event.code if isinstance(event, ev.ServerError) else None
-            actions += self._end(refused, Failed(ResponsesWSError(f"{reason}; {advice}", code=code, lane=refused.lane)))
-        return actions
-
-    def _lanes_decided(self, conn: ConnectionState[Response], lanes: bool, reason: str) -> list[Action]:
-        if self._lanes_logged is lanes:
-            return []  # said once; only a change is news
-        self._lanes_logged = lanes
-        if lanes:
-            return [Log("INFO", f"{conn.name}: lanes supported ({reason}); each turn takes its own lane")]
-        what = "one response at a time per connection; a barge-in moves the next turn to a warm spare connection"
-        return [Log("INFO", f"{conn.name}: no lanes ({reason}): {what}")]
-
-    def _refused(self, conn: ConnectionState[Response]) -> Response | None:
-        """The oldest request a ``stream_id`` error answers: sent with a lane, not started."""
-        return next(
-            (
-                r
-                for r in conn.router.responses()
-                if r.sent_lane is not None and not r.created and r.outcome is Outcome.PENDING
-            ),
-            None,
-        )
-
-    def _refused_lane(self, conn: ConnectionState[Response]) -> list[Action]:
-        """A request refused for its ``stream_id`` goes again on the same connection, without one."""
-        refused = self._refused(conn)
-        if refused is None:
-            return []
-        _take_off_lane(refused)
-        return self._end(refused, refused.retry("the server refuses stream_id; sending it again without one"))
-
-    def _connection_event(self, conn: ConnectionState[Response], event: ev.ServerEvent, now: float) -> list[Action]:
-        if not isinstance(event, ev.ServerError):
-            return self._stray(conn, event)
-        if _about_stream_id(event) and not conn.router.named:
-            return self._refused_lane(conn)
-        if event.code in _CONNECTION_SPENT:
-            return self._expire(conn, f"the server says the connection is spent ({event.code})", now)
-        if self._looks_like_cancel_rejection(conn, event, now):
-            conn.cancel_supported = False
-            self.cancel_honoured = False
-            return [
-                Log(
-                    "INFO",
-                    f"{conn.name}: the server rejected response.cancel ({event.code}: {event.message}); "
-                    "not sending it again on this connection",
-                )
-            ]
-        error = ResponsesWSError(f"server error on {conn.name}: {event.message}", code=event.code)
-        return [Log("WARNING", str(error)), ReportError(error)]
-
-    def _stray(self, conn: ConnectionState[Response], event: ev.ServerEvent) -> list[Action]:
-        """An event without a lane on a connection whose requests carry one: nobody's to act on."""
-        self.stats.events_skipped += 1
-        self.stats.stray_events += 1
-        conn.stray_events += 1
-        what = f"{conn.name}: dropped a stray {ev.event_name(event)} without stream_id"
-        if conn.stray_events > 1:
-            return [Log("DEBUG", f"{what} ({conn.stray_events} on this connection)")]
-        return [Log("WARNING", f"{what}; stray events are never spoken and never end a response")]
-
-    def _looks_like_cancel_rejection(self, conn: ConnectionState[Response], error: ev.ServerError, now: float) -> bool:
-        if conn.last_cancel_at is None or now - conn.last_cancel_at > CANCEL_REJECTION_WINDOW_SECS:
-            return False
-        text = f"{error.code} {error.message} {error.param}".lower()
-        return "cancel" in text or error.code in (wire.UNKNOWN_EVENT, "unknown_parameter")
-
-    def _expire(
-        self, conn: ConnectionState[Response], reason: str, now: float, but: Response | None = None
-    ) -> list[Action]:
-        """``conn`` takes no more requests: retire it and move what it never started."""
-        if conn.status in (ConnectionStatus.EXPIRED, ConnectionStatus.CLOSED):
-            return []
-        conn.become(ConnectionStatus.EXPIRED)
-        actions: list[Action] = [
-            Log("INFO", f"{conn.name}: {reason}; moving to a fresh connection"),
-            Retire(conn, reason),
-        ]
-        for response in conn.router.responses():
-            if response is but or response.created or response.outcome is not Outcome.PENDING:
-                continue
-            _take_off_lane(response)  # the server will not run it
-            error = ConnectionLost(reason, code=wire.CONNECTION_LIMIT_REACHED, lane=response.lane)
-            actions += self._end(response, self._replay_or_fail(response, reason, error))
-        return actions
-
-    # -- what the I/O layer saw ---------------------------------------------------------------
-
-    def timed_out(self, response: Response, phase: str, timeout: float, now: float) -> list[Action]:
-        """No event for ``timeout`` seconds in ``phase``: the turn ends, or with
-        ``retry_on_first_event_timeout`` goes again once if it never started (a stall is never replayed)."""
-        conn = response.connection
-        message = f"no event for {timeout:g}s"
-        actions: list[Action] = []
-        strays = conn.stray_events - response.strays_before
-        if strays and conn.router.named:
-            # Its lane stayed silent while events without one came: the server, or a proxy in front,
-            # stopped carrying stream_id. Nothing more goes to this connection.
-            message += f" on its lane, while {strays} events without stream_id were dropped"
-            if conn.usable:
-                conn.become(ConnectionStatus.RETIRING)
-                reason = "events come without stream_id while a lane stays silent"
-                actions += [Log("WARNING", f"{conn.name}: {reason}; retired"), Retire(conn, reason)]
-        if response.held:
-            message += f"; {response.held} events held behind a sequence_number gap"
-        error = PhaseTimeout(message, phase=phase, response_id=response.response_id, lane=response.lane)
-        happening: Retry | Failed = Failed(error)
-        if (
-            phase == "first_event"
-            and self.options.retry_on_first_event_timeout
-            and response.replay_safe
-            and not response.retried.timeout
-        ):
-            self.stats.timeout_retries += 1
-            happening = response.retry(f"no first event within {timeout:g}s", after_timeout=True)
-        actions += self._end(response, happening)
-        return actions + self.abandon(response, now)
-
-    def send_failed(self, response: Response, reason: str, now: float) -> list[Action]:
-        """Writing ``response``'s create failed: the socket is gone (or was dropped for blocking)."""
-        conn = response.connection
-        if response.phase is not Phase.OFF_LANE:  # it is when the socket's close was read first
-            _take_off_lane(response)
-        error = ConnectionLost(reason, phase="send", lane=response.lane)
-        actions = self._end(response, self._replay_or_fail(response, reason, error))
-        # Nothing more goes on it, so the resend really takes a fresh connection.
-        return actions + self.closed(conn, None, reason, now)
-
-    def refused(self, response: Response, error: ev.ServerError, now: float) -> list[Action]:
-        """Over HTTP: the request was answered with an error status instead of a stream, so
-        nothing was generated; ``error`` carries the status and the API's error body."""
-        if error.status in (401, 403):
-            _take_off_lane(response)
-            return self._end(response, Failed(AuthenticationError.refused(error.status)))
-        return self._request_error(response, error, now, [])
-
-    def closed(self, conn: ConnectionState[Response], code: int | None, reason: str, now: float) -> list[Action]:
-        """The socket of ``conn`` is gone: every response on it ends now."""
-        if conn.closed:
-            return []
-        conn.become(ConnectionStatus.CLOSED)
-        described = describe_close(code, reason)
-        conn.close_reason = described
-        actions: list[Action] = [Retire(conn, f"connection closed ({described})")]
-        for response in conn.router.responses():
-            _take_off_lane(response)
-            outcome = response.outcome
-            if outcome is Outcome.ABANDONED and response.cancel_sent and self.cancel_honoured is None:
-                self.cancel_honoured = False  # the cancelled answer never ended while the socket lived
-            if outcome is not Outcome.PENDING:
-                continue
-            error = ConnectionLost(
-                f"the connection closed mid-response ({described})",
-                response_id=response.response_id,
-                lane=response.lane,
-                close_code=code,
-            )
-            actions += self._end(
-                response, self._replay_or_fail(response, f"the connection closed ({described})", error)
-            )
-        return actions
-
-    # -- helpers ------------------------------------------------------------------------------
-
-    def _replay_or_fail(self, response: Response, reason: str, error: ResponsesWSError) -> Retry | Failed:
-        if response.generate and response.replay_safe and not response.retried.transport:
-            self.stats.transparent_retries += 1
-            return response.retry(reason, full_context=True, fresh_connection=True)
-        return Failed(error)
-
-    def _end(self, response: Response, happening: Happening | None) -> list[Action]:
-        """Deliver ``happening``; when it ends the response (or on abandon, ``None``), settle its tools."""
-        actions: list[Action] = []
-        if happening is not None:
-            if response.outcome is not Outcome.PENDING:
-                return actions
-            if isinstance(happening, ToolCallReady):
-                if response.out_of_band:
-                    # An inference answers with text; a call it makes is not the conversation's to run.
-                    name = response.connection.name
-                    return [Log("INFO", f"{name}: an inference asked for {happening.name}; not run")]
-                response.calls_started += 1
-                if self._holds_results(happening.name):
-                    # Registered now, in event order, so the group closes after every call of it.
-                    self.tools.add_call(response.key, happening.call_id)
-            actions.append(Deliver(response, happening))
-            if not isinstance(happening, ENDINGS):
-                return actions
-        elif response.outcome is not Outcome.PENDING:
-            return actions
-        response.become(Outcome.ENDED)
-        response.connection.router.hush(response)
-        if not response.out_of_band:  # an inference's text is read from its output, never pushed
-            self.stats.text_deltas_received += response.text_deltas  # all it will have: it is over
-        released = self.tools.close(response.key, run_llm=isinstance(happening, Finished))
-        if released:
-            actions.append(ReleaseToolResults(released))
-        return actions
-
-
-def _take_off_lane(response: Response) -> None:
-    """``response``'s lane no longer waits for it: its end was read, it was never sent, or nothing
-    more of it will come."""
-    response.become(Phase.OFF_LANE)
-    response.connection.router.release(response)
-
-
-def _give_up(conn: ConnectionState[Response], status: ConnectionStatus) -> None:
-    """``conn`` takes nothing new; one the server already called spent stays so."""
-    if conn.usable:
-        conn.become(status)
-
-
-def _named(response: Response) -> str:
-    """How a response is named in log lines: its id once known, and its lane."""
-    lane = f" on lane {response.lane}" if response.lane else ""
-    return f"response {response.response_id or '(not yet created)'}{lane}"
-
-
-def _about_stream_id(error: ev.ServerError) -> bool:
-    return error.param == "stream_id" or "stream_id" in error.message.lower()
 
 
 def _int(value: Any) -> int:
