@@ -187,10 +187,24 @@ class ClientSession(SessionFailures):
 
     def receive(self, conn: ConnectionState[Response], event: ev.ServerEvent, now: float) -> list[Action]:
         """The actions one server event calls for."""
+        router = conn.router
+        if isinstance(event, ev.ItemEvent) and not (router.named and conn.lanes is None):
+            # After words, the most frequent events (parts, ``*.done``, a call's argument deltas)
+            # only show that a response is alive. For the response that owns one, created, still
+            # pending and due this number next, a sign of life is all the full path below makes
+            # of it, so it is said at once; anything else (lanes being learned, an event early or
+            # late, a response abandoned or not yet created) takes the full path.
+            response = router.owner(event)
+            if (
+                response is not None
+                and response.outcome is Outcome.PENDING
+                and response.created
+                and response.take_sequence(event.sequence_number)
+            ):
+                return [Touch(response)]
         if isinstance(event, _SKIPPED):
             return self._skipped(conn, event, now)
         actions: list[Action] = []
-        router = conn.router
         if router.named and (conn.lanes is None or event.stream_id is None):
             actions += self.lane_support.learn(conn, event)
         response = router.owner(event)
