@@ -7,6 +7,7 @@ included) and can pass them to this service unchanged.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,9 +62,15 @@ def default_settings(model: str) -> ResponsesWSSettings:
 def thinking_default(model: str) -> tuple[dict[str, dict[str, Any]] | None, bool]:
     """The lowest reasoning effort Pipecat lists for ``model`` (sent when none is configured, as
     Pipecat's built-in does, to protect latency), and whether the model can reason at all."""
-    effort = openai_reasoning_effort(model)
-    default = {"reasoning": {"effort": effort}} if effort is not None else None
-    return default, openai_model_reasons(model)
+    effort, can_think = _reasoning_of(model)
+    # A fresh dict each time: the request's fields are merged into it.
+    return ({"reasoning": {"effort": effort}} if effort is not None else None), can_think
+
+
+@functools.lru_cache(maxsize=64)
+def _reasoning_of(model: str) -> tuple[str | None, bool]:
+    # Read from Pipecat's tables, which do not change once imported; a service asks every turn.
+    return openai_reasoning_effort(model), openai_model_reasons(model)
 
 
 def request_fields(settings: ResponsesWSSettings) -> dict[str, Any]:
