@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_command(commands)
     add_serve_command(commands)
     add_harness_command(commands)
+    for command in commands.choices.values():
+        # So that an unknown flag is reported by the command's parser, whose usage it belongs to.
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -103,8 +106,8 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Name
     """The arguments; an unknown flag is reported by its command's parser, whose usage it belongs to."""
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        command_parser: argparse.ArgumentParser = args.command_parser
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
 
 
