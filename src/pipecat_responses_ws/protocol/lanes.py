@@ -108,6 +108,8 @@ class LaneRouter(Generic[R]):
 
     def retire_stuck(self, now: float, older_than: float) -> list[R]:
         """Abandoned responses that never ended, released: their lanes are given up (never reused)."""
+        if not self.in_flight:  # asked before every request, when nothing is in flight most of the time
+            return []
         stuck = [
             response
             for response in self.responses()
