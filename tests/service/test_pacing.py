@@ -53,12 +53,18 @@ async def test_text_at_a_models_pace_goes_out_in_fewer_frames_with_every_clause_
         assert kinds[-1] is LLMFullResponseEndFrame and kinds.count(LLMFullResponseEndFrame) == 1
 
 
-async def test_without_pacing_every_delta_at_a_models_pace_is_a_frame() -> None:
+async def test_without_pacing_nearly_every_delta_at_a_models_pace_is_a_frame() -> None:
     async with session(emulator=MODEL_PACE, service={"text_pacing": None}) as (emu, llm, conv):
         emu.queue_replies(Reply(text=ANSWER))
         await conv.say("go")
         await conv.wait_turns_ended(1, timeout=20)
-        assert _texts(conv) == list(text_chunks(ANSWER))
+        deltas, frames = list(text_chunks(ANSWER)), _texts(conv)
+        runs = _runs_of_deltas(frames, deltas)
+        assert runs[0] == 1
+        # Nothing is held for a pace: deltas are joined only when the next had already arrived, which
+        # on a loaded machine happens now and then (a delta every 20 ms), never for most of them as
+        # pacing does (at most 0.8 of the deltas as frames, above).
+        assert len(frames) > 0.8 * len(deltas)
 
 
 async def test_words_waiting_for_their_pace_go_before_a_tool_call() -> None:
