@@ -63,7 +63,7 @@ def thinking_default(model: str) -> tuple[dict[str, dict[str, Any]] | None, bool
     """The lowest reasoning effort Pipecat lists for ``model`` (sent when none is configured, as
     Pipecat's built-in does, to protect latency), and whether the model can reason at all."""
     effort, can_think = _reasoning_of(model)
-    # A fresh dict each time: the request's fields are merged into it.
+    # A fresh dict each time: it becomes part of a request's fields, which are changed in place.
     return ({"reasoning": {"effort": effort}} if effort is not None else None), can_think
 
 

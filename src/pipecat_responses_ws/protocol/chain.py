@@ -51,7 +51,8 @@ class InputPlan:
     input: list[dict[str, Any]]
     parent: KnownResponse | None
     # The keys of ``input`` when planning made them, so a completed response is recorded without
-    # keying its input again; None for input sent in full without a plan (an inference's).
+    # keying its input again; None for input sent whole without planning (an inference, a turn sent
+    # again in full), keyed when recorded.
     input_keys: tuple[ItemKey, ...] | None = None
 
     @classmethod
