@@ -229,7 +229,7 @@ def test_a_response_moves_along_its_lifecycle_and_a_move_off_the_table_names_it(
     d.session.abandon(response, 1.0)
     # The owner hears the end first, then the response is let go of; a second barge-in changes nothing.
     assert (response.phase, response.outcome, response.abandoned_at) == (Phase.SENT, Outcome.ABANDONED, 1.0)
-    assert response.ended and response.abandoned and d.session.abandon(response, 2.0) == []
+    assert response.outcome is Outcome.ABANDONED and d.session.abandon(response, 2.0) == []
     d.feed(d.writer(response).completed(builders.usage(1, 1)))
     assert (response.phase, response.outcome) == (Phase.OFF_LANE, Outcome.ABANDONED) and response.off_lane
     with pytest.raises(ResponseStateError, match=r"^conn#1/1: a response off its lane cannot become sent$"):
@@ -843,7 +843,7 @@ def test_a_gap_before_anything_was_spoken_sends_the_turn_again_once() -> None:
     for event in events[: 3 + REORDER_WINDOW + 1]:
         actions += d.feed(event)
     retry = [h for h in delivered(actions) if isinstance(h, Retry)]
-    assert texts(actions) == [] and len(retry) == 1 and retry[0].after_gap and turn.abandoned
+    assert texts(actions) == [] and len(retry) == 1 and retry[0].after_gap and turn.outcome is Outcome.ABANDONED
     assert sends(actions) == [{"type": wire.RESPONSE_CANCEL, "response_id": "resp_gap"}]
     rest = []
     for event in events[3 + REORDER_WINDOW + 1 :]:

@@ -292,10 +292,6 @@ class Response:
         return self.outcome is not Outcome.PENDING
 
     @property
-    def abandoned(self) -> bool:
-        return self.outcome is Outcome.ABANDONED
-
-    @property
     def off_lane(self) -> bool:
         """Its lane no longer waits for it."""
         return self.phase is Phase.OFF_LANE
