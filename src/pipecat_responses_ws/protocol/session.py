@@ -187,24 +187,10 @@ class ClientSession(SessionFailures):
 
     def receive(self, conn: ConnectionState[Response], event: ev.ServerEvent, now: float) -> list[Action]:
         """The actions one server event calls for."""
-        router = conn.router
-        if isinstance(event, ev.ItemEvent) and not (router.named and conn.lanes is None):
-            # After words, the most frequent events (parts, ``*.done``, a call's argument deltas)
-            # only show that a response is alive. For the response that owns one, created, still
-            # pending and due this number next, a sign of life is all the full path below makes
-            # of it, so it is said at once; anything else (lanes being learned, an event early or
-            # late, a response abandoned or not yet created) takes the full path.
-            response = router.owner(event)
-            if (
-                response is not None
-                and response.outcome is Outcome.PENDING
-                and response.created
-                and response.take_sequence(event.sequence_number)
-            ):
-                return [Touch(response)]
         if isinstance(event, _SKIPPED):
             return self._skipped(conn, event, now)
         actions: list[Action] = []
+        router = conn.router
         if router.named and (conn.lanes is None or event.stream_id is None):
             actions += self.lane_support.learn(conn, event)
         response = router.owner(event)
@@ -212,6 +198,18 @@ class ClientSession(SessionFailures):
             if router.is_connection_level(event):
                 return actions + self._connection_event(conn, event, now)
             return actions  # a lane nobody waits on any more
+        if (
+            isinstance(event, ev.ItemEvent)
+            and response.outcome is Outcome.PENDING
+            and response.created
+            and response.take_sequence(event.sequence_number)
+        ):
+            # After words, the most frequent events (parts, ``*.done``, a call's argument deltas)
+            # only show that a response is alive. For a created, pending response, due this number
+            # next, that is all ``accept`` and ``_act`` below make of one, so it is said at once;
+            # anything else (an event early or late, a response abandoned or not yet created) goes on.
+            actions.append(Touch(response))
+            return actions
         reason = response.accept(event)
         if (
             reason is None
