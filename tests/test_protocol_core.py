@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pipecat_responses_ws.emulator import builders
-from pipecat_responses_ws.protocol.chain import ServerChains
+from pipecat_responses_ws.protocol.chain import InputPlan, ServerChains
 from pipecat_responses_ws.protocol.items import ConversationKeys, item_key
 from pipecat_responses_ws.protocol.tool_results import ToolResultGate
 
@@ -94,10 +96,11 @@ def test_an_edited_history_falls_back_to_the_full_context() -> None:
     assert chains.plan(edited).input == edited
 
 
-def test_a_response_is_recorded_with_the_input_it_was_sent_even_if_the_context_changes_after() -> None:
+@pytest.mark.parametrize("sent", ["planned", "whole"])
+def test_a_response_is_recorded_with_the_input_it_was_sent_even_if_the_context_changes_after(sent: str) -> None:
     chains = ServerChains()
     history = [_user("hi")]
-    plan = chains.plan(history)
+    plan = chains.plan(history) if sent == "planned" else InputPlan.whole(history)  # a turn sent again in full
     history[0]["content"] = "hello"  # edited in place after the request went out
     chains.record("resp_1", None, plan, [_server_message("Hello!")])
     # The server holds "hi", not "hello": the edited history cannot continue from it.

@@ -50,15 +50,14 @@ class InputPlan:
     previous_response_id: str | None
     input: list[dict[str, Any]]
     parent: KnownResponse | None
-    # The keys of ``input`` when planning made them, so a completed response is recorded without
-    # keying its input again; None for input sent whole without planning (an inference, a turn sent
-    # again in full), keyed when recorded.
-    input_keys: tuple[ItemKey, ...] | None = None
+    # The keys of ``input`` as it was sent: a completed response is recorded with them, as what the
+    # server holds, even if an item is edited in place afterwards.
+    input_keys: tuple[ItemKey, ...]
 
     @classmethod
     def whole(cls, full_input: list[dict[str, Any]]) -> InputPlan:
         """All of ``full_input``, continuing nothing."""
-        return cls(None, list(full_input), None)
+        return cls(None, list(full_input), None, tuple(map(item_key, full_input)))
 
     @property
     def incremental(self) -> bool:
@@ -156,8 +155,7 @@ class ServerChains:
         input, then ``output``) as the lane's entry."""
         parent = plan.parent
         segments, keys = (parent.segments, parent.keys) if parent is not None else ((), ())
-        sent = plan.input_keys if plan.input_keys is not None else tuple(map(item_key, plan.input))
-        for segment_keys, ordered in ((sent, True), (tuple(map(item_key, output)), False)):
+        for segment_keys, ordered in ((plan.input_keys, True), (tuple(map(item_key, output)), False)):
             if segment_keys:
                 segments += (Segment(segment_keys, ordered=ordered),)
                 keys += segment_keys
