@@ -146,6 +146,20 @@ def test_json_nested_however_deep_is_a_malformed_event(raw: str) -> None:
     assert isinstance(event, ev.MalformedEvent) and "nested" in event.reason
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f'{{"type": "response.content_part.added", "item_id": "x", "part": {_nested(200)}}}',
+        f'{{"type": "response.in_progress", "response": {{"id": "r", "output": {_nested(200)}}}}}',
+    ],
+    ids=["a part", "a response in progress"],
+)
+def test_what_an_event_does_not_keep_may_nest_deep(raw: str) -> None:
+    # The decoder skips what the event leaves out; only what it keeps is ever walked again.
+    event = ev.parse_event(raw)
+    assert not isinstance(event, ev.MalformedEvent) and not event.nests
+
+
 def test_a_frame_nested_too_deep_mid_answer_is_skipped_and_the_answer_goes_on() -> None:
     d = Driver()
     turn, _ = d.start()

@@ -34,7 +34,9 @@ class _Framed(msgspec.Struct, kw_only=True, gc=False):
     stream_id: str | None = None
     # Never below 0: -1 stands for "none due" in a response's order (``Response.next_sequence``).
     sequence_number: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    # Whether what it carries may nest (an item, a response): then ``parse_event`` checks its depth.
+    # Whether what it keeps may nest (an item, a response's output, an error's details): then
+    # ``parse_event`` checks the frame's depth. An event that keeps only strings and numbers does not:
+    # what it leaves out is skipped by the decoder, never kept, so never walked.
     nests: ClassVar[bool] = True
 
 
@@ -53,6 +55,7 @@ class TextDelta(_Event, tag=wire.OUTPUT_TEXT_DELTA, kw_only=True, gc=False):
 class ReasoningDelta(_Event, tag=wire.REASONING_SUMMARY_TEXT_DELTA, kw_only=True, gc=False):
     """``response.reasoning_summary_text.delta``: a reasoning summary streaming."""
 
+    nests: ClassVar[bool] = False
     item_id: str | None = None
     delta: str
 
@@ -64,6 +67,7 @@ class _CreatedResponse(msgspec.Struct, gc=False):
 class ResponseCreated(_Event, tag=wire.CREATED, kw_only=True, gc=False):
     """``response.created``: from here until its terminal, the lane's events are this response's."""
 
+    nests: ClassVar[bool] = False
     response: _CreatedResponse
 
     def __post_init__(self) -> None:
@@ -82,6 +86,7 @@ class _NamedResponse(msgspec.Struct, gc=False):
 class ResponseProgress(_Event, kw_only=True, gc=False):
     """``response.queued`` or ``response.in_progress``."""
 
+    nests: ClassVar[bool] = False
     response: _NamedResponse
 
     @property
@@ -194,11 +199,14 @@ class ServerError(_Event, tag=wire.ERROR, kw_only=True, gc=False):
 class ItemEvent(_Event, kw_only=True, gc=False):
     """A documented event of one item that changes nothing for the client (parts, ``*.done``)."""
 
+    nests: ClassVar[bool] = False
     item_id: str | None = None
 
 
 class OtherEvent(_Event, kw_only=True, gc=False):
     """A documented event without an item that changes nothing for the client (steering)."""
+
+    nests: ClassVar[bool] = False
 
 
 class UnknownEvent(_Framed, kw_only=True, gc=False):
@@ -277,7 +285,7 @@ def parse_event(raw: str | bytes) -> ServerEvent:
         event = _decode(raw)
     except (msgspec.DecodeError, RecursionError) as e:
         return _refused(raw, e)
-    # Only what carries items can nest: a text delta, one per word, is never looked at again.
+    # Only an event that keeps what may nest is looked at again: never a delta, nor a sign of life.
     if event.nests and _opens(raw) > MAX_NESTING:
         return _refused(raw, None)
     return event
