@@ -352,6 +352,21 @@ def test_a_delta_sent_twice_with_the_same_sequence_number_is_spoken_once() -> No
     assert d.session.stats.events_skipped == 1
 
 
+def test_a_response_numbered_from_where_the_servers_count_stands_is_spoken_in_order() -> None:
+    # Some servers number a connection's events, not a response's: its first number is where its
+    # count starts, and from there on the order holds as for one counted from 0.
+    d = Driver()
+    response, _ = d.start()
+    w = d.writer(response)
+    w._sequence = 57
+    created = w.created()
+    assert texts(stream_text(d, w, ["One "])) == ["One "] and created["sequence_number"] == 57
+    assert texts(d.feed(created)) == [] and d.session.stats.events_skipped == 1
+    lost, early = w.output_text_delta("msg_1", 0, "two "), w.output_text_delta("msg_1", 0, "three.")
+    assert texts(d.feed(early)) == []  # held behind the one on its way
+    assert texts(d.feed(lost)) == ["two ", "three."]
+
+
 def test_a_delta_numbered_below_zero_while_a_gap_holds_text_back_is_never_spoken() -> None:
     # While events wait for a gap before them, no number is due (the response keeps -1 for it):
     # a frame claiming -1 must not pass as the one due.

@@ -339,11 +339,17 @@ class Response:
         return None
 
     def take_sequence(self, sequence: int | None) -> bool:
-        """Whether ``sequence`` is the one due next with nothing held (then it is taken), or absent."""
+        """Whether ``sequence`` is the one due next with nothing held (then it is taken), the first
+        numbered one (where this response's count starts), or absent."""
         if sequence == self.next_sequence:
             self.next_sequence = sequence + 1
             return True
-        return sequence is None
+        if sequence is None:
+            return True
+        if self.next_sequence < 0 and not self._held:
+            self.next_sequence = sequence + 1
+            return True
+        return False
 
     @property
     def held(self) -> int:
@@ -356,11 +362,7 @@ class Response:
         assert sequence is not None, "take_sequence takes every event without a number"
         held = self._held
         if not held:
-            due = self.next_sequence
-            if due < 0:  # the first numbered event: where this response's count starts
-                self.next_sequence = sequence + 1
-                return Ordered((event,))
-            self._expected = due
+            self._expected = self.next_sequence
         due = self._expected
         if sequence < due or sequence in held:
             return Ordered(skipped=f"{ev.event_name(event)} repeats or goes back in sequence_number ({sequence})")
