@@ -126,8 +126,10 @@ class EventQueue:
         waiter = self._waiter
         # ``parked`` and ``touch``, inline. A waiter not yet done has nothing queued before it
         # (``put`` ends the wait), so the queue is empty. A response's first words come through
-        # ``deliver``, which takes them as its first sign of life if they are: no timer moves here.
-        if waiter is not None and self.express is not None and not waiter.done() and self._progress_at:
+        # ``deliver`` (the reader's shorter path takes only words of a response already speaking),
+        # which takes them as its first sign of life if they are: so the response has shown one,
+        # and no timer moves here.
+        if waiter is not None and self.express is not None and not waiter.done():
             self._progress_at = monotonic()
             return True
         self.put(text)
