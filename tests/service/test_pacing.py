@@ -6,7 +6,7 @@ import pytest
 from pipecat.frames.frames import FunctionCallInProgressFrame, LLMFullResponseEndFrame, LLMTextFrame
 
 from pipecat_responses_ws.client.pacing import CLAUSE_END
-from pipecat_responses_ws.emulator import Reply, ToolCall
+from pipecat_responses_ws.emulator import Fault, Reply, ToolCall
 from pipecat_responses_ws.emulator.builders import text_chunks
 
 from .conftest import http_session, session, weather_tools
@@ -89,3 +89,20 @@ def test_a_negative_pace_is_refused() -> None:
 
     with pytest.raises(ValueError, match="text_pacing"):
         ResponsesWSLLMService(api_key="k", ws_url="ws://127.0.0.1:1/v1/responses", text_pacing=-1.0)
+
+
+async def test_words_waiting_for_their_pace_go_on_their_own_when_the_model_pauses() -> None:
+    # Words that wait go with the next words once the interval is up; when the model pauses
+    # instead, they go on their own one interval later, not with whatever ends the pause.
+    answer = "One two three four five six seven."
+    deltas = list(text_chunks(answer))
+    pause = Fault(kind="stall", after_events=6, seconds=1.5)  # right after the second delta
+    async with session(emulator=MODEL_PACE, service={"text_pacing": 0.3}) as (emu, llm, conv):
+        emu.queue_replies(Reply(text=answer, fault=pause))
+        await conv.say("go")
+        await conv.wait_turns_ended(1, timeout=20)
+        frames = _texts(conv)
+        assert "".join(frames) == answer
+        # The first delta went alone and the second, 20 ms later, waited for its pace (0.3 s): the
+        # pause ended 1.5 s later, and the second had gone on its own before the third came.
+        assert _runs_of_deltas(frames, deltas)[:2] == [1, 1], frames

@@ -9,8 +9,10 @@ matters to the listener, and is otherwise joined:
 - a response's first words go at once (what a barge-in or a turn's first audio waits for);
 - so does any text that ends a sentence or a clause (``. ! ? ; :``, a line break), with what
   waited before it, so the TTS starts on it as soon as it arrived;
-- the rest waits at most ``interval`` seconds from the last push, then goes joined; and anything
-  else the response does (a tool call, its end) takes what waits along first, in order.
+- the rest goes joined with the first words that arrive once ``interval`` seconds have passed
+  since the last push, so the reader pushes it as it pushes any words, with no task woken for it;
+  when no words come (the model pauses), what waits goes on its own one interval after that;
+- anything else the response does (a tool call, its end) takes what waits along first, in order.
 
 Nothing is lost or reordered: waiting text is released before any other happening of its
 response, and a barge-in drops it with the rest of the answer it belongs to.
@@ -37,8 +39,9 @@ class TextPacer:
 
     ``pace`` wraps the owner's express handler (what the reader pushes text with while the owner
     waits): the handler gets the text due now (a delta, or it and what waited before it, joined),
-    and nothing while it waits. When the interval is up with text waiting, ``on_due`` gets it
-    joined: the owner's queue, whose ``put`` also takes it along before anything else it queues.
+    and nothing while it waits. When the words after the interval are slow to come (a second
+    interval passes), ``on_due`` gets what waits, joined: the owner's queue, whose ``put`` also
+    takes it along before anything else it queues.
     A response not paced pays nothing for this on its text path.
     """
 
@@ -67,7 +70,10 @@ class TextPacer:
         waiting.append(text)
         if now < self._due and CLAUSE_END.search(text.delta) is None:
             if len(waiting) == 1:
-                self._timer = asyncio.get_running_loop().call_later(self._due - now, self._fire)
+                # Only a bound: the words due after ``_due`` usually come first and take this along.
+                # Released here, it would wake the owner to push it; the reader pushes them for free.
+                delay = self._due - now + self.interval
+                self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
             return None
         self._due = now + self.interval
         return self.release()
