@@ -218,7 +218,9 @@ class Connection(Driver):
                     # ``event`` is a text delta: nothing else is handed over without a list.
                     if not queue.deliver_text(event):  # type: ignore[arg-type]
                         continue
-                    if not (queue.coalesce and response.text_deltas > 1 and received and received[0].fin):
+                    # Never the response's first words here (those went through ``_apply``), so only
+                    # what ``_express`` checks besides: coalescing, and a whole message waiting.
+                    if not (queue.coalesce and received and received[0].fin):
                         try:
                             await queue.express(event)  # type: ignore[arg-type,misc]
                         except Exception as e:  # the owner fails its turn with it; the reader goes on

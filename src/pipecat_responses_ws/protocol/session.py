@@ -30,6 +30,7 @@ from .actions import Action, Deliver, Log, Retire, Touch
 from .chain import InputPlan, ServerChains
 from .connection import ConnectionState, ConnectionStatus
 from .errors import ResponsesWSError
+from .events import TextDelta
 from .failures import SessionFailures
 from .response import Failed, Finished, Happening, Outcome, Phase, Response, Retried, Retry, Skipped
 from .session_core import name_of, take_off_lane
@@ -176,7 +177,7 @@ class ClientSession(SessionFailures):
         Anything else (a lane still being learned, a response not yet speaking, a sequence number
         out of order, empty text, any other event) takes the full path, which decides the same.
         """
-        if type(event) is ev.TextDelta:
+        if event.__class__ is TextDelta:  # ``type(event) is``, less a call: once per event
             response = conn.router.speaking.get(event.stream_id)
             # ``take_sequence``, for the one case it takes here: the number due next, nothing held.
             if response is not None and event.sequence_number == response.next_sequence and event.delta:
