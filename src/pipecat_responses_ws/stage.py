@@ -37,6 +37,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.services.llm_service import FunctionCallFromLLM, LLMService
 from pipecat.services.openai.base_llm import OPENAI_MODEL_WITHOUT_RESPONSE_SCHEMA
+from pipecat.services.settings import LLMSettings
 from pipecat.utils.deprecation import warn_deprecated
 from pipecat.utils.tracing.service_decorators import traced_llm
 from pipecat.utils.types import is_given
@@ -144,6 +145,8 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
         )
         self._starting: asyncio.Task[None] | None = None
         self._last_fields: dict[str, Any] | None = None
+        # What the settings contribute to every request, made at the first one after they change.
+        self._settings_fields: dict[str, Any] | None = None
         self._thinking = False  # a reasoning summary is streaming as thought frames
         self._first_text_pending = False  # the turn's TTFB ends at its first pushed text
         self._unsupported_warned: set[str] = set()
@@ -237,11 +240,8 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
 
     def _fields(self, instructions: str | None, tools: Any, tool_choice: Any = None) -> dict[str, Any]:
         """The ``response.create`` fields other than the input, for a turn, an inference or a warm-up."""
-        fields = request_fields(self._settings)
-        for name in unsupported_fields(self._settings):
-            if name not in self._unsupported_warned:
-                self._unsupported_warned.add(name)
-                logger.warning(f"{self}: the Responses API has no {name!r} parameter; the setting is not sent")
+        # A copy: the caller and what follows set fields of their own (values are never changed in place).
+        fields = dict(self._settings_fields or self._fields_of_settings())
         fields["store"] = self._store
         if instructions:
             fields["instructions"] = instructions
@@ -251,6 +251,15 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
             choice = context_tool_choice(tool_choice) if is_given(tool_choice) else None
             if choice is not None:
                 fields["tool_choice"] = choice
+        return fields
+
+    def _fields_of_settings(self) -> dict[str, Any]:
+        """What the settings contribute to every request, kept until they change (``_update_settings``)."""
+        fields = request_fields(self._settings)
+        for name in unsupported_fields(self._settings):
+            if name not in self._unsupported_warned:
+                self._unsupported_warned.add(name)
+                logger.warning(f"{self}: the Responses API has no {name!r} parameter; the setting is not sent")
         if "reasoning" not in fields:
             # As Pipecat's built-in: a model that reasons runs at its lowest effort unless told otherwise.
             model = str(self._settings.model or "")
@@ -258,7 +267,14 @@ class ResponsesStage(LLMService[OpenAIResponsesLLMAdapter]):
             self._apply_thinking_default(
                 fields, model, default, can_think=can_think, provider="OpenAI", settings_fields="`reasoning`"
             )
+        self._settings_fields = fields
         return fields
+
+    async def _update_settings(self, delta: LLMSettings) -> dict[str, Any]:  # type: ignore[override]  # as LLMService
+        changed = await super()._update_settings(delta)
+        if changed:
+            self._settings_fields = None  # made again from the new settings at the next request
+        return changed
 
     async def _invocation(
         self, context: LLMContext, system_instruction: Any

@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from pipecat.frames.frames import LLMFullResponseEndFrame, LLMFullResponseStartFrame, LLMTextFrame
+from pipecat.frames.frames import (
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    LLMUpdateSettingsFrame,
+)
 from pipecat.tests.utils import run_test
 
 from pipecat_responses_ws import ResponsesWSLLMService
@@ -73,6 +78,31 @@ async def test_settings_reach_the_request() -> None:
         assert create["tool_choice"] == "none" and create["parallel_tool_calls"] is False
         assert create["reasoning"] == {"effort": "low"} and create["service_tier"] == "auto"
         assert create["store"] is False and create["stream_id"].startswith("lane-")
+
+
+async def test_a_settings_update_reaches_the_next_request() -> None:
+    # Pipecat's ``LLMUpdateSettingsFrame`` mid-call: the next turn's request carries the new
+    # settings (what the settings contribute is kept between requests, made again after a change).
+    async with Emulator(ttft=0.01, tokens_per_second=500) as emu:
+        settings = ResponsesWSLLMService.Settings(model="emulated", temperature=0.3)
+        llm = ResponsesWSLLMService(api_key="k", ws_url=emu.ws_url, settings=settings, warm_up=False)
+        from pipecat_responses_ws.harness.pipeline import Conversation
+
+        async with Conversation(llm) as conv:
+            await conv.say("hello")
+            await conv.wait_turns_ended(1)
+            update = ResponsesWSLLMService.Settings(temperature=0.9, max_completion_tokens=77, model="emulated-2")
+            await conv.worker.queue_frame(LLMUpdateSettingsFrame(delta=update))
+            await conv.say("again")
+            await conv.wait_turns_ended(2)
+            await conv.say("and again")
+            await conv.wait_turns_ended(3)
+        first, second, third = emu.records.creates()[-3:]
+        assert (first["temperature"], first["model"], "max_output_tokens" in first) == (0.3, "emulated", False)
+        assert (second["temperature"], second["max_output_tokens"], second["model"]) == (0.9, 77, "emulated-2")
+        # And the turn after carries them too: the same fields but for what each turn's own.
+        own = ("input", "previous_response_id", "stream_id")
+        assert {k: v for k, v in third.items() if k not in own} == {k: v for k, v in second.items() if k not in own}
 
 
 @pytest.mark.slow
