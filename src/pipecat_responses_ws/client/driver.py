@@ -334,7 +334,7 @@ class Driver:
                 else:
                     queued = True
             elif type(action) is Touch:
-                _queue_of(action.response).touch()
+                action.response.owner.touch()
             elif isinstance(action, Log):
                 logger.log(action.level, action.message)
             elif isinstance(action, SendEvent):
