@@ -71,7 +71,7 @@ class TextPacer:
         if now < self._due and CLAUSE_END.search(text.delta) is None:
             if len(waiting) == 1:
                 # Only a bound: the words due after ``_due`` usually come first and take this along.
-                # Released here, it would wake the owner to push it; the reader pushes them for free.
+                # Released here, it wakes the owner to push it; taken along, the reader pushes it, waking no one.
                 delay = self._due - now + self.interval
                 self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
             return None
